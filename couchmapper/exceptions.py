@@ -1,0 +1,267 @@
+"""Exceptions raised by couchmapper.
+
+Every error derives from one root, and every error carries structured attributes so callers
+never have to parse messages::
+
+    CouchMapperError
+    ├── BackendError            status, error, reason: what the server (or the memory engine) said
+    │   ├── NotFoundError       404 (database, document, attachment, view)
+    │   │   └── DocumentNotFound    doc_id
+    │   ├── ConflictError       409 for one document: doc_id, rev (and base/mine/theirs on rebase)
+    │   ├── PreconditionFailed  412 (database exists, bad attachment stub)
+    │   ├── QueryError          400 from Mango or a view: invalid selector, no usable index...
+    │   └── BackendUnavailable  no answer: connection refused or cut, timeout (status is None)
+    ├── FlushError              failures: one FlushFailure per document that was not written
+    ├── ValidationError         doc_id and errors: (field path, expected type, message) each
+    ├── SessionStateError       an illegal lifecycle move; the message says what to do instead
+    └── HookLimitError          flush hook rounds kept producing changes past the round limit
+
+Messages never contain credentials: backends strip them from URLs before building errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailable",
+    "ConflictError",
+    "CouchMapperError",
+    "DocumentNotFound",
+    "FieldError",
+    "FlushError",
+    "FlushFailure",
+    "HookLimitError",
+    "NotFoundError",
+    "PreconditionFailed",
+    "QueryError",
+    "SessionStateError",
+    "ValidationError",
+]
+
+
+class CouchMapperError(Exception):
+    """The root of every error couchmapper raises."""
+
+
+class BackendError(CouchMapperError):
+    """The server (or the memory engine) refused a request.
+
+    Attributes:
+        status: the HTTP status, or None when no answer arrived.
+        error: CouchDB's short error name, e.g. ``"conflict"`` or ``"not_found"``.
+        reason: CouchDB's explanation, e.g. ``"Document update conflict."``.
+    """
+
+    def __init__(self, status: int | None, error: str, reason: str) -> None:
+        self.status = status
+        self.error = error
+        self.reason = reason
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return f"{self.status} {self.error}: {self.reason}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.status, self.error, self.reason))
+
+
+class NotFoundError(BackendError):
+    """The database, document, attachment or view does not exist (404)."""
+
+    def __init__(self, error: str = "not_found", reason: str = "missing") -> None:
+        super().__init__(404, error, reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.error, self.reason))
+
+
+class DocumentNotFound(NotFoundError):
+    """A document does not exist; ``reason`` is ``"missing"`` or ``"deleted"`` as in CouchDB."""
+
+    def __init__(self, doc_id: str, reason: str = "missing") -> None:
+        self.doc_id = doc_id
+        super().__init__("not_found", reason)
+
+    def _message(self) -> str:
+        return f"document {self.doc_id!r} not found ({self.reason})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.doc_id, self.reason))
+
+
+class ConflictError(BackendError):
+    """A write named a revision that is not the current one (409).
+
+    When a ``"rebase"`` flush finds that this session and another writer changed the same
+    field, ``paths`` lists the overlapping field paths and ``base``/``mine``/``theirs`` hold
+    the document as loaded, as this session wants it, and as the server has it now.
+    """
+
+    def __init__(
+        self,
+        doc_id: str | None = None,
+        rev: str | None = None,
+        reason: str = "Document update conflict.",
+        *,
+        paths: Sequence[str] = (),
+        base: dict[str, Any] | None = None,
+        mine: dict[str, Any] | None = None,
+        theirs: dict[str, Any] | None = None,
+    ) -> None:
+        self.doc_id = doc_id
+        self.rev = rev
+        self.paths = tuple(paths)
+        self.base = base
+        self.mine = mine
+        self.theirs = theirs
+        super().__init__(409, "conflict", reason)
+
+    def _message(self) -> str:
+        where = f"document {self.doc_id!r}" if self.doc_id is not None else "document"
+        text = f"{where}: {self.reason}"
+        if self.rev is not None:
+            text += f" (sent rev {self.rev})"
+        if self.paths:
+            text += f"; both sides changed {', '.join(self.paths)}"
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.doc_id, self.rev, self.reason))
+
+
+class PreconditionFailed(BackendError):
+    """A precondition failed (412): the database already exists, or a bad attachment stub."""
+
+    def __init__(self, error: str = "file_exists", reason: str = "") -> None:
+        super().__init__(412, error, reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.error, self.reason))
+
+
+class QueryError(BackendError):
+    """A query was refused: invalid selector, sort without an index, bad view options."""
+
+    def __init__(self, error: str, reason: str, status: int = 400) -> None:
+        super().__init__(status, error, reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.error, self.reason, self.status))
+
+
+class BackendUnavailable(BackendError):
+    """No answer arrived: the connection was refused, cut or timed out.
+
+    A flush that fails this way keeps every change pending; flushing again is safe.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(None, "unavailable", reason)
+
+    def _message(self) -> str:
+        return f"server unavailable: {self.reason}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason,))
+
+
+@attrs.frozen
+class FlushFailure:
+    """One document a flush could not write.
+
+    Attributes:
+        doc_id: the document's id.
+        error: CouchDB's error name (``"conflict"``, ``"forbidden"``, ...).
+        reason: CouchDB's explanation.
+        exception: the exception behind the failure, when there was one.
+    """
+
+    doc_id: str
+    error: str
+    reason: str
+    exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+
+
+class FlushError(CouchMapperError):
+    """Some documents of a flush were not written; they stay pending with their changes.
+
+    Attributes:
+        failures: one :class:`FlushFailure` per document that was not written.
+    """
+
+    def __init__(self, failures: Sequence[FlushFailure]) -> None:
+        self.failures = tuple(failures)
+        lines = [f"{len(self.failures)} document(s) not written:"]
+        lines += [f"  {f.doc_id}: {f.error} ({f.reason})" for f in self.failures[:20]]
+        if len(self.failures) > 20:
+            lines.append(f"  ... and {len(self.failures) - 20} more")
+        super().__init__("\n".join(lines))
+
+    @property
+    def doc_ids(self) -> list[str]:
+        """The ids of the documents that were not written."""
+        return [f.doc_id for f in self.failures]
+
+
+@attrs.frozen
+class FieldError:
+    """One bad value in a document.
+
+    Attributes:
+        path: the field path, e.g. ``"address.city"`` or ``"tags[2]"``.
+        expected: the expected type, as written in the class.
+        message: what was wrong.
+    """
+
+    path: str
+    expected: str
+    message: str
+
+
+class ValidationError(CouchMapperError, ValueError):
+    """A document holds values of the wrong type; every bad field is listed together.
+
+    Attributes:
+        doc_id: the document's id (None for a document that has none yet).
+        errors: one :class:`FieldError` per bad value.
+    """
+
+    def __init__(self, doc_id: str | None, errors: Sequence[FieldError], cls_name: str = "") -> None:
+        self.doc_id = doc_id
+        self.errors = tuple(errors)
+        self.cls_name = cls_name
+        what = f"{cls_name} document" if cls_name else "document"
+        head = f"{what} {doc_id!r}" if doc_id is not None else f"new {what}"
+        lines = [f"{head}: {len(self.errors)} invalid field(s)"]
+        lines += [f"  {e.path}: expected {e.expected}: {e.message}" for e in self.errors]
+        super().__init__("\n".join(lines))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.doc_id, self.errors, self.cls_name))
+
+
+class SessionStateError(CouchMapperError):
+    """An object was moved through its lifecycle illegally, or the session is closed."""
+
+
+class HookLimitError(CouchMapperError):
+    """Flush hooks kept producing changes past the round limit; nothing was sent.
+
+    Attributes:
+        receivers: names of the receivers that produced changes in the last round.
+        rounds: the round limit that was reached.
+    """
+
+    def __init__(self, rounds: int, receivers: Sequence[str]) -> None:
+        self.rounds = rounds
+        self.receivers = tuple(receivers)
+        names = ", ".join(self.receivers) or "(unknown)"
+        super().__init__(
+            f"flush hooks still produced changes after {rounds} rounds; nothing was sent. "
+            f"Receivers changing documents in the last round: {names}"
+        )
