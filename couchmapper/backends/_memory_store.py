@@ -1,0 +1,599 @@
+"""One in-memory database: documents, revisions, local docs, writes and document reads.
+
+Every public method takes the database lock, so a :class:`Database` is safe to share between
+threads. Inputs are copied on the way in and outputs are fresh JSON values: nothing a caller
+holds ever aliases stored state.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from couchmapper.backends import _memory_js as js
+from couchmapper.backends._memory_revs import (
+    Attachment,
+    DocRecord,
+    RevNode,
+    bad_request,
+    format_seq,
+    parse_rev,
+    rev_hash,
+)
+from couchmapper.exceptions import (
+    BackendError,
+    ConflictError,
+    DocumentNotFound,
+    NotFoundError,
+    PreconditionFailed,
+)
+
+__all__ = ["Database", "ParsedDoc", "validate_docid"]
+
+# Special members CouchDB accepts in a written body and then drops.
+_IGNORED_SPECIALS = ("_conflicts", "_deleted_conflicts", "_revs_info", "_local_seq")
+_CONFLICT = "Document update conflict."
+
+
+def validate_docid(doc_id: Any, partitioned: bool = False) -> str:
+    """Check an id like CouchDB's ``couch_doc:validate_docid``; return it."""
+    if not isinstance(doc_id, str):
+        raise bad_request("Document id must be a string", "illegal_docid")
+    if doc_id == "":
+        raise bad_request("Document id must not be empty", "illegal_docid")
+    if doc_id in ("_design/", "_local/"):
+        raise bad_request(f"Illegal document id `{doc_id}`", "illegal_docid")
+    if doc_id.startswith(("_design/", "_local/")):
+        return doc_id
+    if doc_id.startswith("_"):
+        raise bad_request("Only reserved document ids may start with underscore.", "illegal_docid")
+    if partitioned:
+        partition, sep, rest = doc_id.partition(":")
+        if not sep:
+            raise bad_request("Doc id must be of form partition:id", "illegal_docid")
+        if partition == "":
+            raise bad_request("Partition must not be empty", "illegal_partition")
+        if rest == "":
+            raise bad_request("Document id must not be empty", "illegal_docid")
+        if partition.startswith("_"):
+            raise bad_request("Partition must not start with an underscore", "illegal_partition")
+    return doc_id
+
+
+class ParsedDoc:
+    """A written document split into CouchDB's parts (id, rev, body, deleted, attachments)."""
+
+    __slots__ = ("atts", "body", "deleted", "doc_id", "rev", "revisions")
+
+    def __init__(self) -> None:
+        self.doc_id = ""
+        self.rev: str | None = None
+        self.revisions: list[str] | None = None
+        self.body: dict[str, Any] = {}
+        self.deleted = False
+        self.atts: dict[str, Any] | None = None
+
+
+def _decode_attachments(raw: Any) -> dict[str, Any] | None:
+    """Validate inline attachments: names, base64 data; stubs are resolved at write time."""
+    if not isinstance(raw, dict):
+        return None
+    out: dict[str, Any] = {}
+    for name, att in raw.items():
+        if name.startswith("_"):
+            raise bad_request(f"Attachment name '{name}' starts with prohibited character '_'")
+        if not isinstance(att, dict):
+            continue
+        if att.get("stub") is True:
+            out[name] = None
+            continue
+        data = att.get("data")
+        if not isinstance(data, str):
+            raise bad_request(f"Invalid attachment data for {name}")
+        try:
+            raw_bytes = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise bad_request(f"Invalid attachment data for {name}") from exc
+        content_type = att.get("content_type")
+        if not isinstance(content_type, str):
+            content_type = "application/octet-stream"
+        out[name] = (raw_bytes, content_type)
+    return out
+
+
+def parse_doc(doc: Any, doc_id: Any = None, *, partitioned: bool = False) -> ParsedDoc:
+    """Split and validate one written document; errors are CouchDB's whole-request 400s."""
+    if not isinstance(doc, dict):
+        raise bad_request("Document must be a JSON object")
+    parsed = ParsedDoc()
+    given_id = doc_id if doc_id is not None else doc.get("_id", _NO_ID)
+    if given_id is _NO_ID:
+        given_id = uuid.uuid4().hex
+    parsed.doc_id = validate_docid(given_id, partitioned and not _is_special(given_id))
+    for key, value in doc.items():
+        if not key.startswith("_"):
+            parsed.body[key] = copy.deepcopy(value)
+        elif key == "_rev":
+            parse_rev(value)
+            parsed.rev = value
+        elif key == "_deleted":
+            if not isinstance(value, bool):
+                raise bad_request("Bad special document member: _deleted", "doc_validation")
+            parsed.deleted = value
+        elif key == "_attachments":
+            parsed.atts = _decode_attachments(value)
+        elif key == "_revisions":
+            parsed.revisions = _parse_revisions(value)
+        elif key not in _IGNORED_SPECIALS and key != "_id":
+            raise bad_request(f"Bad special document member: {key}", "doc_validation")
+    return parsed
+
+
+_NO_ID: Any = object()
+
+
+def _is_special(doc_id: Any) -> bool:
+    return isinstance(doc_id, str) and doc_id.startswith(("_design/", "_local/"))
+
+
+def _parse_revisions(value: Any) -> list[str] | None:
+    if not isinstance(value, dict):
+        return None
+    start, ids = value.get("start"), value.get("ids")
+    if not isinstance(start, int) or not isinstance(ids, list):
+        raise bad_request("Invalid rev format")
+    return [f"{start - i}-{h}" for i, h in enumerate(ids)]
+
+
+class Database:
+    """One database: the document store, its sequence and its derived indexes."""
+
+    def __init__(self, name: str, *, partitioned: bool = False, q: int = 2, n: int = 1) -> None:
+        self.name = name
+        self.partitioned = partitioned
+        self.q = q
+        self.n = n
+        self.lock = threading.RLock()
+        self.docs: dict[str, DocRecord] = {}
+        self.local: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.seq = 0
+        self.purge_seq = 0
+        self.revs_limit = 1000
+        self.security: dict[str, Any] = {
+            "members": {"roles": ["_admin"]},
+            "admins": {"roles": ["_admin"]},
+        }
+        self.start_time = str(int(time.time()))
+        # View indexes built so far, keyed by (ddoc id, view name); see _memory_views.
+        self.view_state: dict[Any, Any] = {}
+
+    # -- writes -------------------------------------------------------------------------
+
+    def bulk_docs(self, docs: Sequence[Any], *, new_edits: bool = True) -> list[dict[str, Any]]:
+        """``_bulk_docs``: parse everything first (a bad doc rejects all), then write in order."""
+        with self.lock:
+            parsed = [parse_doc(doc, partitioned=self.partitioned) for doc in docs]
+            if not new_edits:
+                for item in parsed:
+                    if item.rev is None and item.revisions is None:
+                        raise bad_request(
+                            "When `new_edits: false`, the document needs `_rev` or "
+                            "`_revisions` specified"
+                        )
+                results = [self._replicate(item) for item in parsed]
+                return [r for r in results if r is not None]
+            return [self.write(item) for item in parsed]
+
+    def write(self, item: ParsedDoc) -> dict[str, Any]:
+        """Apply one interactive edit; return ``{ok,id,rev}`` or a per-document error."""
+        with self.lock:
+            if item.doc_id.startswith("_local/"):
+                return self._write_local(item)
+            try:
+                node = self._edit(item)
+            except BackendError as exc:
+                return {"id": item.doc_id, "error": exc.error, "reason": exc.reason}
+            return {"ok": True, "id": item.doc_id, "rev": node.rev}
+
+    def _edit(self, item: ParsedDoc) -> RevNode:
+        record = self.docs.get(item.doc_id)
+        parent = self._parent_for(record, item)
+        parent_node = record.revs[parent] if record is not None and parent else None
+        pos = parent_node.pos + 1 if parent_node is not None else 1
+        if parent_node is None and item.revisions and item.rev is None:
+            pos = parse_rev(item.revisions[0])[0] + 1
+        atts = self._resolve_attachments(item, parent_node, pos)
+        if item.doc_id.startswith("_design/") and not item.deleted:
+            js.validate_design_doc(item.body)
+        self._validate_update(item, record, atts)
+        new_hash = rev_hash(item.body, item.deleted, parent, atts)
+        self.seq += 1
+        node = RevNode(
+            pos, new_hash, parent, body=item.body, deleted=item.deleted, atts=atts, seq=self.seq
+        )
+        if record is None:
+            record = self.docs[item.doc_id] = DocRecord(item.doc_id)
+        record.revs[node.rev] = node
+        record.seq = self.seq
+        return node
+
+    def _parent_for(self, record: DocRecord | None, item: ParsedDoc) -> str | None:
+        prev = item.rev
+        if record is None:
+            if prev is not None:
+                raise ConflictError(item.doc_id, prev)
+            return None
+        winner = record.winner()
+        if prev is None:
+            if winner.deleted:
+                return winner.rev
+            raise ConflictError(item.doc_id, None)
+        node = record.revs.get(prev)
+        if node is None or node.deleted or node not in record.leaves():
+            raise ConflictError(item.doc_id, prev)
+        return prev
+
+    def _resolve_attachments(
+        self, item: ParsedDoc, parent: RevNode | None, pos: int
+    ) -> dict[str, Attachment]:
+        atts: dict[str, Attachment] = {}
+        for name, value in (item.atts or {}).items():
+            if value is None:
+                kept = parent.atts.get(name) if parent is not None else None
+                if kept is None:
+                    raise PreconditionFailed(
+                        "missing_stub", f"Invalid attachment stub in {item.doc_id} for {name}"
+                    )
+                atts[name] = kept
+            else:
+                atts[name] = Attachment(value[0], value[1], pos)
+        return atts
+
+    def _validate_update(
+        self, item: ParsedDoc, record: DocRecord | None, atts: dict[str, Attachment]
+    ) -> None:
+        functions: list[str] = []
+        for doc_id, rec in self.docs.items():
+            body = rec.winner().body if doc_id.startswith("_design/") else None
+            source = body.get("validate_doc_update") if body and not rec.winner().deleted else None
+            if isinstance(source, str):
+                functions.append(source)
+        if not functions:
+            return
+        new_doc = {"_id": item.doc_id, **item.body}
+        if item.deleted:
+            new_doc["_deleted"] = True
+        old_doc = None
+        if record is not None and not record.winner().deleted:
+            old_doc = self.doc_json(record, record.winner())
+        for source in functions:
+            js.run_validate(source, new_doc, old_doc, self.name)
+
+    def _replicate(self, item: ParsedDoc) -> dict[str, Any] | None:
+        """Merge a ``new_edits=false`` revision (with its history) into the tree."""
+        path = item.revisions or [item.rev]  # type: ignore[list-item]
+        if item.rev is not None and path[0] != item.rev:
+            path = [item.rev]
+        if item.doc_id.startswith("_local/"):
+            self._write_local(item)
+            return None
+        record = self.docs.get(item.doc_id)
+        if record is not None and path[0] in record.revs and record.revs[path[0]].body is not None:
+            return None
+        leaf_pos = parse_rev(path[0])[0]
+        parent_node = record.revs.get(path[1]) if record is not None and len(path) > 1 else None
+        atts = self._resolve_attachments(item, parent_node, leaf_pos)
+        if record is None:
+            record = self.docs[item.doc_id] = DocRecord(item.doc_id)
+        self.seq += 1
+        chain = list(reversed(path))
+        for index, rev in enumerate(chain):
+            pos, hash_ = parse_rev(rev)
+            parent = chain[index - 1] if index > 0 else None
+            is_leaf = index == len(chain) - 1
+            existing = record.revs.get(rev)
+            if existing is not None and not is_leaf:
+                continue
+            body = item.body if is_leaf else None
+            deleted = item.deleted and is_leaf
+            node = RevNode(pos, hash_, parent, body=body, deleted=deleted, atts={}, seq=self.seq)
+            if is_leaf:
+                node.atts = atts
+            record.revs[rev] = node
+        record.seq = self.seq
+        return None
+
+    def _write_local(self, item: ParsedDoc) -> dict[str, Any]:
+        number = 0
+        if item.rev is not None:
+            pos, tail = parse_rev(item.rev)
+            if pos != 0 or not tail.isdigit():
+                raise BackendError(500, "error", "Invalid rev format")
+            number = int(tail)
+        if item.deleted:
+            self.local.pop(item.doc_id, None)
+            return {"ok": True, "id": item.doc_id, "rev": "0-0"}
+        self.local[item.doc_id] = (number + 1, item.body)
+        return {"ok": True, "id": item.doc_id, "rev": f"0-{number + 1}"}
+
+    def put(self, doc: Any, doc_id: str | None = None, *, new_edits: bool = True) -> dict[str, Any]:
+        """``PUT /db/doc``: one write that raises instead of returning a per-doc error."""
+        with self.lock:
+            item = parse_doc(doc, doc_id, partitioned=self.partitioned)
+            if not new_edits:
+                if item.rev is None and item.revisions is None:
+                    raise bad_request(
+                        "When `new_edits: false`, the document needs `_rev` or "
+                        "`_revisions` specified"
+                    )
+                self._replicate(item)
+                rev = item.rev or (item.revisions or [""])[0]
+                return {"ok": True, "id": item.doc_id, "rev": rev}
+            if item.doc_id.startswith("_local/"):
+                return self._write_local(item)
+            node = self._edit(item)
+            return {"ok": True, "id": item.doc_id, "rev": node.rev}
+
+    def delete(self, doc_id: str, rev: str | None) -> dict[str, Any]:
+        """``DELETE /db/doc?rev=``: open the winner (404 "deleted"), then write a tombstone."""
+        with self.lock:
+            if doc_id.startswith("_local/"):
+                if doc_id not in self.local:
+                    raise DocumentNotFound(doc_id, "missing")
+                return self.put({"_deleted": True, "_rev": rev or "0-0"}, doc_id)
+            self.open_winner(doc_id)
+            doc: dict[str, Any] = {"_deleted": True}
+            if rev is not None:
+                doc["_rev"] = rev
+            return self.put(doc, doc_id)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def open_winner(self, doc_id: str) -> tuple[DocRecord, RevNode]:
+        """The record and its winning revision; 404 "missing" or "deleted"."""
+        record = self.docs.get(doc_id)
+        if record is None:
+            raise DocumentNotFound(doc_id, "missing")
+        winner = record.winner()
+        if winner.deleted:
+            raise DocumentNotFound(doc_id, "deleted")
+        return record, winner
+
+    def doc_json(
+        self,
+        record: DocRecord,
+        node: RevNode,
+        *,
+        attachments: bool = False,
+        att_encoding_info: bool = False,
+        atts_since: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """The JSON of one revision (``_id``, ``_rev``, body, ``_deleted``, ``_attachments``)."""
+        out: dict[str, Any] = {"_id": record.doc_id, "_rev": node.rev}
+        out.update(copy.deepcopy(node.body or {}))
+        if node.deleted:
+            out["_deleted"] = True
+        if node.atts:
+            out["_attachments"] = {
+                name: att.to_json(data=attachments, encoding_info=att_encoding_info)
+                for name, att in node.atts.items()
+            }
+        return out
+
+    def get(self, doc_id: str, **options: Any) -> Any:
+        """``GET /db/doc`` with CouchDB's options; ``open_revs`` returns a list."""
+        with self.lock:
+            if doc_id.startswith("_local/"):
+                return self._get_local(doc_id, **options)
+            rev = options.get("rev")
+            open_revs = options.get("open_revs")
+            if open_revs is not None and open_revs != []:
+                return self._open_revs(doc_id, open_revs, options)
+            record = self.docs.get(doc_id)
+            if rev is not None:
+                parse_rev(rev)
+                node = record.revs.get(rev) if record is not None else None
+                if record is None or node is None or node.body is None:
+                    raise DocumentNotFound(doc_id, "missing")
+            else:
+                record, node = self.open_winner(doc_id)
+            return self._decorate(record, node, options)
+
+    def _decorate(self, record: DocRecord, node: RevNode, options: dict[str, Any]) -> Any:
+        meta = bool(options.get("meta"))
+        out = self.doc_json(
+            record,
+            node,
+            attachments=bool(options.get("attachments")),
+            att_encoding_info=bool(options.get("att_encoding_info")),
+        )
+        if options.get("revs"):
+            out["_revisions"] = record.revisions(node.rev)
+        if (options.get("revs_info") or meta) and options.get("rev") is None:
+            out["_revs_info"] = record.revs_info(node.rev)
+        leaves = record.leaves()
+        if options.get("conflicts") or meta:
+            live = [n.rev for n in leaves if not n.deleted and n.rev != node.rev]
+            if live and options.get("rev") is None:
+                out["_conflicts"] = live
+        if options.get("deleted_conflicts") or meta:
+            dead = [n.rev for n in leaves if n.deleted and n.rev != node.rev]
+            if dead and options.get("rev") is None:
+                out["_deleted_conflicts"] = dead
+        if options.get("local_seq") or meta:
+            out["_local_seq"] = node.seq
+        return out
+
+    def _open_revs(self, doc_id: str, open_revs: Any, options: dict[str, Any]) -> Any:
+        record = self.docs.get(doc_id)
+        if open_revs == "all":
+            if record is None:
+                raise DocumentNotFound(doc_id, "missing")
+            nodes = sorted(record.leaves(), key=lambda n: (n.pos, n.hash))
+            plain = {k: v for k, v in options.items() if k not in ("open_revs", "rev")}
+            return [{"ok": self._decorate(record, n, plain)} for n in nodes]
+        if not isinstance(open_revs, list):
+            raise bad_request("invalid UTF-8 JSON")
+        out: list[dict[str, Any]] = []
+        for rev in open_revs:
+            parse_rev(rev)
+            node = record.revs.get(rev) if record is not None else None
+            if record is None or node is None or node.body is None:
+                out.append({"missing": rev})
+            else:
+                plain = {k: v for k, v in options.items() if k not in ("open_revs", "rev")}
+                out.append({"ok": self._decorate(record, node, plain)})
+        return out
+
+    def _get_local(self, doc_id: str, **options: Any) -> dict[str, Any]:
+        found = self.local.get(doc_id)
+        if found is None or options.get("rev") is not None:
+            raise DocumentNotFound(doc_id, "missing")
+        number, body = found
+        out: dict[str, Any] = {"_id": doc_id, "_rev": f"0-{number}", **copy.deepcopy(body)}
+        if options.get("revs"):
+            out["_revisions"] = {"start": 0, "ids": [str(number)]}
+        return out
+
+    # -- attachments --------------------------------------------------------------------
+
+    def get_attachment(self, doc_id: str, name: str, rev: str | None = None) -> Attachment:
+        """The stored attachment of the winner (or of ``rev``); 404s as CouchDB gives them."""
+        with self.lock:
+            if rev is not None:
+                parse_rev(rev)
+                record = self.docs.get(doc_id)
+                node = record.revs.get(rev) if record is not None else None
+                if node is None or node.body is None:
+                    raise DocumentNotFound(doc_id, "missing")
+            else:
+                _, node = self.open_winner(doc_id)
+            att = node.atts.get(name)
+            if att is None:
+                raise NotFoundError("not_found", "Document is missing attachment")
+            return att
+
+    def put_attachment(
+        self, doc_id: str, name: str, data: bytes, content_type: str, rev: str | None
+    ) -> dict[str, Any]:
+        """``PUT /db/doc/att``: a new revision with the attachment added or replaced."""
+        with self.lock:
+            if doc_id.startswith("_local/"):
+                raise bad_request("_local documents do not accept attachments.")
+            if name.startswith("_"):
+                raise bad_request(f"Attachment name '{name}' starts with prohibited character '_'")
+            record = self.docs.get(doc_id)
+            item = ParsedDoc()
+            item.doc_id = validate_docid(doc_id)
+            item.rev = rev
+            base: RevNode | None = None
+            if record is not None:
+                winner = record.winner()
+                base = record.revs.get(rev) if rev is not None else winner
+                if rev is None and winner.deleted:
+                    base = None
+                    item.rev = None
+            if base is not None and base.body is not None:
+                item.body = copy.deepcopy(base.body)
+                item.atts = {key: None for key in base.atts}
+            item.atts = dict(item.atts or {})
+            item.atts[name] = (data, content_type)
+            node = self._edit(item)
+            return {"ok": True, "id": doc_id, "rev": node.rev}
+
+    def delete_attachment(self, doc_id: str, name: str, rev: str | None) -> dict[str, Any]:
+        """``DELETE /db/doc/att?rev=``: a new revision without the attachment."""
+        with self.lock:
+            record, winner = self.open_winner(doc_id)
+            base = record.revs.get(rev) if rev is not None else None
+            if base is None or name not in base.atts:
+                if rev is not None and base is None:
+                    parse_rev(rev)
+                    if name in winner.atts:
+                        raise ConflictError(doc_id, rev)
+                raise NotFoundError("not_found", "Document is missing attachment")
+            item = ParsedDoc()
+            item.doc_id = doc_id
+            item.rev = rev
+            item.body = copy.deepcopy(base.body or {})
+            item.atts = {key: None for key in base.atts if key != name}
+            node = self._edit(item)
+            return {"ok": True, "id": doc_id, "rev": node.rev}
+
+    # -- database level -----------------------------------------------------------------
+
+    def live_records(self) -> list[DocRecord]:
+        """Records whose winner is not deleted, by raw id order."""
+        return [r for _, r in sorted(self.docs.items()) if not r.winner().deleted]
+
+    def info(self) -> dict[str, Any]:
+        """``GET /db``."""
+        with self.lock:
+            live = sum(1 for r in self.docs.values() if not r.winner().deleted)
+            size = 4096 + 256 * len(self.docs)
+            return {
+                "instance_start_time": self.start_time,
+                "db_name": self.name,
+                "purge_seq": format_seq(self.purge_seq),
+                "update_seq": format_seq(self.seq),
+                "sizes": {"file": size, "external": size // 4, "active": size // 2},
+                "props": {"partitioned": True} if self.partitioned else {},
+                "doc_del_count": len(self.docs) - live,
+                "doc_count": live,
+                "disk_format_version": 8,
+                "compact_running": False,
+                "cluster": {"q": self.q, "n": self.n, "w": 1, "r": 1},
+            }
+
+    def revs_diff(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``_revs_diff``: the revs we lack, with ``possible_ancestors``."""
+        with self.lock:
+            out: dict[str, Any] = {}
+            for doc_id, revs in body.items():
+                record = self.docs.get(doc_id)
+                for rev in revs:
+                    parse_rev(rev)
+                known = record.revs if record is not None else {}
+                missing = sorted(
+                    (r for r in set(revs) if r not in known or known[r].body is None),
+                    key=lambda r: (parse_rev(r)[0], r),
+                )
+                if not missing:
+                    continue
+                entry: dict[str, Any] = {"missing": missing}
+                if record is not None:
+                    lowest = min(parse_rev(r)[0] for r in missing)
+                    ancestors = [n.rev for n in record.leaves() if n.pos < lowest]
+                    if ancestors:
+                        entry["possible_ancestors"] = ancestors
+                out[doc_id] = entry
+            return out
+
+    def purge(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``_purge``: drop leaf revisions (and the whole doc when nothing is left)."""
+        with self.lock:
+            purged: dict[str, list[str]] = {}
+            for doc_id, revs in body.items():
+                record = self.docs.get(doc_id)
+                done: list[str] = []
+                if record is not None:
+                    leaves = {n.rev for n in record.leaves()}
+                    for rev in revs:
+                        if rev in leaves:
+                            for node in list(record.ancestry(rev)):
+                                children = [n for n in record.revs.values() if n.parent == node.rev]
+                                if children:
+                                    break
+                                del record.revs[node.rev]
+                            done.append(rev)
+                    if not record.revs:
+                        del self.docs[doc_id]
+                    self.purge_seq += 1
+                purged[doc_id] = done
+            return {"purge_seq": None, "purged": purged}

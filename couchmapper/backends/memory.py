@@ -1,0 +1,324 @@
+"""The embedded in-memory CouchDB engine (the default of ``cm.connect()``).
+
+It behaves like Apache CouchDB 3.5: revision trees with CouchDB's winner rules and conflicts,
+``_bulk_docs`` per-document results, ``_all_docs``, ``_changes``, attachments, Mango
+(``_find``/``_index``), design-document views (JavaScript through the optional ``quickjs``
+package) and partitioned databases. Everything lives in process; each database has its own
+lock, so a server may be shared between threads.
+
+Example::
+
+    server = MemoryServer()
+    db = server.create("people")
+    db.put({"_id": "ann", "age": 31})
+    db.get("ann")["_rev"]            # '1-...'
+
+``MemoryBackend.from_url("memory://people")`` opens (or creates) a database on the
+process-wide :func:`memory_server`. :mod:`couchmapper.backends._memory_http` gives the same
+engine an HTTP-shaped entry point (``handle(method, path, query, body)``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from couchmapper.backends import _memory_listing as listing
+from couchmapper.backends._memory_store import Database
+from couchmapper.backends.base import JSONDict
+from couchmapper.exceptions import (
+    BackendError,
+    NotFoundError,
+    PreconditionFailed,
+)
+
+__all__ = ["MemoryBackend", "MemoryServer", "memory_server"]
+
+_DB_NAME_RE = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
+_SYSTEM_DBS = ("_users", "_replicator", "_global_changes")
+_MAX_DB_NAME = 238
+
+
+def check_db_name(name: str) -> None:
+    """Raise CouchDB's 400 for an illegal database name."""
+    if len(name) > _MAX_DB_NAME:
+        raise BackendError(400, "database_name_too_long", name)
+    if name in _SYSTEM_DBS or _DB_NAME_RE.match(name):
+        return
+    reason = (
+        f"Name: '{name}'. Only lowercase characters (a-z), digits (0-9), and any of the "
+        "characters _, $, (, ), +, -, and / are allowed. Must begin with a letter."
+    )
+    raise BackendError(400, "illegal_database_name", reason)
+
+
+class MemoryServer:
+    """A set of in-memory databases: create, open, delete, list, uuids."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dbs: dict[str, Database] = {}
+        self._uuid_prefix = os.urandom(13).hex()
+        self._uuid_counter = int.from_bytes(os.urandom(2), "big")
+
+    def create(
+        self, name: str, *, partitioned: bool = False, q: int = 2, n: int = 1
+    ) -> MemoryBackend:
+        """``PUT /{db}``: 412 ``file_exists`` when it exists, 400 for an illegal name."""
+        check_db_name(name)
+        with self._lock:
+            if name in self._dbs:
+                raise PreconditionFailed(
+                    "file_exists", "The database could not be created, the file already exists."
+                )
+            database = self._dbs[name] = Database(name, partitioned=partitioned, q=q, n=n)
+        return MemoryBackend(database, self)
+
+    def database(self, name: str) -> MemoryBackend:
+        """Open an existing database; 404 "Database does not exist." otherwise."""
+        return MemoryBackend(self.raw(name), self)
+
+    def raw(self, name: str) -> Database:
+        """The engine object behind a database name (404 when missing)."""
+        with self._lock:
+            found = self._dbs.get(name)
+        if found is None:
+            raise NotFoundError("not_found", "Database does not exist.")
+        return found
+
+    def delete(self, name: str) -> None:
+        """``DELETE /{db}``."""
+        with self._lock:
+            if self._dbs.pop(name, None) is None:
+                raise NotFoundError("not_found", "Database does not exist.")
+
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return name in self._dbs
+
+    def all_dbs(self, **options: Any) -> list[str]:
+        """``GET /_all_dbs`` with startkey/endkey/limit/skip/descending."""
+        with self._lock:
+            names = sorted(self._dbs)
+        start = options.get("startkey", options.get("start_key"))
+        end = options.get("endkey", options.get("end_key"))
+        if options.get("descending"):
+            names.reverse()
+            names = [n for n in names if (start is None or n <= start)]
+            names = [n for n in names if (end is None or n >= end)]
+        else:
+            names = [n for n in names if (start is None or n >= start)]
+            names = [n for n in names if (end is None or n <= end)]
+        skip = int(options.get("skip", 0))
+        limit = options.get("limit")
+        names = names[skip:]
+        return names if limit is None else names[: int(limit)]
+
+    def dbs_info(self, keys: Sequence[str]) -> list[JSONDict]:
+        """``POST /_dbs_info``."""
+        out: list[JSONDict] = []
+        for key in keys:
+            try:
+                out.append({"key": key, "info": self.raw(key).info()})
+            except NotFoundError:
+                out.append({"key": key, "error": "not_found"})
+        return out
+
+    def uuids(self, count: int = 1) -> list[str]:
+        """Server ids like CouchDB's sequential algorithm: a shared prefix, a growing tail."""
+        out = []
+        with self._lock:
+            for _ in range(count):
+                self._uuid_counter += 1 + int.from_bytes(os.urandom(1), "big") % 64
+                if self._uuid_counter >= 0xFFFFFF:
+                    self._uuid_prefix = os.urandom(13).hex()
+                    self._uuid_counter = 0
+                out.append(f"{self._uuid_prefix}{self._uuid_counter:06x}")
+        return out
+
+
+_default_server: MemoryServer | None = None
+_default_lock = threading.Lock()
+
+
+def memory_server() -> MemoryServer:
+    """The process-wide server that ``memory://`` URLs and ``cm.connect()`` use."""
+    global _default_server
+    with _default_lock:
+        if _default_server is None:
+            _default_server = MemoryServer()
+        return _default_server
+
+
+class MemoryBackend:
+    """One in-memory CouchDB database implementing :class:`~couchmapper.backends.Backend`."""
+
+    def __init__(self, database: Database, server: MemoryServer | None = None) -> None:
+        self._db = database
+        self.server = server
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, create: bool = True, server: MemoryServer | None = None
+    ) -> MemoryBackend:
+        """Open ``memory://name`` (creating it when ``create``) on the process-wide server."""
+        parts = urlsplit(url)
+        if parts.scheme != "memory":
+            msg = f"not a memory:// URL: {url!r}"
+            raise ValueError(msg)
+        name = unquote((parts.netloc + parts.path).strip("/"))
+        target = server if server is not None else memory_server()
+        if create and name not in target:
+            try:
+                return target.create(name)
+            except PreconditionFailed:
+                pass
+        return target.database(name)
+
+    @property
+    def name(self) -> str:
+        """The database name."""
+        return self._db.name
+
+    @property
+    def engine(self) -> Database:
+        """The engine object (used by the HTTP facade)."""
+        return self._db
+
+    def __repr__(self) -> str:
+        return f"<MemoryBackend {self._db.name!r}>"
+
+    def info(self) -> JSONDict:
+        """``GET /db``."""
+        return self._db.info()
+
+    def get(
+        self,
+        doc_id: str,
+        *,
+        rev: str | None = None,
+        revs: bool = False,
+        conflicts: bool = False,
+        attachments: bool = False,
+        **options: Any,
+    ) -> JSONDict:
+        """``GET /db/{doc_id}``; raises DocumentNotFound ("missing" or "deleted")."""
+        found: JSONDict = self._db.get(
+            doc_id, rev=rev, revs=revs, conflicts=conflicts, attachments=attachments, **options
+        )
+        return found
+
+    def put(self, doc: JSONDict, *, new_edits: bool = True) -> JSONDict:
+        """``PUT /db/{doc["_id"]}``: ``{"ok", "id", "rev"}``; raises ConflictError."""
+        if "_id" not in doc:
+            raise BackendError(400, "bad_request", "Document id must be a string")
+        return self._db.put(doc, doc["_id"], new_edits=new_edits)
+
+    def post(self, doc: JSONDict) -> JSONDict:
+        """``POST /db``: like put, with a generated id when the doc has none."""
+        item = dict(doc)
+        if "_id" not in item and self.server is not None:
+            item["_id"] = self.server.uuids()[0]
+        return self._db.put(item)
+
+    def delete(self, doc_id: str, rev: str) -> JSONDict:
+        """``DELETE /db/{doc_id}?rev=``."""
+        return self._db.delete(doc_id, rev)
+
+    def bulk_docs(self, docs: Sequence[JSONDict], *, new_edits: bool = True) -> list[JSONDict]:
+        """``POST /db/_bulk_docs``: one result per document, in order."""
+        if self.server is not None:
+            docs = [self._with_id(d) for d in docs]
+        return self._db.bulk_docs(docs, new_edits=new_edits)
+
+    def _with_id(self, doc: Any) -> Any:
+        if isinstance(doc, dict) and "_id" not in doc and self.server is not None:
+            return {"_id": self.server.uuids()[0], **doc}
+        return doc
+
+    def all_docs(self, *, keys: Sequence[str] | None = None, **options: Any) -> JSONDict:
+        """``_all_docs``: ``{"total_rows", "offset", "rows"}``."""
+        if keys is not None:
+            options["keys"] = list(keys)
+        return listing.all_docs(self._db, **options)
+
+    def local_docs(self, **options: Any) -> JSONDict:
+        """``_local_docs``."""
+        return listing.local_docs(self._db, **options)
+
+    def design_docs(self, **options: Any) -> JSONDict:
+        """``_design_docs``."""
+        return listing.all_docs(self._db, _design_only=True, **options)
+
+    def changes(self, **options: Any) -> JSONDict:
+        """``_changes`` (normal feed)."""
+        return listing.changes(self._db, **options)
+
+    def find(self, query: JSONDict, **options: Any) -> JSONDict:
+        """``POST /db/_find``."""
+        from couchmapper.backends import _memory_find
+
+        return _memory_find.find(self._db, query, **options)
+
+    def explain(self, query: JSONDict, **options: Any) -> JSONDict:
+        """``POST /db/_explain``."""
+        from couchmapper.backends import _memory_find
+
+        return _memory_find.explain(self._db, query, **options)
+
+    def create_index(self, index: JSONDict, **options: Any) -> JSONDict:
+        """``POST /db/_index``."""
+        from couchmapper.backends import _memory_find
+
+        return _memory_find.create_index(self._db, index, **options)
+
+    def list_indexes(self, **options: Any) -> JSONDict:
+        """``GET /db/_index``."""
+        from couchmapper.backends import _memory_find
+
+        return _memory_find.list_indexes(self._db, **options)
+
+    def delete_index(self, ddoc: str, name: str) -> JSONDict:
+        """``DELETE /db/_index/{ddoc}/json/{name}``."""
+        from couchmapper.backends import _memory_find
+
+        return _memory_find.delete_index(self._db, ddoc, name)
+
+    def view(
+        self, ddoc: str, view: str, *, keys: Sequence[Any] | None = None, **options: Any
+    ) -> JSONDict:
+        """``GET /db/_design/{ddoc}/_view/{view}``."""
+        from couchmapper.backends import _memory_views
+
+        if keys is not None:
+            options["keys"] = list(keys)
+        return _memory_views.query_view(self._db, ddoc, view, **options)
+
+    def get_attachment(
+        self, doc_id: str, name: str, *, rev: str | None = None
+    ) -> tuple[bytes, str]:
+        """``GET /db/{doc_id}/{name}``: the bytes and the content type."""
+        att = self._db.get_attachment(doc_id, name, rev)
+        return att.data, att.content_type
+
+    def put_attachment(
+        self, doc_id: str, name: str, data: bytes, content_type: str, *, rev: str | None = None
+    ) -> JSONDict:
+        """``PUT /db/{doc_id}/{name}?rev=``."""
+        return self._db.put_attachment(doc_id, name, bytes(data), content_type, rev)
+
+    def delete_attachment(self, doc_id: str, name: str, *, rev: str) -> JSONDict:
+        """``DELETE /db/{doc_id}/{name}?rev=``."""
+        return self._db.delete_attachment(doc_id, name, rev)
+
+    def revs_diff(self, revs: JSONDict) -> JSONDict:
+        """``POST /db/_revs_diff``."""
+        return self._db.revs_diff(revs)
+
+    def purge(self, revs: JSONDict) -> JSONDict:
+        """``POST /db/_purge``."""
+        return self._db.purge(revs)
