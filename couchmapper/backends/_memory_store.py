@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
+import json
 import threading
 import time
 import uuid
@@ -118,7 +118,7 @@ def parse_doc(doc: Any, doc_id: Any = None, *, partitioned: bool = False) -> Par
     parsed.doc_id = validate_docid(given_id, partitioned and not _is_special(given_id))
     for key, value in doc.items():
         if not key.startswith("_"):
-            parsed.body[key] = copy.deepcopy(value)
+            parsed.body[key] = json_copy(value)
         elif key == "_rev":
             parse_rev(value)
             parsed.rev = value
@@ -136,6 +136,11 @@ def parse_doc(doc: Any, doc_id: Any = None, *, partitioned: bool = False) -> Par
 
 
 _NO_ID: Any = object()
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of a JSON value (C-speed, and shallow in Python stack frames)."""
+    return json.loads(json.dumps(value))
 
 
 def _is_special(doc_id: Any) -> bool:
@@ -376,7 +381,7 @@ class Database:
     ) -> dict[str, Any]:
         """The JSON of one revision (``_id``, ``_rev``, body, ``_deleted``, ``_attachments``)."""
         out: dict[str, Any] = {"_id": record.doc_id, "_rev": node.rev}
-        out.update(copy.deepcopy(node.body or {}))
+        out.update(json_copy(node.body or {}))
         if node.deleted:
             out["_deleted"] = True
         if node.atts:
@@ -456,7 +461,7 @@ class Database:
         if found is None or options.get("rev") is not None:
             raise DocumentNotFound(doc_id, "missing")
         number, body = found
-        out: dict[str, Any] = {"_id": doc_id, "_rev": f"0-{number}", **copy.deepcopy(body)}
+        out: dict[str, Any] = {"_id": doc_id, "_rev": f"0-{number}", **json_copy(body)}
         if options.get("revs"):
             out["_revisions"] = {"start": 0, "ids": [str(number)]}
         return out
@@ -500,7 +505,7 @@ class Database:
                     base = None
                     item.rev = None
             if base is not None and base.body is not None:
-                item.body = copy.deepcopy(base.body)
+                item.body = json_copy(base.body)
                 item.atts = {key: None for key in base.atts}
             item.atts = dict(item.atts or {})
             item.atts[name] = (data, content_type)
@@ -521,7 +526,7 @@ class Database:
             item = ParsedDoc()
             item.doc_id = doc_id
             item.rev = rev
-            item.body = copy.deepcopy(base.body or {})
+            item.body = json_copy(base.body or {})
             item.atts = {key: None for key in base.atts if key != name}
             node = self._edit(item)
             return {"ok": True, "id": doc_id, "rev": node.rev}

@@ -46,7 +46,8 @@ _MAX_DB_NAME = 238
 def check_db_name(name: str) -> None:
     """Raise CouchDB's 400 for an illegal database name."""
     if len(name) > _MAX_DB_NAME:
-        raise BackendError(400, "database_name_too_long", name)
+        reason = f"At least one path segment of `{name}` is too long."
+        raise BackendError(400, "database_name_too_long", reason)
     if name in _SYSTEM_DBS or _DB_NAME_RE.match(name):
         return
     reason = (

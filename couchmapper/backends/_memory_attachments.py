@@ -1,0 +1,72 @@
+"""Attachment endpoints (``/{db}/{doc}/{name}``) of the memory engine's HTTP facade."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from couchmapper.backends._memory_revs import Attachment, parse_rev
+
+if TYPE_CHECKING:
+    from couchmapper.backends._memory_db_routes import DbRoutes, Response
+
+__all__ = ["route"]
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def route(routes: DbRoutes, method: str, doc_id: str, name: str) -> Response:
+    """Dispatch one attachment request."""
+    from couchmapper.backends._memory_db_routes import json_response, not_allowed
+
+    db = routes.db
+    if method in ("GET", "HEAD"):
+        rev = routes.params.get("rev")
+        att = db.get_attachment(doc_id, name, rev)
+        return _serve(routes, att)
+    if method == "PUT":
+        rev = routes._rev_from_request(None)
+        content_type = routes.headers.get("content-type", "application/octet-stream")
+        result = db.put_attachment(doc_id, name, routes.body or b"", content_type, rev)
+        headers = {"etag": f'"{result["rev"]}"'}
+        return json_response(201, result, headers)
+    if method == "DELETE":
+        rev = routes._rev_from_request(None)
+        if rev is not None:
+            parse_rev(rev)
+        result = db.delete_attachment(doc_id, name, rev)
+        return json_response(200, result, {"etag": f'"{result["rev"]}"'})
+    return not_allowed("DELETE,GET,HEAD,PUT")
+
+
+def _serve(routes: DbRoutes, att: Attachment) -> Response:
+    from couchmapper.backends._memory_db_routes import Response, json_response
+
+    etag = f'"{att.digest[4:]}"'
+    headers = {"content-type": att.content_type, "etag": etag}
+    if att.gzipped:
+        headers["accept-ranges"] = "none"
+        if "gzip" in routes.headers.get("accept-encoding", ""):
+            headers["content-encoding"] = "gzip"
+            return Response(200, headers, att.gzip_bytes())
+        return Response(200, headers, att.data)
+    headers["accept-ranges"] = "bytes"
+    wanted = routes.headers.get("range")
+    found = _RANGE_RE.match(wanted or "")
+    if found is None:
+        return Response(200, headers, att.data)
+    size = len(att.data)
+    first_text, last_text = found.groups()
+    if first_text == "":
+        first, last = max(size - int(last_text or 0), 0), size - 1
+    else:
+        first = int(first_text)
+        last = min(int(last_text), size - 1) if last_text else size - 1
+    if first >= size or first > last:
+        body = {
+            "error": "requested_range_not_satisfiable",
+            "reason": "Requested range not satisfiable",
+        }
+        return json_response(416, body, {"content-range": f"bytes */{size}"})
+    headers["content-range"] = f"bytes {first}-{last}/{size}"
+    return Response(206, headers, att.data[first : last + 1])

@@ -1,0 +1,191 @@
+"""An HTTP-shaped facade over the memory engine: ``handle(method, path, query, body, headers)``.
+
+It answers like CouchDB 3.5 would over HTTP (status, a few headers, JSON or bytes), which
+lets the engine be checked against recorded CouchDB transcripts and serve as a stand-in
+server for HTTP-level code.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, unquote_plus
+
+from couchmapper.backends import _memory_listing as listing
+from couchmapper.backends._memory_db_routes import DbRoutes, Response
+from couchmapper.backends._memory_params import QueryParams, parse_json_body
+from couchmapper.backends.memory import MemoryServer, memory_server
+from couchmapper.exceptions import BackendError
+
+__all__ = ["MemoryHTTP", "Response"]
+
+_VERSION = "3.5.0"
+
+
+def _error(status: int, error: str, reason: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status,
+        {"content-type": "application/json", **(headers or {})},
+        {"error": error, "reason": reason},
+    )
+
+
+def _not_allowed(allowed: str) -> Response:
+    return _error(405, "method_not_allowed", f"Only {allowed} allowed", {"allow": allowed})
+
+
+class MemoryHTTP:
+    """Route HTTP requests to a :class:`MemoryServer`."""
+
+    def __init__(self, server: MemoryServer | None = None) -> None:
+        self.server = server if server is not None else memory_server()
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: str | Mapping[str, str] = "",
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Answer one request; ``path`` is the raw (percent-encoded) path."""
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
+        if isinstance(query, str):
+            params = QueryParams(parse_qsl(query, keep_blank_values=True))
+        else:
+            params = QueryParams(query.items())
+        try:
+            response = self._route(method.upper(), path, params, body, lowered)
+        except BackendError as exc:
+            response = _error(exc.status or 500, exc.error, exc.reason)
+        if method.upper() == "HEAD":
+            response = Response(response.status, response.headers, None)
+        return response
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        params: QueryParams,
+        body: bytes | None,
+        headers: dict[str, str],
+    ) -> Response:
+        raw_segments = path.lstrip("/").split("/")
+        if raw_segments and raw_segments[-1] == "" and len(raw_segments) > 1:
+            raw_segments.pop()
+        if raw_segments == [""]:
+            return self._root(method)
+        first = unquote_plus(raw_segments[0])
+        if first.startswith("_") and first not in ("_users", "_replicator", "_global_changes"):
+            return self._server_endpoint(method, first, raw_segments[1:], params, body)
+        if len(raw_segments) == 1:
+            return self._database(method, first, params, body, headers)
+        database = self.server.raw(first)
+        return DbRoutes(self.server, database, params, body, headers).route(
+            method, raw_segments[1:]
+        )
+
+    def _root(self, method: str) -> Response:
+        if method not in ("GET", "HEAD"):
+            return _not_allowed("GET,HEAD")
+        return _json(
+            200,
+            {
+                "couchdb": "Welcome",
+                "version": _VERSION,
+                "git_sha": "memory",
+                "uuid": self.server.uuids()[0],
+                "features": [
+                    "quickjs",
+                    "access-ready",
+                    "partitioned",
+                    "pluggable-storage-engines",
+                    "reshard",
+                    "scheduler",
+                ],
+                "vendor": {"name": "The Apache Software Foundation"},
+            },
+        )
+
+    def _server_endpoint(
+        self, method: str, name: str, rest: list[str], params: QueryParams, body: bytes | None
+    ) -> Response:
+        if name == "_up" and not rest:
+            return _json(200, {"status": "ok", "seeds": {}})
+        if name == "_uuids" and not rest:
+            count = params.integer("count") or 1
+            return _json(200, {"uuids": self.server.uuids(count)})
+        if name == "_all_dbs" and not rest:
+            options: dict[str, Any] = {}
+            for key in ("startkey", "start_key", "endkey", "end_key"):
+                if key in params:
+                    options[key] = params.json(key)
+            for key in ("limit", "skip"):
+                value = params.integer(key)
+                if value is not None:
+                    options[key] = value
+            if params.flag("descending"):
+                options["descending"] = True
+            return _json(200, self.server.all_dbs(**options))
+        if name == "_dbs_info" and not rest:
+            if method != "POST":
+                return _json(200, [])
+            payload = parse_json_body(body)
+            keys = payload.get("keys") if isinstance(payload, dict) else None
+            if not isinstance(keys, list):
+                raise BackendError(400, "bad_request", "`keys` member must exist.")
+            return _json(200, self.server.dbs_info(keys))
+        return _error(404, "not_found", "Database does not exist.")
+
+    def _database(
+        self,
+        method: str,
+        name: str,
+        params: QueryParams,
+        body: bytes | None,
+        headers: dict[str, str],
+    ) -> Response:
+        if method == "PUT":
+            partitioned = params.get("partitioned")
+            if partitioned not in (None, "true", "false"):
+                raise BackendError(400, "bad_request", "Invalid `partitioned` parameter")
+            q_text = params.get("q", "2") or ""
+            if not q_text.isdigit() or int(q_text) < 1:
+                raise BackendError(
+                    400, "bad_request", "The `q` value should be a positive integer."
+                )
+            n_text = params.get("n", "1") or "1"
+            self.server.create(
+                name,
+                partitioned=partitioned == "true",
+                q=int(q_text),
+                n=int(n_text) if n_text.isdigit() else 1,
+            )
+            location = f"http://127.0.0.1:5984/{quote(name, safe='')}"
+            return _json(201, {"ok": True}, {"location": location})
+        if method == "DELETE":
+            if "rev" in params:
+                raise BackendError(
+                    400,
+                    "bad_request",
+                    "You tried to DELETE a database with a ?=rev parameter. "
+                    "Did you mean to DELETE a document instead?",
+                )
+            self.server.delete(name)
+            return _json(200, {"ok": True})
+        database = self.server.raw(name)
+        if method in ("GET", "HEAD"):
+            return _json(200, database.info())
+        if method == "POST":
+            return DbRoutes(self.server, database, params, body, headers).post_doc()
+        return _not_allowed("DELETE,GET,HEAD,POST")
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, {"content-type": "application/json", **(headers or {})}, body)
+
+
+# Re-exported so users of the facade need one import.
+decode_segment: Callable[[str], str] = unquote
+_ = (base64, listing)
