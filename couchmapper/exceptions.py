@@ -223,7 +223,7 @@ class FieldError:
     message: str
 
 
-class ValidationError(CouchMapperError, ValueError):
+class ValidationError(CouchMapperError, ValueError, TypeError):
     """A document holds values of the wrong type; every bad field is listed together.
 
     Attributes:

@@ -244,7 +244,7 @@ def replay_case(case: Case) -> list[str]:
     """Replay one case on a fresh engine; return every mismatch (``[N] ...`` per step)."""
     db = case["databases"]["couchdb"]["db"]
     rand = db.rsplit("-", 1)[-1]
-    server = MemoryServer()
+    server = MemoryServer(uuid_prefix="56921618a7f053093dd07d9c5f")
     http = MemoryHTTP(server)
     if case["db"] == "fresh":
         server.create(db)

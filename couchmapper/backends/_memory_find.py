@@ -1,11 +1,507 @@
-"""Placeholder: filled in once couchmapper.mango lands."""
+"""Mango ``_find``, ``_explain`` and ``_index`` for the memory engine.
+
+Indexes are design documents (``language: "query"``) exactly as CouchDB stores them. A query
+uses a JSON index when every indexed field is constrained by the selector or the sort; such
+an index holds only documents that have all its fields (and match its partial filter), and
+orders them by CouchDB view collation. Otherwise the query scans ``_all_docs`` (raw id order)
+and the answer carries CouchDB's warning.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+import hashlib
+import json
+import time
+from typing import TYPE_CHECKING, Any
 
-from couchmapper.exceptions import BackendError
+from couchmapper import mango
+from couchmapper.backends._memory_revs import bad_request
+from couchmapper.exceptions import BackendError, NotFoundError, QueryError
+
+if TYPE_CHECKING:
+    from couchmapper.backends._memory_db_routes import DbRoutes, Response
+    from couchmapper.backends._memory_store import Database
+
+__all__ = ["create_index", "delete_index", "explain", "find", "http", "list_indexes"]
+
+_NO_INDEX = "No matching index found, create an index to optimize query time."
+_KEYS = frozenset(
+    {
+        "selector",
+        "use_index",
+        "bookmark",
+        "limit",
+        "skip",
+        "sort",
+        "fields",
+        "r",
+        "conflicts",
+        "stale",
+        "update",
+        "stable",
+        "execution_stats",
+        "partition",
+        "allow_fallback",
+    }
+)
+_SPECIAL_INDEX = {
+    "ddoc": None,
+    "name": "_all_docs",
+    "type": "special",
+    "def": {"fields": [{"_id": "asc"}]},
+}
 
 
-def __getattr__(name: str) -> Any:
-    raise BackendError(501, "not_implemented", f"memory engine: {name} is not implemented yet")
+def _term(value: Any) -> str:
+    return mango._erlang_term(value)
+
+
+class _Index:
+    """One JSON index read from a ``language: "query"`` design document."""
+
+    def __init__(self, ddoc: str, name: str, view: dict[str, Any], partitioned: bool) -> None:
+        self.ddoc = ddoc
+        self.name = name
+        mapping = view.get("map") or {}
+        self.fields = list((mapping.get("fields") or {}).items())
+        self.partial = mapping.get("partial_filter_selector") or {}
+        self.definition = (view.get("options") or {}).get("def") or {}
+        self.partitioned = partitioned
+
+    def describe(self) -> dict[str, Any]:
+        definition: dict[str, Any] = {"fields": [{f: d} for f, d in self.fields]}
+        if self.partial:
+            definition["partial_filter_selector"] = self.partial
+        return {
+            "ddoc": self.ddoc,
+            "name": self.name,
+            "type": "json",
+            "partitioned": self.partitioned,
+            "def": definition,
+        }
+
+
+def _indexes(db: Database) -> list[_Index]:
+    found = []
+    for doc_id in sorted(db.docs):
+        if not doc_id.startswith("_design/"):
+            continue
+        node = db.docs[doc_id].winner()
+        body = node.body or {}
+        if node.deleted or body.get("language") != "query":
+            continue
+        partitioned = bool((body.get("options") or {}).get("partitioned", db.partitioned))
+        for name, view in sorted((body.get("views") or {}).items()):
+            if isinstance(view, dict) and isinstance(view.get("map"), dict):
+                found.append(_Index(doc_id, name, view, partitioned))
+    return found
+
+
+# -- _index ---------------------------------------------------------------------------
+
+
+def _validate_fields(fields: Any) -> list[tuple[str, str]]:
+    if not isinstance(fields, list):
+        reason = (
+            f"Sort must be an array of sort specs, not: {mango._erlang_term(fields, pretty=True)}"
+        )
+        raise QueryError("invalid_sort_json", reason)
+    out = []
+    for spec in fields:
+        if isinstance(spec, str):
+            out.append((spec, "asc"))
+        elif isinstance(spec, dict) and len(spec) == 1:
+            name, direction = next(iter(spec.items()))
+            if direction not in ("asc", "desc"):
+                reason = f"Invalid sort field: {mango._erlang_term(spec, pretty=True)}"
+                raise QueryError("invalid_sort_field", reason)
+            out.append((name, direction))
+        else:
+            reason = f"Invalid sort field: {mango._erlang_term(spec, pretty=True)}"
+            raise QueryError("invalid_sort_field", reason)
+    return out
+
+
+def create_index(db: Database, body: Any, **options: Any) -> dict[str, Any]:
+    """``POST /db/_index``: store the index as a design document; created or exists."""
+    if not isinstance(body, dict):
+        raise bad_request("Request body must be a JSON object")
+    if "index" not in body:
+        raise QueryError("missing_required_key", "Missing required key: index")
+    index = body["index"]
+    if not isinstance(index, dict) or "fields" not in index:
+        raise QueryError("missing_required_key", "Missing required key: fields")
+    kind = body.get("type", "json")
+    if kind == "text":
+        raise BackendError(503, "required index service unavailable", "text")
+    if kind != "json":
+        raise QueryError("invalid_index", f"Invalid type for index: {kind}")
+    fields = _validate_fields(index["fields"])
+    for key in ("name", "ddoc"):
+        if key in body and not isinstance(body[key], str):
+            raise QueryError("invalid_string", f"Invalid string: {_term(body[key])}")
+    partial = index.get("partial_filter_selector") or {}
+    if partial:
+        partial = mango.normalize_selector(partial)
+    partitioned = body.get("partitioned", db.partitioned)
+    if partitioned and not db.partitioned:
+        reason = "Unknown error while saving the design document: invalid_design_doc"
+        raise BackendError(500, "error_saving_ddoc", reason)
+    definition = {"fields": index["fields"]}
+    if partial:
+        definition["partial_filter_selector"] = index.get("partial_filter_selector")
+    digest = hashlib.sha1(
+        json.dumps([definition, kind, partitioned], sort_keys=True).encode()
+    ).hexdigest()
+    name = body.get("name", digest)
+    ddoc = body.get("ddoc", digest)
+    ddoc_id = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
+    view = {
+        "map": {"fields": dict(fields), "partial_filter_selector": partial},
+        "reduce": "_count",
+        "options": {"def": definition},
+    }
+    with db.lock:
+        record = db.docs.get(ddoc_id)
+        existing: dict[str, Any] = {}
+        rev = None
+        if record is not None and not record.winner().deleted:
+            existing = db.doc_json(record, record.winner())
+            rev = existing["_rev"]
+            if (existing.get("views") or {}).get(name) == view:
+                return {"result": "exists", "id": ddoc_id, "name": name}
+        doc = {k: v for k, v in existing.items() if k != "_id"}
+        doc["language"] = "query"
+        doc.setdefault("views", {})[name] = view
+        if partitioned != db.partitioned:
+            doc.setdefault("options", {})["partitioned"] = partitioned
+        if rev:
+            doc["_rev"] = rev
+        db.put(doc, ddoc_id)
+    return {"result": "created", "id": ddoc_id, "name": name}
+
+
+def list_indexes(db: Database, **options: Any) -> dict[str, Any]:
+    """``GET /db/_index``: the special ``_all_docs`` index, then every JSON index."""
+    with db.lock:
+        found = [dict(_SPECIAL_INDEX)] + [i.describe() for i in _indexes(db)]
+    return {"total_rows": len(found), "indexes": found}
+
+
+def delete_index(db: Database, ddoc: str, name: str) -> dict[str, Any]:
+    """``DELETE /db/_index/{ddoc}/json/{name}``."""
+    ddoc_id = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
+    with db.lock:
+        record = db.docs.get(ddoc_id)
+        if record is None or record.winner().deleted:
+            raise NotFoundError("not_found", "missing")
+        doc = db.doc_json(record, record.winner())
+        views = doc.get("views") or {}
+        if name not in views or doc.get("language") != "query":
+            raise NotFoundError("not_found", "missing")
+        del views[name]
+        if views:
+            db.put({k: v for k, v in doc.items() if k != "_id"}, ddoc_id)
+        else:
+            db.delete(ddoc_id, doc["_rev"])
+    return {"ok": True}
+
+
+# -- _find ----------------------------------------------------------------------------
+
+
+def _validate_query(query: Any) -> dict[str, Any]:
+    if not isinstance(query, dict):
+        raise bad_request("Request body must be a JSON object")
+    for key in query:
+        if key not in _KEYS:
+            raise QueryError("invalid_key", f"Invalid key {key} for this request.")
+    if "selector" not in query:
+        raise QueryError("missing_required_key", "Missing required key: selector")
+    if not isinstance(query["selector"], dict):
+        reason = f"Selector must be a JSON object, not: {_term(query['selector'])}"
+        raise QueryError("invalid_selector_json", reason)
+    for key in ("limit", "skip"):
+        value = query.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            reason = f"{_term(value)} is not an integer greater than or equal to zero"
+            raise QueryError("invalid_non_neg_integer", reason)
+    r = query.get("r", 1)
+    if not isinstance(r, int) or isinstance(r, bool) or r < 1:
+        raise QueryError("invalid_pos_integer", f"{_term(r)} is not an integer greater than zero")
+    fields = query.get("fields", [])
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        reason = f"Fields must be an array of strings, not: {_term(fields)}"
+        raise QueryError("invalid_fields", reason)
+    use_index = query.get("use_index", [])
+    if isinstance(use_index, str):
+        use_index = [use_index]
+    if not isinstance(use_index, list) or not all(isinstance(u, str) for u in use_index):
+        raise QueryError("invalid_index_name", f"Invalid index name: {_term(query['use_index'])}")
+    return query
+
+
+def _sort_spec(sort: Any) -> tuple[list[str], bool]:
+    mango.sort_docs([], sort)  # validates like CouchDB (invalid_sort_*, mixed directions)
+    names = [s if isinstance(s, str) else next(iter(s)) for s in sort]
+    descending = any(isinstance(s, dict) and next(iter(s.values())) == "desc" for s in sort)
+    return names, descending
+
+
+def _constrained(selector: dict[str, Any]) -> set[str]:
+    """Fields the selector requires to exist (top-level ``$and`` conditions)."""
+    out: set[str] = set()
+    parts = selector.get("$and", [selector]) if set(selector) == {"$and"} else [selector]
+    for part in parts:
+        for field, condition in part.items():
+            if field.startswith("$"):
+                continue
+            ops = condition if isinstance(condition, dict) else {}
+            if any(op in ops for op in ("$exists",)) and ops.get("$exists") is False:
+                continue
+            if any(op in ("$ne", "$nin", "$not", "$or", "$nor") for op in ops):
+                continue
+            out.add(field)
+    return out
+
+
+def _choose_index(
+    db: Database, selector: dict[str, Any], sort_fields: list[str], use_index: list[str]
+) -> tuple[_Index | None, str | None]:
+    candidates = _indexes(db)
+    if db.partitioned:
+        candidates = [i for i in candidates if not i.partitioned] + [
+            i for i in candidates if i.partitioned
+        ]
+    available = _constrained(selector) | set(sort_fields)
+
+    def usable(index: _Index) -> bool:
+        columns = [f for f, _ in index.fields]
+        if not columns or not all(c in available for c in columns):
+            return False
+        return not sort_fields or columns[: len(sort_fields)] == sort_fields
+
+    warning = None
+    if use_index:
+        ddoc = use_index[0] if use_index[0].startswith("_design/") else f"_design/{use_index[0]}"
+        named = [
+            i
+            for i in candidates
+            if i.ddoc == ddoc and (len(use_index) < 2 or i.name == use_index[1])
+        ]
+        chosen = [i for i in named if usable(i)]
+        if chosen:
+            return chosen[0], None
+        if len(use_index) > 1:
+            warning = f"{ddoc}, {use_index[1]} was not used because it is not a valid index for this query."
+        else:
+            warning = (
+                f"{ddoc} was not used because it does not contain a valid index for this query."
+            )
+    for index in candidates:
+        if usable(index):
+            return index, warning
+    return None, warning
+
+
+def _encode_bookmark(position: int) -> str:
+    raw = json.dumps({"position": position}).encode()
+    return "g1AAAA" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_bookmark(bookmark: Any) -> int:
+    bad = QueryError("invalid_bookmark", f"Invalid bookmark value: {json.dumps(bookmark)}")
+    if not isinstance(bookmark, str) or not bookmark.startswith("g1AAAA"):
+        raise bad
+    tail = bookmark[6:]
+    try:
+        data = json.loads(base64.urlsafe_b64decode(tail + "=" * (-len(tail) % 4)))
+    except (ValueError, binascii.Error):
+        raise bad from None
+    if not isinstance(data, dict) or not isinstance(data.get("position"), int):
+        raise bad
+    return int(data["position"])
+
+
+def _project(doc: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    if not fields:
+        return doc
+    out: dict[str, Any] = {}
+    for field in fields:
+        path = mango.parse_field(field)
+        value = mango.get_field(doc, path)
+        if value is mango.MISSING or not _plain_path(doc, path):
+            continue
+        target = out
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    return out
+
+
+def _plain_path(doc: Any, path: tuple[str, ...]) -> bool:
+    """Projection walks objects only (``results.subject`` on a list gives nothing)."""
+    value = doc
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return False
+        value = value[part]
+    return True
+
+
+def _candidates(db: Database, partition: str | None) -> list[dict[str, Any]]:
+    docs = []
+    for record in db.live_records():
+        if record.doc_id.startswith("_design/"):
+            continue
+        if partition is not None and not record.doc_id.startswith(f"{partition}:"):
+            continue
+        docs.append((record, record.winner()))
+    return [{"__record": r, "__node": n} for r, n in docs]
+
+
+def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str, Any]:
+    """``POST /db/_find``."""
+    started = time.perf_counter()
+    query = _validate_query(query)
+    selector = mango.normalize_selector(query["selector"])
+    matcher = mango.compile_selector(selector)
+    sort = query.get("sort", [])
+    sort_fields, descending = _sort_spec(sort) if sort else ([], False)
+    use_index = query.get("use_index", [])
+    use_index = [use_index] if isinstance(use_index, str) else use_index
+    limit = query.get("limit", 25)
+    skip = query.get("skip", 0)
+    bookmark = query.get("bookmark")
+    start = _decode_bookmark(bookmark) if bookmark is not None else 0
+    with db.lock:
+        index, warning = _choose_index(db, selector, sort_fields, use_index)
+        if sort_fields and index is None and not _id_sort_ok(selector, sort_fields):
+            prefix = "No global index" if partition is None and db.partitioned else "No index"
+            reason = f"{prefix} exists for this sort, try indexing by the sort fields."
+            raise QueryError("no_usable_index", reason)
+        examined = 0
+        docs: list[dict[str, Any]] = []
+        for item in _candidates(db, partition):
+            record, node = item["__record"], item["__node"]
+            doc = db.doc_json(record, node)
+            examined += 1
+            if index is not None and not _in_index(index, doc):
+                continue
+            if matcher(doc):
+                if query.get("conflicts"):
+                    doc = db._decorate(record, node, {"conflicts": True})
+                docs.append(doc)
+        if index is not None:
+            ordered = mango.sort_docs(
+                docs, [{f: "desc" if descending else "asc"} for f, _ in index.fields]
+            )
+        elif sort_fields:
+            ordered = sorted(docs, key=lambda d: d["_id"], reverse=descending)
+        else:
+            ordered = docs
+    page = ordered[start + skip :][:limit]
+    out: dict[str, Any] = {"docs": [_project(d, query.get("fields", [])) for d in page]}
+    if selector == {"$or": []}:
+        return out
+    if page:
+        out["bookmark"] = _encode_bookmark(start + skip + len(page))
+    else:
+        out["bookmark"] = bookmark if bookmark is not None else "nil"
+    if query.get("execution_stats"):
+        out["execution_stats"] = {
+            "total_keys_examined": examined if index is None else len(ordered),
+            "total_docs_examined": examined if index is None else len(ordered),
+            "total_quorum_docs_examined": 0,
+            "results_returned": len(page),
+            "execution_time_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+    if index is None:
+        out["warning"] = f"{warning}\n{_NO_INDEX}" if warning else _NO_INDEX
+    elif warning:
+        out["warning"] = warning
+    return out
+
+
+def _id_sort_ok(selector: dict[str, Any], sort_fields: list[str]) -> bool:
+    return sort_fields == ["_id"] and "_id" in _constrained(selector)
+
+
+def _in_index(index: _Index, doc: dict[str, Any]) -> bool:
+    for field, _ in index.fields:
+        if mango.get_field(doc, mango.parse_field(field)) is mango.MISSING:
+            return False
+    return not index.partial or mango.match(index.partial, doc)
+
+
+def explain(db: Database, query: Any, *, partition: str | None = None) -> dict[str, Any]:
+    """``POST /db/_explain``: which index a query would use, with its options."""
+    query = _validate_query(query)
+    selector = mango.normalize_selector(query["selector"])
+    sort = query.get("sort", [])
+    sort_fields, _ = _sort_spec(sort) if sort else ([], False)
+    use_index = query.get("use_index", [])
+    use_index = [use_index] if isinstance(use_index, str) else use_index
+    with db.lock:
+        index, _ = _choose_index(db, selector, sort_fields, use_index)
+    return {
+        "dbname": db.name,
+        "index": index.describe() if index is not None else dict(_SPECIAL_INDEX),
+        "partitioned": db.partitioned,
+        "selector": selector,
+        "opts": {
+            "use_index": use_index,
+            "bookmark": query.get("bookmark", "nil"),
+            "limit": query.get("limit", 25),
+            "skip": query.get("skip", 0),
+            "sort": {f: "asc" for f in sort_fields},
+            "fields": query.get("fields", []),
+            "partition": partition or "",
+            "r": query.get("r", 1),
+            "conflicts": bool(query.get("conflicts", False)),
+            "stale": False,
+            "update": True,
+            "stable": False,
+            "execution_stats": bool(query.get("execution_stats", False)),
+            "allow_fallback": True,
+        },
+        "limit": query.get("limit", 25),
+        "skip": query.get("skip", 0),
+        "fields": query.get("fields", []),
+    }
+
+
+# -- HTTP -----------------------------------------------------------------------------
+
+
+def http(
+    routes: DbRoutes, kind: str, method: str, rest: list[str], partition: str | None = None
+) -> Response:
+    """``_find``, ``_explain`` and ``_index`` endpoints."""
+    from couchmapper.backends._memory_db_routes import json_response, not_allowed
+
+    db = routes.db
+    if kind in ("find", "explain"):
+        if method != "POST":
+            return not_allowed("POST")
+        body = routes.json_body(check_type=True)
+        run = find if kind == "find" else explain
+        return json_response(200, run(db, body, partition=partition))
+    if rest:
+        if method != "DELETE" or len(rest) < 3:
+            return not_allowed("DELETE")
+        from urllib.parse import unquote
+
+        parts = [unquote(p) for p in rest]
+        if parts[0] == "_design":
+            parts = [f"_design/{parts[1]}", *parts[2:]]
+        if len(parts) != 3 or parts[1] != "json":
+            raise NotFoundError("not_found", "missing")
+        return json_response(200, delete_index(db, parts[0], parts[2]))
+    if method == "GET":
+        return json_response(200, list_indexes(db))
+    if method == "POST":
+        return json_response(200, create_index(db, routes.json_body(check_type=True)))
+    return not_allowed("GET,POST")

@@ -49,6 +49,10 @@ function __filter(i, text, req) {
   try { return JSON.stringify({ok: !!__fns[i](JSON.parse(text), JSON.parse(req))}); }
   catch (e) { return JSON.stringify({ok: false}); }
 }
+function __reduce(i, keys, values) {
+  try { return JSON.stringify({value: __fns[i](JSON.parse(keys), JSON.parse(values), false)}); }
+  catch (e) { return JSON.stringify({error: String(e)}); }
+}
 function __validate(i, newDoc, oldDoc, userCtx, secObj) {
   try { __fns[i](JSON.parse(newDoc), JSON.parse(oldDoc), JSON.parse(userCtx), JSON.parse(secObj)); }
   catch (e) {
@@ -111,6 +115,16 @@ class MapRunner:
                 self._context.get("__filter")(index, json.dumps(doc), json.dumps(request))
             )
         return bool(answer.get("ok"))
+
+    def reduce(self, index: int, keys: list[Any], values: list[Any]) -> Any:
+        """Run a compiled JavaScript reduce function (no rereduce: one pass)."""
+        with self._lock:
+            answer = json.loads(
+                self._context.get("__reduce")(index, json.dumps(keys), json.dumps(values))
+            )
+        if "error" in answer:
+            raise BackendError(500, "reduce_error", str(answer["error"]))
+        return answer.get("value")
 
     def validate(self, index: int, *args: Any) -> dict[str, Any]:
         """Run a compiled validate_doc_update; returns what it threw, if anything."""

@@ -1,11 +1,371 @@
-"""Placeholder: filled in once couchmapper.mango lands."""
+"""Design-document views of the memory engine: JavaScript maps, built-in and JS reduces."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
-from couchmapper.exceptions import BackendError
+from couchmapper import mango
+from couchmapper.backends._memory_js import MapRunner
+from couchmapper.backends._memory_listing import check_keys_options
+from couchmapper.backends._memory_revs import format_seq
+from couchmapper.exceptions import BackendError, NotFoundError, QueryError
+
+if TYPE_CHECKING:
+    from couchmapper.backends._memory_db_routes import DbRoutes, Response
+    from couchmapper.backends._memory_store import Database
+
+__all__ = ["design_info", "http_view", "map_function", "query_view"]
+
+_MAX: Any = object()
 
 
-def __getattr__(name: str) -> Any:
-    raise BackendError(501, "not_implemented", f"memory engine: {name} is not implemented yet")
+def _qerror(reason: str) -> QueryError:
+    return QueryError("query_parse_error", reason)
+
+
+def _design(db: Database, ddoc_id: str) -> dict[str, Any]:
+    record = db.docs.get(ddoc_id)
+    if record is None or record.winner().deleted:
+        raise NotFoundError("not_found", "missing")
+    body = record.winner().body or {}
+    return {"_rev": record.winner().rev, **body}
+
+
+def map_function(db: Database, ddoc: str, view: str) -> tuple[MapRunner, int]:
+    """The compiled map function of a view (cached per design document revision)."""
+    ddoc_id = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
+    design = _design(db, ddoc_id)
+    spec = (design.get("views") or {}).get(view)
+    if not isinstance(spec, dict) or not isinstance(spec.get("map"), str):
+        raise NotFoundError("not_found", "missing_named_view")
+    key = ("fn", ddoc_id, design["_rev"], view)
+    cached = db.view_state.get(key)
+    if cached is None:
+        runner = MapRunner()
+        try:
+            index = runner.compile(spec["map"])
+        except ValueError as exc:
+            raise NotFoundError("not_found", "missing_named_view") from exc
+        reduce_index = None
+        reduce_src = spec.get("reduce")
+        if isinstance(reduce_src, str) and not reduce_src.startswith("_"):
+            reduce_index = runner.compile(reduce_src)
+        cached = db.view_state[key] = (runner, index, reduce_index)
+    return cached[0], cached[1]
+
+
+def _rows(db: Database, ddoc_id: str, view: str, update: bool) -> list[tuple[Any, str, Any]]:
+    """Every emitted row, sorted by (key collation, doc id)."""
+    design = _design(db, ddoc_id)
+    runner, index = map_function(db, ddoc_id, view)
+    state_key = ("rows", ddoc_id, design["_rev"], view)
+    cached = db.view_state.get(state_key)
+    if cached is not None and (not update or cached[0] == db.seq):
+        rows: list[tuple[Any, str, Any]] = cached[1]
+        return rows
+    if not update:
+        return []
+    rows = []
+    for record in db.live_records():
+        if record.doc_id.startswith("_design/"):
+            continue
+        doc = db._decorate(record, record.winner(), {"conflicts": True})
+        for key, value in runner.map(index, doc):
+            rows.append((key, record.doc_id, value))
+    rows.sort(key=lambda r: (mango.collation_key(r[0]), r[1]))
+    db.view_state[state_key] = (db.seq, rows)
+    return rows
+
+
+def _in_range(key: Any, doc_id: str, lower: Any, upper: Any, opts: dict[str, Any]) -> bool:
+    descending = opts.get("descending", False)
+    start_id, end_id = opts.get("startkey_docid"), opts.get("endkey_docid")
+    if lower is not _MAX:
+        order = mango.collate(key, lower)
+        if descending:
+            order = -order
+        if order < 0 or (
+            order == 0 and start_id is not None and _cmp_id(doc_id, start_id, descending) < 0
+        ):
+            return False
+    if upper is not _MAX:
+        order = mango.collate(key, upper)
+        if descending:
+            order = -order
+        if order > 0:
+            return False
+        if order == 0:
+            if end_id is not None:
+                cmp = _cmp_id(doc_id, end_id, descending)
+                return cmp < 0 or (cmp == 0 and opts.get("inclusive_end", True))
+            return bool(opts.get("inclusive_end", True))
+    return True
+
+
+def _cmp_id(a: str, b: str, descending: bool) -> int:
+    result = (a > b) - (a < b)
+    return -result if descending else result
+
+
+def _check(opts: dict[str, Any], reducible: bool) -> bool:
+    check_keys_options(opts)
+    for name, allowed in (
+        ("stale", ("ok", "update_after", "false")),
+        ("update", ("true", "false", "lazy")),
+    ):
+        if name in opts and opts[name] not in allowed:
+            raise _qerror(f"Invalid value for `{name}`.")
+    reduce = opts.get("reduce", reducible)
+    if not reducible:
+        if opts.get("reduce") is True:
+            raise _qerror("Reduce is invalid for map-only views.")
+        if opts.get("group") or "group_level" in opts:
+            raise _qerror("Invalid use of grouping on a map view.")
+        reduce = False
+    if opts.get("group") is False and opts.get("group_level", 0) > 0:
+        raise _qerror("Can't specify group=false and group_level>0 at the same time")
+    if reduce and opts.get("include_docs"):
+        raise _qerror("`include_docs` is invalid for reduce")
+    start = opts.get("startkey", opts.get("start_key", _MAX))
+    end = opts.get("endkey", opts.get("end_key", _MAX))
+    if start is not _MAX and end is not _MAX:
+        order = mango.collate(start, end)
+        if opts.get("descending") and order < 0:
+            raise _qerror(
+                "No rows can match your key range, reverse your start_key and "
+                "end_key or set descending=false"
+            )
+        if not opts.get("descending") and order > 0:
+            raise _qerror(
+                "No rows can match your key range, reverse your start_key and "
+                "end_key or set descending=true"
+            )
+    return bool(reduce)
+
+
+def query_view(db: Database, ddoc: str, view: str, **opts: Any) -> dict[str, Any]:
+    """Query a view with CouchDB's options."""
+    ddoc_id = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
+    with db.lock:
+        design = _design(db, ddoc_id)
+        spec = (design.get("views") or {}).get(view)
+        if not isinstance(spec, dict):
+            raise NotFoundError("not_found", "missing_named_view")
+        reducer = spec.get("reduce")
+        reduce = _check(opts, isinstance(reducer, str))
+        update = opts.get("update", "true") == "true" and opts.get("stale") not in (
+            "ok",
+            "update_after",
+        )
+        rows = _rows(db, ddoc_id, view, update)
+        if reduce:
+            return {"rows": _reduce(db, ddoc_id, view, str(reducer), rows, opts)}
+        return _map_result(db, rows, opts)
+
+
+def _select(rows: list[tuple[Any, str, Any]], opts: dict[str, Any]) -> tuple[list[Any], int]:
+    if opts.get("keys") is not None:
+        keys = opts["keys"]
+        if not isinstance(keys, list):
+            raise _qerror("`keys` must be an array of strings.")
+        ordered = list(reversed(keys)) if opts.get("descending") else keys
+        chosen = [r for k in ordered for r in rows if mango.collate(r[0], k) == 0]
+        return chosen, 0
+    scan = list(reversed(rows)) if opts.get("descending") else rows
+    if "key" in opts:
+        lower = upper = opts["key"]
+    else:
+        lower = opts.get("startkey", opts.get("start_key", _MAX))
+        upper = opts.get("endkey", opts.get("end_key", _MAX))
+    chosen = []
+    offset = None
+    for position, row in enumerate(scan):
+        if _in_range(row[0], row[1], lower, _MAX, opts):
+            if offset is None:
+                offset = position
+            if _in_range(row[0], row[1], _MAX, upper, opts):
+                chosen.append(row)
+            else:
+                break
+    return chosen, offset if offset is not None else len(scan)
+
+
+def _map_result(
+    db: Database, rows: list[tuple[Any, str, Any]], opts: dict[str, Any]
+) -> dict[str, Any]:
+    chosen, offset = _select(rows, opts)
+    skip = opts.get("skip", 0)
+    limit = opts.get("limit")
+    page = chosen[skip:] if limit is None else chosen[skip : skip + limit]
+    out_rows = []
+    for key, doc_id, value in page:
+        row: dict[str, Any] = {"id": doc_id, "key": key, "value": value}
+        if opts.get("include_docs"):
+            target = doc_id
+            if isinstance(value, dict) and isinstance(value.get("_id"), str):
+                target = value["_id"]
+            record = db.docs.get(target)
+            if record is None or record.winner().deleted:
+                row["doc"] = None
+            else:
+                row["doc"] = db._decorate(
+                    record, record.winner(), {"conflicts": opts.get("conflicts")}
+                )
+        out_rows.append(row)
+    out: dict[str, Any] = {"total_rows": len(rows), "offset": min(offset + skip, len(rows))}
+    if opts.get("keys") is not None:
+        out["offset"] = min(offset + skip, len(rows))
+    if opts.get("update_seq"):
+        out["update_seq"] = format_seq(db.seq)
+    out["rows"] = out_rows
+    return out
+
+
+def _group_key(key: Any, opts: dict[str, Any]) -> Any:
+    level = opts.get("group_level")
+    if level is not None and isinstance(key, list):
+        return key[:level]
+    if opts.get("group") or level is not None:
+        return key
+    return None
+
+
+def _reduce(
+    db: Database, ddoc_id: str, view: str, reducer: str, rows: list[Any], opts: dict[str, Any]
+) -> list[dict[str, Any]]:
+    chosen, _ = _select(rows, opts)
+    grouped: list[tuple[Any, list[Any]]] = []
+    for key, doc_id, value in chosen:
+        gkey = _group_key(key, opts)
+        if (
+            grouped
+            and mango.collate(grouped[-1][0], gkey) == 0
+            and (opts.get("group") or "group_level" in opts)
+        ) or (grouped and not (opts.get("group") or "group_level" in opts)):
+            grouped[-1][1].append((key, doc_id, value))
+        else:
+            grouped.append((gkey, [(key, doc_id, value)]))
+    if not grouped and not (opts.get("group") or "group_level" in opts):
+        return [] if not chosen else []
+    out = []
+    for gkey, members in grouped:
+        out.append({"key": gkey, "value": _apply(db, ddoc_id, view, reducer, members)})
+    skip = opts.get("skip", 0)
+    limit = opts.get("limit")
+    return out[skip:] if limit is None else out[skip : skip + limit]
+
+
+def _apply(db: Database, ddoc_id: str, view: str, reducer: str, members: list[Any]) -> Any:
+    values = [m[2] for m in members]
+    name = reducer.strip()
+    if name == "_count":
+        return len(values)
+    if name == "_sum":
+        try:
+            return _sum(values)
+        except _SumError:
+            return {
+                "error": "builtin_reduce_error",
+                "reason": "The _sum function requires that map values be numbers, arrays of "
+                "numbers, or objects. Objects cannot be mixed with other data structures. "
+                "Objects can be arbitrarily nested, provided that the values for all fields "
+                "are themselves numbers, arrays of numbers, or objects.",
+                "caused_by": next((v for v in reversed(values) if isinstance(v, str)), None),
+            }
+    if name == "_stats":
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if not numbers:
+            return {"sum": 0, "count": 0, "min": 0, "max": 0, "sumsqr": 0}
+        return {
+            "sum": sum(numbers),
+            "count": len(numbers),
+            "min": min(numbers),
+            "max": max(numbers),
+            "sumsqr": sum(n * n for n in numbers),
+        }
+    if name == "_approx_count_distinct":
+        return len({json.dumps(m[0], sort_keys=True) for m in members})
+    runner, _ = map_function(db, ddoc_id, view)
+    design = _design(db, ddoc_id)
+    cached = db.view_state[("fn", ddoc_id, design["_rev"], view)]
+    return runner.reduce(cached[2], [[m[0], m[1]] for m in members], values)
+
+
+def _sum(values: list[Any]) -> Any:
+    total: Any = 0
+    for value in values:
+        total = _add(total, value)
+    return total
+
+
+def _add(a: Any, b: Any) -> Any:
+    if isinstance(b, bool) or isinstance(b, str) or b is None:
+        raise _SumError
+    if isinstance(a, dict) or isinstance(b, dict):
+        a = a if isinstance(a, dict) else ({} if a == 0 else {"": a})
+        merged = dict(a)
+        for k, v in (b if isinstance(b, dict) else {}).items():
+            merged[k] = _add(merged.get(k, 0), v)
+        return merged
+    if isinstance(a, list) or isinstance(b, list):
+        left = a if isinstance(a, list) else ([a] if a != 0 else [])
+        right = b if isinstance(b, list) else [b]
+        size = max(len(left), len(right))
+        left += [0] * (size - len(left))
+        return [_add(x, y) for x, y in zip(left, right + [0] * (size - len(right)), strict=True)]
+    return a + b
+
+
+class _SumError(Exception):
+    pass
+
+
+def design_info(db: Database, ddoc_id: str) -> dict[str, Any]:
+    """``GET /db/_design/{name}/_info``."""
+    with db.lock:
+        _design(db, ddoc_id)
+    return {
+        "name": ddoc_id[len("_design/") :],
+        "view_index": {
+            "collator_versions": [],
+            "compact_running": False,
+            "language": "javascript",
+            "purge_seq": 0,
+            "signature": "0" * 32,
+            "sizes": {"active": 0, "external": 0, "file": 0},
+            "update_seq": 0,
+            "updater_running": False,
+            "updates_pending": {"minimum": 0, "preferred": 0, "total": 0},
+            "waiting_clients": 0,
+            "waiting_commit": False,
+        },
+    }
+
+
+def http_view(routes: DbRoutes, method: str, ddoc_id: str, rest: list[str]) -> Response:
+    """``/_design/{d}/_view/{v}`` (GET, or POST with ``keys``/``queries``)."""
+    from urllib.parse import unquote
+
+    from couchmapper.backends._memory_db_routes import json_response, not_allowed
+    from couchmapper.backends._memory_params import body_view_options
+
+    if len(rest) != 1 and not (len(rest) == 2 and rest[1] == "queries"):
+        return not_allowed("GET,POST,HEAD")
+    if method not in ("GET", "HEAD", "POST"):
+        return not_allowed("GET,POST,HEAD")
+    view = unquote(rest[0])
+    opts = routes.params.view_options()
+    if len(rest) == 2:
+        body = routes.object_body()
+        results = [
+            query_view(routes.db, ddoc_id, view, **body_view_options(q))
+            for q in body.get("queries", [])
+        ]
+        return json_response(200, {"results": results})
+    if method == "POST":
+        opts.update(body_view_options(routes.object_body()))
+    return json_response(200, query_view(routes.db, ddoc_id, view, **opts))
+
+
+_ = BackendError

@@ -60,10 +60,11 @@ def check_db_name(name: str) -> None:
 class MemoryServer:
     """A set of in-memory databases: create, open, delete, list, uuids."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, uuid_prefix: str | None = None) -> None:
         self._lock = threading.Lock()
         self._dbs: dict[str, Database] = {}
-        self._uuid_prefix = os.urandom(13).hex()
+        # A fixed prefix makes generated ids reproducible (tests, transcript replays).
+        self._uuid_prefix = uuid_prefix or os.urandom(13).hex()
         self._uuid_counter = int.from_bytes(os.urandom(2), "big")
 
     def create(

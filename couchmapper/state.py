@@ -1,0 +1,88 @@
+"""Per-object bookkeeping kept outside user objects: lifecycle, revision, change log.
+
+Like SQLAlchemy's ``InstanceState``, an :class:`InstanceState` hangs off each tracked document
+(in its ``__dict__`` under ``_cm_state``, never as a public attribute) and holds what the
+session needs: the lifecycle status, the current ``_rev``, the JSON as loaded (the base of a
+rebase and of "is it really changed?") and the change log it inherits from
+:class:`~couchmapper.tracking.Tracker`.
+"""
+
+from __future__ import annotations
+
+import enum
+import weakref
+from typing import Any
+
+from couchmapper.conversion import to_json
+from couchmapper.tracking import Tracker
+
+__all__ = ["InstanceState", "Lifecycle"]
+
+
+class Lifecycle(enum.Enum):
+    """Where an object stands with respect to a session.
+
+    * ``TRANSIENT``: not in any session, never stored.
+    * ``PENDING``: added to a session, not yet written.
+    * ``PERSISTENT``: stored in CouchDB and present in a session's identity map.
+    * ``DELETED``: marked for deletion in a session; the flush writes a tombstone.
+    * ``DETACHED``: was persistent (or deleted and flushed), no longer in a session.
+    """
+
+    TRANSIENT = "transient"
+    PENDING = "pending"
+    PERSISTENT = "persistent"
+    DELETED = "deleted"
+    DETACHED = "detached"
+
+
+class InstanceState(Tracker):
+    """The bookkeeping of one document object.
+
+    Attributes:
+        doc_id: the document id (None until one is assigned).
+        rev: the revision loaded or last written (None for a new document).
+        loaded: the JSON as loaded or last written (None for a new document).
+        status: the :class:`Lifecycle` status.
+        session: the owning session, if any.
+        obj_ref: a weak reference to the object (set when a session takes it).
+        require_rev: check the revision at flush even when nothing changed.
+        notified: the changes already sent to signal receivers.
+    """
+
+    # Class-level defaults: a state is made for every loaded document, so only what differs
+    # from the default is stored per instance.
+    to_json = staticmethod(to_json)
+    doc_id: str | None = None
+    rev: str | None = None
+    loaded: dict[str, Any] | None = None
+    status: Lifecycle = Lifecycle.DETACHED
+    session: Any = None
+    obj_ref: weakref.ref[Any] | None = None
+    require_rev = False
+
+    def __init__(
+        self,
+        *,
+        doc_id: str | None = None,
+        rev: str | None = None,
+        loaded: dict[str, Any] | None = None,
+        status: Lifecycle = Lifecycle.DETACHED,
+    ) -> None:
+        self.doc_id = doc_id
+        self.rev = rev
+        self.loaded = loaded
+        self.status = status
+
+    @property
+    def obj(self) -> Any:
+        """The object, if a session has taken it and it is still alive."""
+        return self.obj_ref() if self.obj_ref is not None else None
+
+    def on_first_change(self) -> None:
+        """Tell the owning session that this document has become dirty."""
+        if self.session is not None:
+            self.session._on_first_change(self)
+
+    def __repr__(self) -> str:
+        return f"<InstanceState {self.doc_id!r} {self.status.value} rev={self.rev!r}>"

@@ -1,0 +1,889 @@
+"""Change tracking: the change log, tracked containers, compaction and JSON Patch export.
+
+Every mutation of a tracked document -- a field set, an edit of an embedded object, a list,
+dict or set edit at any depth -- is recorded on the document's :class:`Tracker` as a
+:class:`Change`. The log is compacted as it grows, so it always describes the shortest edit
+from the loaded document to the current one that this module knows how to find:
+
+* setting a path twice keeps the first old value; setting it back to that value drops it;
+* adding then removing the same list item or dict key leaves nothing;
+* a change inside a value that was itself set in this log is folded into that set;
+* setting a container supersedes the earlier edits inside it.
+
+``Change.value`` and ``Change.old`` are JSON values, exactly as CouchDB stores them (a
+``datetime`` appears as its ISO string), detached from the live document: later edits never
+alter a recorded change. This module knows nothing of sessions; the owner of a tracker is told
+once, on the first change, so it can keep a dirty set without scanning.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, Literal, SupportsIndex, TypeAlias, TypeVar, cast, overload
+
+import attrs
+
+__all__ = [
+    "MISSING",
+    "Change",
+    "ChangeList",
+    "PathKey",
+    "TrackedDict",
+    "TrackedList",
+    "TrackedSet",
+    "Tracker",
+    "apply_json_patch",
+    "typed_container",
+    "format_path",
+    "to_pointer",
+]
+
+PathKey: TypeAlias = str | int
+T_C = TypeVar("T_C", bound="_TrackedContainer")
+Op: TypeAlias = Literal["add", "remove", "replace"]
+
+
+class _Missing:
+    """The type of :data:`MISSING`."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __copy__(self) -> _Missing:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> _Missing:
+        return self
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+"""A value that is not there: the old value of an ``add``, the new value of a ``remove``."""
+
+
+def to_pointer(path: Iterable[PathKey]) -> str:
+    """Return the RFC 6901 JSON Pointer for a path of keys and list indexes."""
+    return "".join("/" + str(key).replace("~", "~0").replace("/", "~1") for key in path)
+
+
+def format_path(path: Iterable[PathKey]) -> str:
+    """Return a path as people write it: ``address.city``, ``tags[2]``."""
+    text = ""
+    for key in path:
+        if isinstance(key, int):
+            text += f"[{key}]"
+        else:
+            text += f".{key}" if text else key
+    return text or "(document)"
+
+
+@attrs.frozen(slots=True)
+class Change:
+    """One recorded edit of a document.
+
+    Attributes:
+        op: ``"add"``, ``"remove"`` or ``"replace"``, as in RFC 6902.
+        path: the keys from the document root: field names, dict keys, list indexes.
+        value: the new JSON value (:data:`MISSING` for ``remove``).
+        old: the JSON value before (:data:`MISSING` for ``add``).
+    """
+
+    op: Op
+    path: tuple[PathKey, ...]
+    value: Any = MISSING
+    old: Any = MISSING
+
+    @property
+    def pointer(self) -> str:
+        """The path as an RFC 6901 JSON Pointer (``/address/city``)."""
+        return to_pointer(self.path)
+
+    def to_json_patch(self) -> dict[str, Any]:
+        """Return this change as one RFC 6902 operation."""
+        operation: dict[str, Any] = {"op": self.op, "path": self.pointer}
+        if self.op != "remove":
+            operation["value"] = copy.deepcopy(self.value)
+        return operation
+
+
+class ChangeList(list[Change]):
+    """The changes of one document, oldest first."""
+
+    def to_json_patch(self) -> list[dict[str, Any]]:
+        """Return the changes as an RFC 6902 JSON Patch document."""
+        return [change.to_json_patch() for change in self]
+
+    @property
+    def paths(self) -> set[str]:
+        """The dotted paths touched, for quick membership tests in hooks."""
+        return {format_path(change.path) for change in self}
+
+
+# --------------------------------------------------------------------------------------
+# The tracker: a document's compacting change log.
+
+
+def _json_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    return value
+
+
+class Tracker:
+    """The change log of one document.
+
+    Subclasses set :attr:`to_json` (live value -> detached JSON) and may override
+    :meth:`on_first_change`, which runs once when the log goes from nothing recorded to
+    something, and again only after :meth:`reset`.
+
+    Attributes are created lazily (class-level defaults) because a tracker is made for every
+    loaded document and most documents are only read.
+    """
+
+    to_json: Callable[[Any], Any] = staticmethod(_json_copy)
+    _changes: list[Change] | None = None
+    # Sets of top-level fields from one JSON scalar to another commute with every other
+    # change, so they skip the ordered log: field name -> [first old value, new value].
+    _scalars: dict[str, list[Any]] | None = None
+    # Top-level keys with entries in the ordered log (their sets must take the slow path).
+    _log_roots: set[PathKey] | frozenset[PathKey] = frozenset()
+    _reported = False
+
+    @property
+    def changes(self) -> ChangeList:
+        """A copy of the compacted change log."""
+        result = ChangeList(self._changes or ())
+        if self._scalars:
+            result.extend(
+                Change("replace", (name,), new, old) for name, (old, new) in self._scalars.items()
+            )
+        return result
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether anything is recorded."""
+        return bool(self._changes or self._scalars)
+
+    def reset(self) -> None:
+        """Forget every change (after a flush wrote them, or a rollback undid them)."""
+        self._changes = None
+        self._scalars = None
+        self._log_roots = frozenset()
+        self._reported = False
+
+    def on_first_change(self) -> None:
+        """Called once when the first change is recorded (the owner keeps a dirty set)."""
+
+    def _report(self) -> None:
+        if not self._reported:
+            self._reported = True
+            self.on_first_change()
+
+    # Recording ---------------------------------------------------------------------------
+
+    def can_set_scalar(self, name: str) -> bool:
+        """Whether a scalar set of top-level field ``name`` may take :meth:`set_scalar`."""
+        return name not in self._log_roots
+
+    def set_scalar(self, name: str, old: Any, value: Any) -> None:
+        """Record a top-level field going from one JSON scalar to another.
+
+        Both values must be ``str``/``int``/``float``/``bool``/``None`` and
+        :meth:`can_set_scalar` must have said yes. (Document field descriptors inline this.)
+        """
+        if self._scalars is None:
+            self._scalars = {}
+        entry = self._scalars.get(name)
+        if entry is None:
+            if old.__class__ is value.__class__ and old == value:
+                return
+            self._scalars[name] = [old, value]
+            if not self._reported:
+                self._report()
+        elif value.__class__ is entry[0].__class__ and value == entry[0]:
+            del self._scalars[name]
+        else:
+            entry[1] = value
+
+    def record_replace(self, path: tuple[PathKey, ...], value: Any, old: Any) -> None:
+        """Record that ``path`` now holds ``value`` (live) where it held ``old`` (live)."""
+        to_json = self.to_json
+        old_json = to_json(old)
+        if len(path) == 1 and self._scalars:
+            entry = self._scalars.pop(cast(str, path[0]), None)
+            if entry is not None:
+                old_json = entry[0]
+        self._record(Change("replace", path, to_json(value), old_json))
+
+    def record_add(self, path: tuple[PathKey, ...], value: Any) -> None:
+        """Record a new list item or dict key at ``path``."""
+        self._record(Change("add", path, self.to_json(value), MISSING))
+
+    def record_remove(self, path: tuple[PathKey, ...], old: Any) -> None:
+        """Record that the list item or dict key at ``path`` was removed."""
+        self._record(Change("remove", path, MISSING, self.to_json(old)))
+
+    def _record(self, change: Change) -> None:
+        if change.path and change.path[0] not in self._log_roots:
+            self._log_roots = {*self._log_roots, change.path[0]}
+        log = self._changes
+        if log is None:
+            log = self._changes = []
+        if not log:
+            log.append(change)
+            self._report()
+            return
+        # Fast path: the previous change touched the same path (a counter being bumped).
+        last = log[-1]
+        if last.path == change.path and change.op == "replace" and last.op == "replace":
+            if _same_json(change.value, last.old):
+                log.pop()
+            else:
+                log[-1] = Change("replace", change.path, change.value, last.old)
+            self._report()
+            return
+        _compact_into(log, change)
+        self._report()
+
+
+def _is_prefix(short: tuple[PathKey, ...], long: tuple[PathKey, ...]) -> bool:
+    return len(short) < len(long) and long[: len(short)] == short
+
+
+def _shifts(earlier: Change, path: tuple[PathKey, ...]) -> bool:
+    """Whether ``earlier`` inserted or removed a list item in a list that ``path`` goes through.
+
+    Indexes recorded before such a change refer to other items, so compaction must not look
+    further back than it.
+    """
+    if earlier.op == "replace" or not earlier.path or not isinstance(earlier.path[-1], int):
+        return False
+    parent = earlier.path[:-1]
+    return len(parent) < len(path) and path[: len(parent)] == parent
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    # 1 == 1.0 == True in Python; in JSON they are three different values.
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _compact_into(log: list[Change], change: Change) -> None:
+    """Append ``change`` to ``log``, merging it with the earlier changes it makes redundant."""
+    path = change.path
+    same: int | None = None
+    inside: list[int] = []
+    for index in range(len(log) - 1, -1, -1):
+        earlier = log[index]
+        if earlier.path == path:
+            same = index
+            break
+        if _is_prefix(earlier.path, path):
+            if earlier.op != "remove" and _fold(log, index, change):
+                return
+            break
+        if _is_prefix(path, earlier.path):
+            inside.append(index)
+            continue
+        if _shifts(earlier, path):
+            break
+    old = change.old
+    if inside:
+        # The new value replaces everything that was edited inside the old one: undo those
+        # edits on a copy of the old value to get the value as it was before any of them.
+        old = _json_copy(old)
+        for index in inside:  # newest first
+            old = _undo(old, log[index], len(path))
+        for index in inside:  # descending, so earlier indexes stay valid
+            del log[index]
+        if same is not None:
+            same -= sum(1 for index in inside if index < same)
+    if same is None:
+        merged: Change | None = Change(change.op, path, change.value, old)
+    else:
+        merged = _merge_same_path(log.pop(same), change)
+    if merged is not None:
+        log.append(merged)
+
+
+def _merge_same_path(first: Change, then: Change) -> Change | None:
+    """Combine two changes of one path into one (or none, when they cancel out)."""
+    if first.op == "add":
+        if then.op == "remove":
+            return None  # added, then removed: nothing happened
+        return Change("add", then.path, then.value, MISSING)
+    if first.op == "remove":
+        if then.op == "add":
+            # remove + add at one place is a replace (slice assignment, pop + insert)
+            if _same_json(first.old, then.value):
+                return None
+            return Change("replace", then.path, then.value, first.old)
+        return Change(then.op, then.path, then.value, first.old)  # cannot happen twice
+    # first is a replace
+    if then.op == "remove":
+        return Change("remove", then.path, MISSING, first.old)
+    if _same_json(then.value, first.old):
+        return None
+    return Change("replace", then.path, then.value, first.old)
+
+
+def _fold(log: list[Change], index: int, change: Change) -> bool:
+    """Fold ``change`` into the value of the earlier change at ``index`` that contains it."""
+    earlier = log[index]
+    value = _json_copy(earlier.value)
+    try:
+        _apply(value, change.path[len(earlier.path) :], change.op, change.value)
+    except (KeyError, IndexError, TypeError):
+        return False  # the shapes disagree (e.g. a set stored as a list): keep both changes
+    if earlier.op == "replace" and _same_json(value, earlier.old):
+        del log[index]
+    else:
+        log[index] = Change(earlier.op, earlier.path, value, earlier.old)
+    return True
+
+
+def _apply(target: Any, rel: tuple[PathKey, ...], op: str, value: Any) -> None:
+    parent = target
+    for key in rel[:-1]:
+        parent = parent[key]
+    key = rel[-1]
+    if op == "replace":
+        parent[key] = _json_copy(value)
+    elif op == "add":
+        if isinstance(parent, list):
+            parent.insert(cast(int, key), _json_copy(value))
+        else:
+            parent[key] = _json_copy(value)
+    else:
+        del parent[key]
+
+
+def _undo(value: Any, change: Change, depth: int) -> Any:
+    """Undo ``change`` (which lies inside ``value``, ``depth`` keys down) on ``value``."""
+    rel = change.path[depth:]
+    inverse = {"add": "remove", "remove": "add", "replace": "replace"}[change.op]
+    try:
+        _apply(value, rel, inverse, change.old)
+    except (KeyError, IndexError, TypeError):
+        pass  # the container was replaced wholesale since; nothing inside it to undo
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# Tracked containers.
+#
+# Every tracked node (container or embedded object) knows its parent and its key in it; the
+# path of a change is found by walking up, so nodes never store paths that list edits would
+# make stale. A list child's index is looked up by identity when a change is recorded.
+
+
+def locate(node: Any) -> tuple[Tracker | None, tuple[PathKey, ...]]:
+    """Return the tracker of the document ``node`` lives in, and ``node``'s path there."""
+    keys: list[PathKey] = []
+    while True:
+        parent, key = node_parent(node)
+        if parent is None:
+            return root_tracker(node), tuple(reversed(keys))
+        if isinstance(parent, list):
+            key = _index_of(parent, node)
+        keys.append(key)
+        node = parent
+
+
+def _index_of(items: list[Any], node: Any) -> int:
+    for index, item in enumerate(items):
+        if item is node:
+            return index
+    msg = "tracked list item is no longer in its list"
+    raise RuntimeError(msg)
+
+
+def node_parent(node: Any) -> tuple[Any, PathKey]:
+    """Return a tracked node's parent and key (``(None, "")`` at the top)."""
+    if isinstance(node, _TrackedContainer):
+        return node._cm_parent, node._cm_key
+    link = getattr(node, "__dict__", {}).get("_cm_parent")
+    if link is None:
+        return None, ""
+    return cast(tuple[Any, PathKey], link)
+
+
+def root_tracker(node: Any) -> Tracker | None:
+    """Return the tracker attached to a top-level node, if any."""
+    if isinstance(node, _TrackedContainer):
+        return cast("Tracker | None", getattr(node, "_cm_tracker", None))
+    return cast("Tracker | None", getattr(node, "__dict__", {}).get("_cm_state"))
+
+
+def set_parent(node: Any, parent: Any, key: PathKey) -> None:
+    """Attach a tracked node to its parent."""
+    if isinstance(node, _TrackedContainer):
+        node._cm_parent = parent
+        node._cm_key = key
+    else:
+        node.__dict__["_cm_parent"] = (parent, key)
+
+
+class _TrackedContainer:
+    """Shared parts of the tracked containers (a mixin; the concrete classes add slots).
+
+    ``_cm_wrap`` (validate and wrap an item stored into the container) is a class attribute:
+    :func:`typed_container` makes one subclass per item type, so a container costs two slots.
+    """
+
+    __slots__ = ()
+    _cm_parent: Any
+    _cm_key: PathKey
+
+    def _cm_locate(self) -> tuple[Tracker | None, tuple[PathKey, ...]]:
+        return locate(self)
+
+
+def _plain_wrap(value: Any, parent: Any, key: PathKey) -> Any:
+    """Wrap raw JSON containers for tracking (the default for containers of ``Any``)."""
+    if isinstance(value, _TrackedContainer) or not isinstance(value, (list, dict)):
+        if isinstance(value, _TrackedContainer) and value._cm_parent is None:
+            set_parent(value, parent, key)
+            return value
+        if isinstance(value, _TrackedContainer):
+            value = value.to_plain()
+        else:
+            return value
+    if isinstance(value, list):
+        return TrackedList(value, parent=parent, key=key)
+    return TrackedDict(value, parent=parent, key=key)
+
+
+_typed: dict[tuple[type, Callable[..., Any]], type] = {}
+
+
+def typed_container(base: type[T_C], wrap: Callable[[Any, Any, PathKey], Any], name: str) -> type[T_C]:
+    """Return the subclass of a tracked container whose items are wrapped by ``wrap``."""
+    key = (base, wrap)
+    cls = _typed.get(key)
+    if cls is None:
+        cls = type(f"{base.__name__}[{name}]", (base,), {"__slots__": (), "_cm_wrap": staticmethod(wrap)})
+        _typed[key] = cls
+    return cast(type[T_C], cls)
+
+
+class TrackedList(_TrackedContainer, list[Any]):
+    """A list that records every edit (``append``, ``del``, slice assignment, ``sort``...)."""
+
+    __slots__ = ("_cm_key", "_cm_parent")
+    _cm_wrap: Callable[[Any, Any, PathKey], Any] = staticmethod(_plain_wrap)
+
+    def __init__(self, items: Iterable[Any] = (), *, parent: Any = None, key: PathKey = "") -> None:
+        self._cm_parent = parent
+        self._cm_key = key
+        wrap = self._cm_wrap
+        list.__init__(self, (wrap(item, self, 0) for item in items))
+
+    def to_plain(self) -> list[Any]:
+        """Return an untracked deep copy."""
+        return [_to_plain(item) for item in self]
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        return (list, (self.to_plain(),))
+
+    def __copy__(self) -> list[Any]:
+        return list(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        return self.to_plain()
+
+    # Edits -------------------------------------------------------------------------------
+
+    def _wrapped(self, value: Any) -> Any:
+        return self._cm_wrap(value, self, 0)
+
+    def append(self, value: Any) -> None:
+        value = self._wrapped(value)
+        list.append(self, value)
+        tracker, path = self._cm_locate()
+        if tracker is not None:
+            tracker.record_add((*path, len(self) - 1), value)
+
+    def insert(self, index: SupportsIndex, value: Any) -> None:
+        value = self._wrapped(value)
+        position = _clamp_insert(len(self), int(index))
+        list.insert(self, position, value)
+        tracker, path = self._cm_locate()
+        if tracker is not None:
+            tracker.record_add((*path, position), value)
+
+    def extend(self, values: Iterable[Any]) -> None:
+        for value in list(values):
+            self.append(value)
+
+    def __iadd__(self, values: Iterable[Any]) -> TrackedList:  # type: ignore[override,misc]
+        self.extend(values)
+        return self
+
+    def __imul__(self, times: SupportsIndex) -> TrackedList:  # type: ignore[override,misc]
+        original = self.to_plain()
+        if int(times) <= 0:
+            self.clear()
+        else:
+            for _ in range(int(times) - 1):
+                self.extend(copy.deepcopy(original))
+        return self
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        position = int(index)
+        if position < 0:
+            position += len(self)
+        value = list.pop(self, index)
+        tracker, path = self._cm_locate()
+        if tracker is not None:
+            tracker.record_remove((*path, position), value)
+        _detach(value)
+        return value
+
+    def remove(self, value: Any) -> None:
+        self.pop(self.index(value))
+
+    def clear(self) -> None:
+        while self:
+            self.pop()
+
+    @overload
+    def __setitem__(self, index: SupportsIndex, value: Any) -> None: ...
+    @overload
+    def __setitem__(self, index: slice, value: Iterable[Any]) -> None: ...
+    def __setitem__(self, index: SupportsIndex | slice, value: Any) -> None:
+        if isinstance(index, slice):
+            self._set_slice(index, value)
+            return
+        position = int(index)
+        if position < 0:
+            position += len(self)
+        old = self[position]
+        new = self._wrapped(value)
+        list.__setitem__(self, position, new)
+        _detach(old)
+        tracker, path = self._cm_locate()
+        if tracker is not None:
+            tracker.record_replace((*path, position), new, old)
+
+    def _set_slice(self, index: slice, values: Iterable[Any]) -> None:
+        values = list(values)
+        start, stop, step = index.indices(len(self))
+        if step != 1:
+            with self._whole_list_change():
+                new_items = [self._wrapped(value) for value in values]
+                list.__setitem__(self, index, new_items)
+            return
+        stop = max(start, stop)
+        for _ in range(stop - start):
+            self.pop(start)
+        for offset, value in enumerate(values):
+            self.insert(start + offset, value)
+
+    @overload
+    def __delitem__(self, index: SupportsIndex) -> None: ...
+    @overload
+    def __delitem__(self, index: slice) -> None: ...
+    def __delitem__(self, index: SupportsIndex | slice) -> None:
+        if isinstance(index, slice):
+            positions = range(*index.indices(len(self)))
+            for position in sorted(positions, reverse=True):
+                self.pop(position)
+            return
+        self.pop(index)
+
+    def sort(self, *, key: Any = None, reverse: bool = False) -> None:
+        with self._whole_list_change():
+            list.sort(self, key=key, reverse=reverse)
+
+    def reverse(self) -> None:
+        with self._whole_list_change():
+            list.reverse(self)
+
+    def _whole_list_change(self) -> _WholeChange:
+        return _WholeChange(self)
+
+
+class _WholeChange:
+    """Record a reordering edit of a container as one replace of the whole container."""
+
+    def __init__(self, container: TrackedList | TrackedSet) -> None:
+        self.container = container
+        self.tracker, self.path = container._cm_locate()
+        self.old = container.to_plain() if self.tracker is not None else None
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.tracker is not None:
+            self.tracker.record_replace(self.path, self.container, self.old)
+
+
+def _clamp_insert(length: int, index: int) -> int:
+    if index < 0:
+        index = max(0, length + index)
+    return min(index, length)
+
+
+def _detach(value: Any) -> None:
+    if isinstance(value, _TrackedContainer):
+        value._cm_parent = None
+    elif hasattr(value, "__dict__") and "_cm_parent" in value.__dict__:
+        value.__dict__["_cm_parent"] = None
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, (TrackedList, TrackedDict, TrackedSet)):
+        return value.to_plain()
+    return value
+
+
+class TrackedDict(_TrackedContainer, dict[Any, Any]):
+    """A dict that records every edit (``d[k] = v``, ``del``, ``pop``, ``update``...)."""
+
+    __slots__ = ("_cm_key", "_cm_parent")
+    _cm_wrap: Callable[[Any, Any, PathKey], Any] = staticmethod(_plain_wrap)
+
+    def __init__(
+        self,
+        items: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = (),
+        *,
+        parent: Any = None,
+        key: PathKey = "",
+    ) -> None:
+        self._cm_parent = parent
+        self._cm_key = key
+        wrap = self._cm_wrap
+        pairs = items.items() if isinstance(items, Mapping) else items
+        dict.__init__(self, ((k, wrap(v, self, k)) for k, v in pairs))
+
+    def to_plain(self) -> dict[Any, Any]:
+        """Return an untracked deep copy."""
+        return {key: _to_plain(value) for key, value in self.items()}
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        return (dict, (self.to_plain(),))
+
+    def __copy__(self) -> dict[Any, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[Any, Any]:
+        return self.to_plain()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        new = self._cm_wrap(value, self, key)
+        old = dict.get(self, key, MISSING)
+        dict.__setitem__(self, key, new)
+        tracker, path = self._cm_locate()
+        if tracker is not None:
+            if old is MISSING:
+                tracker.record_add((*path, key), new)
+            else:
+                tracker.record_replace((*path, key), new, old)
+        if old is not MISSING and old is not new:
+            _detach(old)
+
+    def __delitem__(self, key: Any) -> None:
+        old = dict.pop(self, key)
+        tracker, path = self._cm_locate()
+        if tracker is not None:
+            tracker.record_remove((*path, key), old)
+        _detach(old)
+
+    _sentinel: Final = object()
+
+    def pop(self, key: Any, default: Any = _sentinel) -> Any:
+        if key not in self:
+            if default is TrackedDict._sentinel:
+                raise KeyError(key)
+            return default
+        value = dict.__getitem__(self, key)
+        del self[key]
+        return value
+
+    def popitem(self) -> tuple[Any, Any]:
+        if not self:
+            msg = "popitem(): dictionary is empty"
+            raise KeyError(msg)
+        key = next(reversed(self.keys()))
+        return key, self.pop(key)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __ior__(self, other: Any) -> TrackedDict:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        for key in list(self):
+            del self[key]
+
+
+class TrackedSet(_TrackedContainer, set[Any]):
+    """A set that records its edits.
+
+    JSON has no sets: a set is stored as a sorted array, so an edit is recorded as one
+    ``replace`` of the whole array (positions in it mean nothing).
+    """
+
+    __slots__ = ("_cm_key", "_cm_parent")
+
+    def __init__(self, items: Iterable[Any] = (), *, parent: Any = None, key: PathKey = "") -> None:
+        self._cm_parent = parent
+        self._cm_key = key
+        set.__init__(self, items)
+
+    def to_plain(self) -> set[Any]:
+        """Return an untracked copy."""
+        return set(self)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        return (set, (self.to_plain(),))
+
+    def __copy__(self) -> set[Any]:
+        return set(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> set[Any]:
+        return set(self)
+
+    def _edit(self, method: Callable[..., Any], *args: Any) -> Any:
+        tracker, path = self._cm_locate()
+        if tracker is None:
+            return method(self, *args)
+        before = set(self)
+        result = method(self, *args)
+        if before != self:
+            tracker.record_replace(path, self, before)
+        return result
+
+    def add(self, value: Any) -> None:
+        self._edit(set.add, value)
+
+    def discard(self, value: Any) -> None:
+        self._edit(set.discard, value)
+
+    def remove(self, value: Any) -> None:
+        self._edit(set.remove, value)
+
+    def pop(self) -> Any:
+        return self._edit(set.pop)
+
+    def clear(self) -> None:
+        self._edit(set.clear)
+
+    def update(self, *others: Iterable[Any]) -> None:
+        self._edit(set.update, *others)
+
+    def difference_update(self, *others: Iterable[Any]) -> None:
+        self._edit(set.difference_update, *others)
+
+    def intersection_update(self, *others: Iterable[Any]) -> None:
+        self._edit(set.intersection_update, *others)
+
+    def symmetric_difference_update(self, other: Iterable[Any]) -> None:
+        self._edit(set.symmetric_difference_update, other)
+
+    def __ior__(self, other: Any) -> TrackedSet:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def __iand__(self, other: Any) -> TrackedSet:  # type: ignore[override,misc]
+        self.intersection_update(other)
+        return self
+
+    def __isub__(self, other: Any) -> TrackedSet:  # type: ignore[override,misc]
+        self.difference_update(other)
+        return self
+
+    def __ixor__(self, other: Any) -> TrackedSet:  # type: ignore[override,misc]
+        self.symmetric_difference_update(other)
+        return self
+
+    def __iter__(self) -> Iterator[Any]:
+        return set.__iter__(self)
+
+
+# --------------------------------------------------------------------------------------
+# JSON Patch application (used by tests, by rebase, and by users who ship diffs elsewhere).
+
+
+def apply_json_patch(document: Any, patch: Iterable[Mapping[str, Any]]) -> Any:
+    """Apply RFC 6902 ``add``/``remove``/``replace`` operations to a copy of ``document``.
+
+    Raises:
+        ValueError: an operation does not fit the document.
+    """
+    result = _json_copy(document)
+    for operation in patch:
+        keys = _parse_pointer(operation["path"])
+        op = operation["op"]
+        if not keys:
+            if op in ("add", "replace"):
+                result = _json_copy(operation["value"])
+                continue
+            msg = "cannot remove the whole document"
+            raise ValueError(msg)
+        parent = result
+        try:
+            for key in keys[:-1]:
+                parent = parent[int(key)] if isinstance(parent, list) else parent[key]
+            last: PathKey = keys[-1]
+            if isinstance(parent, list):
+                last = len(parent) if last == "-" else int(last)
+                if op == "add":
+                    if not 0 <= last <= len(parent):
+                        raise IndexError(last)
+                    parent.insert(last, _json_copy(operation["value"]))
+                elif op == "replace":
+                    parent[last] = _json_copy(operation["value"])
+                else:
+                    del parent[last]
+            elif op == "add":
+                parent[last] = _json_copy(operation["value"])
+            elif op == "replace":
+                if last not in parent:
+                    raise KeyError(last)
+                parent[last] = _json_copy(operation["value"])
+            else:
+                del parent[last]
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            msg = f"patch operation {dict(operation)!r} does not apply: {error!r}"
+            raise ValueError(msg) from None
+    return result
+
+
+def _parse_pointer(pointer: str) -> list[str]:
+    if pointer == "":
+        return []
+    if not pointer.startswith("/"):
+        msg = f"invalid JSON pointer {pointer!r}"
+        raise ValueError(msg)
+    return [part.replace("~1", "/").replace("~0", "~") for part in pointer[1:].split("/")]

@@ -1,0 +1,251 @@
+"""Unit tests of the embedded in-memory CouchDB engine."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+
+from couchmapper.backends import Backend
+from couchmapper.backends._memory_http import MemoryHTTP
+from couchmapper.backends.memory import MemoryBackend, MemoryServer
+from couchmapper.exceptions import (
+    BackendError,
+    ConflictError,
+    DocumentNotFound,
+    NotFoundError,
+    PreconditionFailed,
+    QueryError,
+)
+
+REV = re.compile(r"^\d+-[0-9a-f]{32}$")
+
+
+@pytest.fixture
+def server() -> MemoryServer:
+    """A private server so tests never share databases."""
+    return MemoryServer()
+
+
+@pytest.fixture
+def db(server: MemoryServer) -> MemoryBackend:
+    """A fresh database."""
+    return server.create("test")
+
+
+def test_backend_implements_protocol(db: MemoryBackend) -> None:
+    """MemoryBackend satisfies the Backend protocol."""
+    assert isinstance(db, Backend)
+
+
+def test_illegal_database_name(server: MemoryServer) -> None:
+    """Upper-case names are refused with CouchDB's error."""
+    with pytest.raises(BackendError) as info:
+        server.create("Upper")
+    assert info.value.error == "illegal_database_name"
+    assert "Must begin with a letter." in info.value.reason
+
+
+def test_create_twice_and_delete_missing(server: MemoryServer) -> None:
+    """412 on a second create, 404 on deleting a missing database."""
+    server.create("a")
+    with pytest.raises(PreconditionFailed):
+        server.create("a")
+    with pytest.raises(NotFoundError):
+        server.delete("missing")
+
+
+def test_revs_are_deterministic(db: MemoryBackend) -> None:
+    """The same body and parent give the same rev, whatever the id."""
+    first = db.put({"_id": "a", "v": 1})["rev"]
+    second = db.put({"_id": "b", "v": 1})["rev"]
+    assert first == second
+    assert REV.match(first)
+
+
+def test_update_needs_current_rev(db: MemoryBackend) -> None:
+    """Missing or stale revs give 409 "Document update conflict."."""
+    rev1 = db.put({"_id": "d", "v": 1})["rev"]
+    db.put({"_id": "d", "_rev": rev1, "v": 2})
+    with pytest.raises(ConflictError) as info:
+        db.put({"_id": "d", "_rev": rev1, "v": 3})
+    assert info.value.reason == "Document update conflict."
+    with pytest.raises(ConflictError):
+        db.put({"_id": "d", "v": 4})
+
+
+def test_bad_rev_format(db: MemoryBackend) -> None:
+    """A malformed rev is 400 "Invalid rev format"."""
+    with pytest.raises(BackendError) as info:
+        db.put({"_id": "d", "_rev": "abc"})
+    assert (info.value.status, info.value.reason) == (400, "Invalid rev format")
+
+
+def test_deleted_and_missing_reasons(db: MemoryBackend) -> None:
+    """404 reason is "deleted" for a tombstone and "missing" otherwise."""
+    rev = db.put({"_id": "d"})["rev"]
+    db.delete("d", rev)
+    with pytest.raises(DocumentNotFound) as deleted:
+        db.get("d")
+    assert deleted.value.reason == "deleted"
+    with pytest.raises(DocumentNotFound) as missing:
+        db.get("nope")
+    assert missing.value.reason == "missing"
+
+
+def test_recreate_after_delete_continues_tree(db: MemoryBackend) -> None:
+    """A PUT without rev after a delete gives a 3- rev."""
+    rev = db.put({"_id": "d"})["rev"]
+    db.delete("d", rev)
+    assert db.put({"_id": "d", "v": 2})["rev"].startswith("3-")
+
+
+def test_underscore_ids_rejected(db: MemoryBackend) -> None:
+    """Ids starting with "_" other than _design/ and _local/ are illegal."""
+    with pytest.raises(BackendError) as info:
+        db.put({"_id": "_foo"})
+    assert info.value.error == "illegal_docid"
+
+
+def test_bulk_docs_results_in_order(db: MemoryBackend) -> None:
+    """Per-document results keep request order; a conflict does not stop the batch."""
+    db.put({"_id": "x"})
+    results = db.bulk_docs([{"_id": "a"}, {"_id": "x"}, {"_id": "b"}])
+    assert [r["id"] for r in results] == ["a", "x", "b"]
+    assert results[1]["error"] == "conflict"
+    assert results[2]["ok"] is True
+
+
+def test_new_edits_false_conflicts(db: MemoryBackend) -> None:
+    """Replicated branches: highest rev wins and the other shows in _conflicts."""
+    docs = [
+        {"_id": "c", "_rev": "1-" + "a" * 32, "v": "a"},
+        {"_id": "c", "_rev": "1-" + "b" * 32, "v": "b"},
+    ]
+    assert db.bulk_docs(docs, new_edits=False) == []
+    got = db.get("c", conflicts=True)
+    assert got["v"] == "b"
+    assert got["_conflicts"] == ["1-" + "a" * 32]
+
+
+def test_caller_dicts_are_not_kept(db: MemoryBackend) -> None:
+    """Changing a dict after put or after get does not change what is stored."""
+    doc = {"_id": "d", "tags": ["a"]}
+    db.put(doc)
+    doc["tags"].append("b")
+    got = db.get("d")
+    got["tags"].append("c")
+    assert db.get("d")["tags"] == ["a"]
+
+
+def test_all_docs_raw_order_and_keys(db: MemoryBackend) -> None:
+    """_all_docs sorts ids by code point; keys report deleted and missing docs."""
+    for doc_id in ("b", "A", "a"):
+        db.put({"_id": doc_id})
+    rev = db.get("b")["_rev"]
+    db.delete("b", rev)
+    assert [r["id"] for r in db.all_docs()["rows"]] == ["A", "a"]
+    rows = db.all_docs(keys=["b", "zz"])["rows"]
+    assert rows[0]["value"]["deleted"] is True
+    assert rows[1] == {"key": "zz", "error": "not_found"}
+
+
+def test_changes_one_row_per_doc(db: MemoryBackend) -> None:
+    """_changes lists each doc once at its latest change, with string seqs."""
+    rev = db.put({"_id": "a"})["rev"]
+    db.put({"_id": "a", "_rev": rev, "v": 2})
+    db.put({"_id": "b"})
+    feed = db.changes()
+    assert [r["id"] for r in feed["results"]] == ["a", "b"]
+    assert isinstance(feed["last_seq"], str)
+    assert feed["pending"] == 0
+    with pytest.raises(BackendError):
+        db.changes(since="abc")
+
+
+def test_attachments_roundtrip(db: MemoryBackend) -> None:
+    """Inline attachments become stubs with CouchDB's gzip digest; data comes back."""
+    db.put(
+        {"_id": "a", "_attachments": {"h.txt": {"content_type": "text/plain", "data": "aGVsbG8="}}}
+    )
+    stub = db.get("a")["_attachments"]["h.txt"]
+    assert stub["digest"] == "md5-iMaiC8wqiFlD2NjLTemvCQ=="
+    assert stub["stub"] is True
+    assert db.get_attachment("a", "h.txt") == (b"hello", "text/plain")
+    with pytest.raises(NotFoundError):
+        db.get_attachment("a", "nope.txt")
+
+
+def test_find_with_and_without_index(db: MemoryBackend) -> None:
+    """Without an index: warning; a sort needs an index; with one the sort works."""
+    db.bulk_docs([{"_id": "a", "age": 3}, {"_id": "b", "age": 1}, {"_id": "c"}])
+    found = db.find({"selector": {"age": {"$gt": 0}}})
+    assert "warning" in found
+    with pytest.raises(QueryError) as info:
+        db.find({"selector": {"age": {"$gt": 0}}, "sort": ["age"]})
+    assert info.value.error == "no_usable_index"
+    assert db.create_index({"index": {"fields": ["age"]}})["result"] == "created"
+    sorted_docs = db.find({"selector": {"age": {"$gt": 0}}, "sort": ["age"]})["docs"]
+    assert [d["_id"] for d in sorted_docs] == ["b", "a"]
+
+
+def test_find_bookmark_paging(db: MemoryBackend) -> None:
+    """Bookmarks continue a query; "nil" when nothing matched."""
+    db.bulk_docs([{"_id": f"d{i}", "t": 1} for i in range(3)])
+    first = db.find({"selector": {"t": 1}, "limit": 2})
+    second = db.find({"selector": {"t": 1}, "limit": 2, "bookmark": first["bookmark"]})
+    assert [d["_id"] for d in second["docs"]] == ["d2"]
+    assert db.find({"selector": {"t": 2}})["bookmark"] == "nil"
+
+
+def test_view_map_and_reduce(db: MemoryBackend) -> None:
+    """A JavaScript map with a built-in _count reduce."""
+    pytest.importorskip("quickjs")
+    db.put(
+        {
+            "_id": "_design/s",
+            "views": {"t": {"map": "function(doc){ emit(doc.t, 1); }", "reduce": "_count"}},
+        }
+    )
+    db.bulk_docs([{"_id": "a", "t": "x"}, {"_id": "b", "t": "y"}, {"_id": "c", "t": "x"}])
+    rows = db.view("s", "t", reduce=False)["rows"]
+    assert [r["key"] for r in rows] == ["x", "x", "y"]
+    assert db.view("s", "t", group=True)["rows"] == [
+        {"key": "x", "value": 2},
+        {"key": "y", "value": 1},
+    ]
+
+
+def test_from_url_uses_shared_server() -> None:
+    """memory:// URLs open the same database on the process-wide server."""
+    first = MemoryBackend.from_url("memory://shared-test-db")
+    first.put({"_id": "x"})
+    second = MemoryBackend.from_url("memory://shared-test-db")
+    assert second.get("x")["_id"] == "x"
+
+
+def test_http_facade(server: MemoryServer) -> None:
+    """The facade answers like CouchDB over HTTP."""
+    http = MemoryHTTP(server)
+    assert http.handle("PUT", "/h").status == 201
+    created = http.handle("PUT", "/h/doc", body=b'{"v":1}')
+    assert created.status == 201
+    assert created.headers["etag"] == f'"{created.body["rev"]}"'
+    assert http.handle("GET", "/h/doc").body["v"] == 1
+    assert http.handle("PATCH", "/h/doc").status == 405
+
+
+def test_concurrent_writers(db: MemoryBackend) -> None:
+    """Threads writing distinct docs all succeed and are all counted."""
+
+    def write(start: int) -> None:
+        for i in range(start, start + 50):
+            db.put({"_id": f"d{i:04d}"})
+
+    threads = [threading.Thread(target=write, args=(n * 50,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert db.info()["doc_count"] == 200
