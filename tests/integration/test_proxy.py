@@ -14,7 +14,6 @@ from _proxy import RecordingProxy
 from couchmapper.backends.couchdb import CouchDBBackend
 from couchmapper.exceptions import BackendUnavailable, DocumentNotFound
 
-
 _JSON = {"Content-Type": "application/json"}
 
 
