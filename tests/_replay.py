@@ -178,14 +178,16 @@ def _same_shape(expected: Any, actual: Any, where: str, problems: list[str]) -> 
         for index, (e, a) in enumerate(zip(expected, actual, strict=True)):
             _same_shape(e, a, f"{where}.{index}", problems)
         return
-    if isinstance(expected, str) and isinstance(actual, str):
-        if _same_server_string(expected, actual):
-            return
+    strings = isinstance(expected, str) and isinstance(actual, str)
+    if strings and _same_server_string(expected, actual):
+        return
     if type(expected) is type(actual) and expected == actual:
         return
-    if isinstance(expected, int | float) and isinstance(actual, int | float):
-        if not isinstance(expected, bool) and not isinstance(actual, bool) and expected == actual:
-            return
+    numbers = all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in (expected, actual)
+    )
+    if numbers and expected == actual:
+        return
     problems.append(f"{where}: expected {expected!r}, got {actual!r}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, unquote, unquote_plus
 
@@ -489,7 +490,7 @@ def _temp_view(routes: DbRoutes, method: str, rest: list[str]) -> Response:
     )
 
 
-def _mango(kind: str) -> Any:
+def _mango(kind: str) -> Callable[[DbRoutes, str, list[str]], Response]:
     def handler(routes: DbRoutes, method: str, rest: list[str]) -> Response:
         from couchmapper.backends import _memory_find
 
@@ -499,12 +500,13 @@ def _mango(kind: str) -> Any:
 
 
 def _partition(routes: DbRoutes, method: str, rest: list[str]) -> Response:
-    from couchmapper.backends import _memory_partition
+    if not routes.db.partitioned:
+        raise bad_request("database is not partitioned")
+    # Partition-scoped endpoints are not implemented yet; say so with a clear status.
+    raise BackendError(501, "not_implemented", "memory engine: _partition endpoints")
 
-    return _memory_partition.route(routes, method, rest)
 
-
-_SPECIAL: dict[str, Any] = {
+_SPECIAL: dict[str, Callable[[DbRoutes, str, list[str]], Response]] = {
     "_all_docs": _all_docs,
     "_design_docs": _design_docs,
     "_local_docs": _local_docs,

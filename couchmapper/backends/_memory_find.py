@@ -295,7 +295,10 @@ def _choose_index(
         if chosen:
             return chosen[0], None
         if len(use_index) > 1:
-            warning = f"{ddoc}, {use_index[1]} was not used because it is not a valid index for this query."
+            warning = (
+                f"{ddoc}, {use_index[1]} was not used because it is not a valid index "
+                "for this query."
+            )
         else:
             warning = (
                 f"{ddoc} was not used because it does not contain a valid index for this query."

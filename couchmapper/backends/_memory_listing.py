@@ -244,13 +244,13 @@ def _changes_filter(db: Database, options: dict[str, Any]) -> Callable[[DocRecor
 
 
 def _view_filter(db: Database, options: dict[str, Any]) -> Callable[[DocRecord], bool]:
-    from couchmapper.backends import _memory_views
+    from couchmapper.backends._memory_views import map_function
 
     view = options.get("view")
     if not isinstance(view, str) or "/" not in view:
         raise bad_request("`view` filter parameter is not provided.")
     ddoc, _, name = view.partition("/")
-    runner, index = _memory_views.map_function(db, ddoc, name)
+    runner, index = map_function(db, ddoc, name)
 
     def by_view(record: DocRecord) -> bool:
         winner = record.winner()

@@ -149,8 +149,8 @@ def body_view_options(body: dict[str, Any]) -> dict[str, Any]:
     """View options given in a POST body (``keys``, ``limit``, ``include_docs``...)."""
     out: dict[str, Any] = {}
     for name, value in body.items():
-        if name in ("limit", "skip", "group_level"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise _qerror(f"Invalid value for positive integer: {json.dumps(value)}")
+        counted = name in ("limit", "skip", "group_level")
+        if counted and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise _qerror(f"Invalid value for positive integer: {json.dumps(value)}")
         out[name] = value
     return out

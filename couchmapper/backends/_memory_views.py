@@ -160,7 +160,7 @@ def query_view(db: Database, ddoc: str, view: str, **opts: Any) -> dict[str, Any
         )
         rows = _rows(db, ddoc_id, view, update)
         if reduce:
-            return {"rows": _reduce(db, ddoc_id, view, str(reducer), rows, opts)}
+            return {"rows": _reduce(db, ddoc_id, view, str(reducer), rows=rows, opts=opts)}
         return _map_result(db, rows, opts)
 
 
@@ -232,7 +232,13 @@ def _group_key(key: Any, opts: dict[str, Any]) -> Any:
 
 
 def _reduce(
-    db: Database, ddoc_id: str, view: str, reducer: str, rows: list[Any], opts: dict[str, Any]
+    db: Database,
+    ddoc_id: str,
+    view: str,
+    reducer: str,
+    *,
+    rows: list[Any],
+    opts: dict[str, Any],
 ) -> list[dict[str, Any]]:
     chosen, _ = _select(rows, opts)
     grouped: list[tuple[Any, list[Any]]] = []
@@ -247,7 +253,7 @@ def _reduce(
         else:
             grouped.append((gkey, [(key, doc_id, value)]))
     if not grouped and not (opts.get("group") or "group_level" in opts):
-        return [] if not chosen else []
+        return []
     out = []
     for gkey, members in grouped:
         out.append({"key": gkey, "value": _apply(db, ddoc_id, view, reducer, members)})
@@ -300,7 +306,7 @@ def _sum(values: list[Any]) -> Any:
 
 
 def _add(a: Any, b: Any) -> Any:
-    if isinstance(b, bool) or isinstance(b, str) or b is None:
+    if isinstance(b, bool | str) or b is None:
         raise _SumError
     if isinstance(a, dict) or isinstance(b, dict):
         a = a if isinstance(a, dict) else ({} if a == 0 else {"": a})

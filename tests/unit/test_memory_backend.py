@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 
 import pytest
 
@@ -131,7 +132,7 @@ def test_new_edits_false_conflicts(db: MemoryBackend) -> None:
 
 def test_caller_dicts_are_not_kept(db: MemoryBackend) -> None:
     """Changing a dict after put or after get does not change what is stored."""
-    doc = {"_id": "d", "tags": ["a"]}
+    doc: dict[str, Any] = {"_id": "d", "tags": ["a"]}
     db.put(doc)
     doc["tags"].append("b")
     got = db.get("d")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from tests._replay import TRANSCRIPTS, Case, load_cases, replay_case
+from _replay import TRANSCRIPTS, Case, load_cases, replay_case
 
 # Cases the engine does not answer like CouchDB yet, each with the reason. They run as
 # xfail(strict=True): when one starts passing, the test fails until it is removed here.
