@@ -404,6 +404,35 @@ def test_invalid_field_name_fails_at_match_time() -> None:
     assert info.value.status == 500
 
 
+def test_operators_normalisation_leaves_inside_elem_match_fail_at_match_time() -> None:
+    """$nor under $elemMatch is not rewritten, and CouchDB's matcher rejects it on contact."""
+    selector = {"r": {"$elemMatch": {"$nor": [{"s": "math"}]}}}
+    assert mango.normalize_selector(selector) == {
+        "r": {"$elemMatch": {"$nor": [{"s": {"$eq": "math"}}]}}
+    }
+    predicate = mango.compile_selector(selector)
+    assert predicate({"r": []}) is False
+    with pytest.raises(QueryError) as info:
+        predicate({"r": [{"s": "art"}]})
+    assert (info.value.error, info.value.reason) == ("invalid_operator", "Invalid operator: $nor")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "matches"),
+    [
+        ("[]x]", "]", True),
+        ("[^]x]", "]", False),
+        ("a\\e", "a\x1b", True),
+        ("^a\\h+b$", "a \tb", True),
+        ("(?<n>x)(?P=n)", "xx", True),
+        ("(?=x)", "yx", True),
+    ],
+)
+def test_regex_pcre_syntax(pattern: str, value: str, matches: bool) -> None:
+    """PCRE spellings that Python writes differently still work."""
+    assert mango.match({"v": {"$regex": pattern}}, {"v": value}) is matches
+
+
 def test_match_is_compile_selector() -> None:
     """match() gives the compiled predicate's answer."""
     assert mango.match({"name": "Bob"}, PEOPLE[1]) is True
