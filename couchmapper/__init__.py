@@ -1,27 +1,51 @@
 """couchmapper: typed documents, change tracking and a unit-of-work session for CouchDB."""
 
+from couchmapper.document import Document, Embedded, Field, RawDocument, changes, dump, field, load
 from couchmapper.exceptions import (
     BackendError,
     BackendUnavailable,
     ConflictError,
     CouchMapperError,
     DocumentNotFound,
+    FieldError,
     FlushError,
+    FlushFailure,
+    HookLimitError,
     NotFoundError,
+    PreconditionFailed,
     QueryError,
     SessionStateError,
     ValidationError,
 )
+from couchmapper.state import Lifecycle
+from couchmapper.tracking import MISSING, Change, ChangeList, apply_json_patch
 
 __all__ = [
+    "MISSING",
     "BackendError",
     "BackendUnavailable",
+    "Change",
+    "ChangeList",
     "ConflictError",
     "CouchMapperError",
+    "Document",
     "DocumentNotFound",
+    "Embedded",
+    "Field",
+    "FieldError",
     "FlushError",
+    "FlushFailure",
+    "HookLimitError",
+    "Lifecycle",
     "NotFoundError",
+    "PreconditionFailed",
     "QueryError",
+    "RawDocument",
     "SessionStateError",
     "ValidationError",
+    "apply_json_patch",
+    "changes",
+    "dump",
+    "field",
+    "load",
 ]

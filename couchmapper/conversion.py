@@ -25,6 +25,7 @@ import datetime as dt
 import enum
 import functools
 import linecache
+import math
 import types
 import typing
 import uuid
@@ -58,7 +59,7 @@ __all__ = [
     "to_json",
 ]
 
-JSON_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+JSON_SCALARS: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None)})
 """The classes that are JSON values as they are."""
 
 Loader: TypeAlias = Callable[[Any, Any, PathKey], Any]
@@ -76,9 +77,17 @@ class Invalid(Exception):
         """The errors with ``key`` put in front of each path."""
         return [((key, *path), expected, message) for path, expected, message in self.errors]
 
-    def to_validation_error(self, doc_id: str | None, cls_name: str = "") -> ValidationError:
-        """Turn the collected errors into the public exception."""
-        errors = [FieldError(format_path(p), e, m) for p, e, m in self.errors]
+    def to_validation_error(
+        self, doc_id: str | None, cls_name: str = "", path: tuple[PathKey, ...] = ()
+    ) -> ValidationError:
+        """Turn the collected errors into the public exception.
+
+        Args:
+            doc_id: the id of the document the values belong to.
+            cls_name: the document's class name, for the message.
+            path: where the converted value sits in the document (put before every path).
+        """
+        errors = [FieldError(format_path((*path, *p)), e, m) for p, e, m in self.errors]
         return ValidationError(doc_id, errors, cls_name)
 
 
@@ -288,7 +297,7 @@ def _literal_codec(values: tuple[Any, ...]) -> Codec:
 
 def _check_json(value: Any) -> None:
     if value.__class__ in JSON_SCALARS:
-        if value.__class__ is float and value != value or value in (float("inf"), -float("inf")):
+        if value.__class__ is float and not math.isfinite(value):
             raise _bad("a finite JSON number", value)
         return
     if isinstance(value, (list, tuple)):
@@ -370,7 +379,7 @@ _ANY_CODEC: Final = Codec("Any (JSON)", JSON_SCALARS, _any_load, _any_dump, _any
 
 
 def _collect(
-    items: Any, convert: Callable[[Any], Any], errors: list[Any], keyed: bool = False
+    items: Any, convert: Callable[[Any, Any], Any], errors: list[Any], keyed: bool = False
 ) -> Any:
     """Convert each item, gathering errors with their index (or key) instead of stopping."""
     if keyed:
@@ -615,7 +624,7 @@ def _dict_codec(key_codec: Codec, item: Codec, expected: str) -> Codec:
 
 
 def _union_codec(members: list[Codec], expected: str) -> Codec:
-    fast = frozenset().union(*(m.fast for m in members))
+    fast = frozenset[type]().union(*(m.fast for m in members))
 
     def attempt(method: Callable[[Codec], Any], value: Any) -> Any:
         errors: list[Any] = []
@@ -689,7 +698,8 @@ def codec_for(tp: Any) -> Codec:
     if origin in (list, typing.List) or tp is list:  # noqa: UP006
         return _list_codec(codec_for(args[0] if args else Any), expected)
     if origin in (set, frozenset) or tp in (set, frozenset):
-        return _set_codec(codec_for(args[0] if args else Any), expected, frozen=(origin or tp) is frozenset)
+        frozen = (origin or tp) is frozenset
+        return _set_codec(codec_for(args[0] if args else Any), expected, frozen=frozen)
     if origin is tuple or tp is tuple:
         if not args or (len(args) == 2 and args[1] is Ellipsis):
             return _tuple_codec(None, codec_for(args[0] if args else Any), expected)
@@ -768,7 +778,8 @@ def _scalar_list_items(tp: Any) -> frozenset[type] | None:
 
 
 def _all_fast(items: list[Any], fast: frozenset[type]) -> bool:
-    for item in items:
+    # A plain loop: all() over a generator costs twice as much for short lists.
+    for item in items:  # noqa: SIM110
         if item.__class__ not in fast:
             return False
     return True
@@ -916,7 +927,7 @@ def _unstructure_by_runtime_type(value: Any) -> Any:
     cls = type(value)
     info = model_info(cls)
     if info is not None:
-        return _model_codec_cached(cls).dump(value)
+        return codec_for(info.cls).dump(value)
     if isinstance(value, enum.Enum):
         return to_json(value.value)
     for base in cls.__mro__:
@@ -934,11 +945,6 @@ def _unstructure_by_runtime_type(value: Any) -> Any:
         return {key: to_json(item) for key, item in value.items()}
     msg = f"cannot convert {type(value).__name__} to JSON"
     raise TypeError(msg)
-
-
-@functools.cache
-def _model_codec_cached(cls: type) -> Codec:
-    return codec_for(cls)
 
 
 def _make_converter() -> cattrs.Converter:

@@ -13,6 +13,7 @@ field is then replaced by a tracking descriptor:
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, TypeVar, cast, dataclass_transform
@@ -26,9 +27,8 @@ from couchmapper.conversion import (
     ModelInfo,
     codec_for,
     model_info,
-    to_json,
 )
-from couchmapper.exceptions import SessionStateError, ValidationError
+from couchmapper.exceptions import SessionStateError
 from couchmapper.state import InstanceState, Lifecycle
 from couchmapper.tracking import (
     MISSING,
@@ -162,7 +162,8 @@ class Field:
             return codec.prepare(value, obj, self.name)
         except Invalid as error:
             doc_id, path = _where(obj)
-            raise error.prefixed_error(path + (self.name,), doc_id, type(obj).__name__) from None
+            cls_name = type(obj).__name__
+            raise error.to_validation_error(doc_id, cls_name, (*path, self.name)) from None
 
 
 def resolved_fields(cls: type) -> dict[str, Any]:
@@ -175,13 +176,11 @@ def resolved_fields(cls: type) -> dict[str, Any]:
     for a in attrs.fields(cls):
         tp = a.type
         if isinstance(tp, str):
-            owner = next(
-                (k for k in cls.__mro__ if a.name in k.__dict__.get("__annotations__", {})), cls
-            )
+            owner = next((k for k in cls.__mro__ if a.name in inspect.get_annotations(k)), cls)
             module = sys.modules.get(owner.__module__)
             namespace = {**_models_by_name, **(vars(module) if module is not None else {})}
             try:
-                tp = eval(tp, namespace, dict(vars(owner)))  # noqa: S307 - the class's own annotation
+                tp = eval(tp, namespace, dict(vars(owner)))
             except NameError as error:
                 msg = f"cannot resolve the type of {cls.__name__}.{a.name} ({tp!r}): {error}"
                 raise TypeError(msg) from None
@@ -201,16 +200,6 @@ def _where(obj: Any) -> tuple[str | None, tuple[PathKey, ...]]:
             root = link[0]
         doc_id = getattr(root, "__dict__", {}).get("id")
     return doc_id, path
-
-
-def _prefixed_error(
-    self: Invalid, path: tuple[PathKey, ...], doc_id: str | None, cls_name: str
-) -> ValidationError:
-    shifted = Invalid([((*path, *p), e, m) for p, e, m in self.errors])
-    return shifted.to_validation_error(doc_id, cls_name)
-
-
-Invalid.prefixed_error = _prefixed_error  # type: ignore[attr-defined]
 
 
 class DocumentField(Field):
@@ -331,7 +320,7 @@ def _build_model(
     *,
     is_document: bool,
     type_name: str | None,
-    discriminator: str | None | Any,
+    discriminator: str | Any | None,
     abstract: bool,
 ) -> None:
     """Turn a freshly defined subclass into an attrs class with tracking fields."""
@@ -350,12 +339,13 @@ def _build_model(
     info = ModelInfo(cls, is_document, name, discriminator, resolve=resolved_fields)
     cls.__cm_info__ = info  # type: ignore[attr-defined]
     _models_by_name[cls.__name__] = cls
+    field_class = DocumentField if is_document else EmbeddedField
     for a in attrs.fields(cls):
+        descriptor: Field | IdField
         if is_document and a.name == "id":
-            setattr(cls, "id", IdField())
-            continue
-        options = a.metadata.get(_METADATA_KEY, FieldOptions())
-        descriptor = (DocumentField if is_document else EmbeddedField)(cls, a.name, options)
+            descriptor = IdField()
+        else:
+            descriptor = field_class(cls, a.name, a.metadata.get(_METADATA_KEY, FieldOptions()))
         setattr(cls, a.name, descriptor)
     if is_document:
         _register(cls, info)
@@ -371,7 +361,7 @@ class _Model:
         cls,
         *,
         type_name: str | None = None,
-        discriminator: str | None | Any = MISSING,
+        discriminator: str | Any | None = MISSING,
         abstract: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -427,7 +417,8 @@ class Document(_Model):
 
 
 attrs.define(Document, slots=False, eq=True, weakref_slot=False, on_setattr=attrs.setters.NO_OP)
-Document.id = IdField()  # type: ignore[assignment,misc]
+# mypy sees the attrs field declared above; at run time the descriptor takes its place.
+Document.id = IdField()  # type: ignore[assignment]
 
 
 class RawDocument(TrackedDict):
@@ -436,9 +427,9 @@ class RawDocument(TrackedDict):
     __slots__ = ("__weakref__", "_cm_tracker")
     _cm_wrap = staticmethod(codec_for(Any).prepare)
 
-    def __init__(self, items: Mapping[str, Any] = ()) -> None:
+    def __init__(self, items: Mapping[str, Any] | None = None) -> None:
         self._cm_tracker: InstanceState | None = None
-        super().__init__(items)
+        super().__init__(items or {})
 
 
 # --------------------------------------------------------------------------------------
@@ -455,7 +446,9 @@ def _subclass_for(cls: type, info: ModelInfo, raw: Mapping[str, Any], name: Any)
     """Return the class a document of type ``name`` loads as, when asked for as ``cls``."""
     found = info.subclasses.get(name) if isinstance(name, str) else None
     if found is None:
-        known = registry.get(info.discriminator or "", {}).get(name) if isinstance(name, str) else None
+        known = (
+            registry.get(info.discriminator or "", {}).get(name) if isinstance(name, str) else None
+        )
         what = f"a {known.__name__}" if known else f"of type {name!r}"
         msg = f"document {raw.get('_id')!r} is {what}, not a {cls.__name__}"
         raise Invalid([((info.discriminator or "type",), cls.__name__, msg)])
@@ -481,7 +474,7 @@ def load(cls: type[D], raw: Mapping[str, Any], *, status: Lifecycle = Lifecycle.
             document is of an unrelated type.
     """
     info = cls.__dict__.get("__cm_info__") or _info(cls)
-    if raw.__class__ is not dict:
+    if type(raw) is not dict:
         raw = dict(raw)
     try:
         discriminator = info.discriminator
@@ -497,7 +490,7 @@ def load(cls: type[D], raw: Mapping[str, Any], *, status: Lifecycle = Lifecycle.
     state = new_state(InstanceState)
     state.doc_id = raw.get("_id")
     state.rev = raw.get("_rev")
-    state.loaded = raw  # type: ignore[assignment]
+    state.loaded = raw
     if status is not _DETACHED:
         state.status = status
     obj.__dict__["_cm_state"] = state
@@ -546,7 +539,7 @@ def dump(obj: Any) -> dict[str, Any]:
         msg = f"{type(obj).__name__} is not a couchmapper document"
         raise TypeError(msg)
     try:
-        return cast(dict[str, Any], codec_for(type(obj)).dump(obj))
+        return cast(dict[str, Any], codec_for(info.cls).dump(obj))
     except Invalid as error:
         raise error.to_validation_error(obj.__dict__.get("id"), type(obj).__name__) from None
 

@@ -231,7 +231,9 @@ class ValidationError(CouchMapperError, ValueError, TypeError):
         errors: one :class:`FieldError` per bad value.
     """
 
-    def __init__(self, doc_id: str | None, errors: Sequence[FieldError], cls_name: str = "") -> None:
+    def __init__(
+        self, doc_id: str | None, errors: Sequence[FieldError], cls_name: str = ""
+    ) -> None:
         self.doc_id = doc_id
         self.errors = tuple(errors)
         self.cls_name = cls_name

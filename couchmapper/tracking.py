@@ -18,9 +18,22 @@ once, on the first change, so it can keep a dirty set without scanning.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, Literal, SupportsIndex, TypeAlias, TypeVar, cast, overload
+from collections.abc import Set as AbstractSet
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Final,
+    Literal,
+    Self,
+    SupportsIndex,
+    TypeAlias,
+    TypeVar,
+    cast,
+    overload,
+)
 
 import attrs
 
@@ -34,9 +47,13 @@ __all__ = [
     "TrackedSet",
     "Tracker",
     "apply_json_patch",
-    "typed_container",
     "format_path",
+    "locate",
+    "node_parent",
+    "root_tracker",
+    "set_parent",
     "to_pointer",
+    "typed_container",
 ]
 
 PathKey: TypeAlias = str | int
@@ -382,10 +399,9 @@ def _undo(value: Any, change: Change, depth: int) -> Any:
     """Undo ``change`` (which lies inside ``value``, ``depth`` keys down) on ``value``."""
     rel = change.path[depth:]
     inverse = {"add": "remove", "remove": "add", "replace": "replace"}[change.op]
-    try:
+    # KeyError & co: the container was replaced wholesale since; nothing inside it to undo.
+    with contextlib.suppress(KeyError, IndexError, TypeError):
         _apply(value, rel, inverse, change.old)
-    except (KeyError, IndexError, TypeError):
-        pass  # the container was replaced wholesale since; nothing inside it to undo
     return value
 
 
@@ -451,9 +467,17 @@ class _TrackedContainer:
     :func:`typed_container` makes one subclass per item type, so a container costs two slots.
     """
 
-    __slots__ = ()
+    if not TYPE_CHECKING:
+        # The concrete classes declare the two slots (a mixin with a non-empty layout cannot
+        # be combined with list, dict or set); hidden from mypy, which would otherwise reject
+        # assigning them through the mixin type.
+        __slots__ = ()
     _cm_parent: Any
     _cm_key: PathKey
+
+    def to_plain(self) -> Any:
+        """Return an untracked deep copy."""
+        raise NotImplementedError
 
     def _cm_locate(self) -> tuple[Tracker | None, tuple[PathKey, ...]]:
         return locate(self)
@@ -477,18 +501,24 @@ def _plain_wrap(value: Any, parent: Any, key: PathKey) -> Any:
 _typed: dict[tuple[type, Callable[..., Any]], type] = {}
 
 
-def typed_container(base: type[T_C], wrap: Callable[[Any, Any, PathKey], Any], name: str) -> type[T_C]:
+def typed_container(
+    base: type[T_C], wrap: Callable[[Any, Any, PathKey], Any], name: str
+) -> type[T_C]:
     """Return the subclass of a tracked container whose items are wrapped by ``wrap``."""
     key = (base, wrap)
     cls = _typed.get(key)
     if cls is None:
-        cls = type(f"{base.__name__}[{name}]", (base,), {"__slots__": (), "_cm_wrap": staticmethod(wrap)})
+        namespace = {"__slots__": (), "_cm_wrap": staticmethod(wrap)}
+        cls = type(f"{base.__name__}[{name}]", (base,), namespace)
         _typed[key] = cls
     return cast(type[T_C], cls)
 
 
 class TrackedList(_TrackedContainer, list[Any]):
     """A list that records every edit (``append``, ``del``, slice assignment, ``sort``...)."""
+
+    # The in-place operators below return Self where the binary ones return a plain container;
+    # mypy flags that pairing (typeshed's own stubs carry the same ``ignore[misc]``).
 
     __slots__ = ("_cm_key", "_cm_parent")
     _cm_wrap: Callable[[Any, Any, PathKey], Any] = staticmethod(_plain_wrap)
@@ -536,11 +566,11 @@ class TrackedList(_TrackedContainer, list[Any]):
         for value in list(values):
             self.append(value)
 
-    def __iadd__(self, values: Iterable[Any]) -> TrackedList:  # type: ignore[override,misc]
+    def __iadd__(self, values: Iterable[Any]) -> Self:  # type: ignore[misc]
         self.extend(values)
         return self
 
-    def __imul__(self, times: SupportsIndex) -> TrackedList:  # type: ignore[override,misc]
+    def __imul__(self, times: SupportsIndex) -> Self:
         original = self.to_plain()
         if int(times) <= 0:
             self.clear()
@@ -738,7 +768,7 @@ class TrackedDict(_TrackedContainer, dict[Any, Any]):
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 
-    def __ior__(self, other: Any) -> TrackedDict:  # type: ignore[override,misc]
+    def __ior__(self, other: Any) -> Self:  # type: ignore[misc]
         self.update(other)
         return self
 
@@ -811,19 +841,19 @@ class TrackedSet(_TrackedContainer, set[Any]):
     def symmetric_difference_update(self, other: Iterable[Any]) -> None:
         self._edit(set.symmetric_difference_update, other)
 
-    def __ior__(self, other: Any) -> TrackedSet:  # type: ignore[override,misc]
+    def __ior__(self, other: AbstractSet[Any]) -> Self:  # type: ignore[misc]
         self.update(other)
         return self
 
-    def __iand__(self, other: Any) -> TrackedSet:  # type: ignore[override,misc]
+    def __iand__(self, other: AbstractSet[Any]) -> Self:  # type: ignore[misc]
         self.intersection_update(other)
         return self
 
-    def __isub__(self, other: Any) -> TrackedSet:  # type: ignore[override,misc]
+    def __isub__(self, other: AbstractSet[Any]) -> Self:  # type: ignore[misc]
         self.difference_update(other)
         return self
 
-    def __ixor__(self, other: Any) -> TrackedSet:  # type: ignore[override,misc]
+    def __ixor__(self, other: AbstractSet[Any]) -> Self:  # type: ignore[misc]
         self.symmetric_difference_update(other)
         return self
 
