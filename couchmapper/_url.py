@@ -58,11 +58,15 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
         The text with every credential replaced by ``***``.
     """
     text = redact_url(text)
-    for secret in secrets:
-        if len(secret) < _MIN_LITERAL_SECRET:
-            continue
-        for form in {secret, quote(secret, safe="")}:
-            text = text.replace(form, MASK)
+    forms = {
+        form
+        for secret in secrets
+        if len(secret) >= _MIN_LITERAL_SECRET
+        for form in (secret, quote(secret, safe=""))
+    }
+    # Longest first, so a secret that contains another one is masked whole.
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
     return text
 
 

@@ -144,9 +144,7 @@ def start_pouchdb(workdir: Path, *, startup_timeout: float = 60.0) -> RunningSer
         msg = f"Node.js (`node`) is not on PATH: {INSTALL_HINT}"
         raise ServerSetupError(msg)
     if not POUCHDB_SERVER.exists():
-        msg = (
-            f"{POUCHDB_SERVER.relative_to(DEVSERVER_DIR.parent.parent)} is missing: {INSTALL_HINT}"
-        )
+        msg = f"{POUCHDB_SERVER} is missing (tests/devserver/node_modules): {INSTALL_HINT}"
         raise ServerSetupError(msg)
     last_error: ServerSetupError | None = None
     for _attempt in range(3):  # a free port can be taken between choosing and binding it
