@@ -1,5 +1,7 @@
 """couchmapper: typed documents, change tracking and a unit-of-work session for CouchDB."""
 
+from couchmapper import signals
+from couchmapper.connect import connect
 from couchmapper.document import Document, Embedded, Field, RawDocument, changes, dump, field, load
 from couchmapper.exceptions import (
     BackendError,
@@ -17,7 +19,9 @@ from couchmapper.exceptions import (
     SessionStateError,
     ValidationError,
 )
+from couchmapper.session import Row, Session, SessionStats
 from couchmapper.state import Lifecycle
+from couchmapper.unitofwork import WriteResult
 from couchmapper.tracking import MISSING, Change, ChangeList, apply_json_patch
 
 __all__ = [
@@ -41,11 +45,17 @@ __all__ = [
     "PreconditionFailed",
     "QueryError",
     "RawDocument",
+    "Row",
+    "Session",
     "SessionStateError",
+    "SessionStats",
     "ValidationError",
+    "WriteResult",
     "apply_json_patch",
     "changes",
+    "connect",
     "dump",
     "field",
     "load",
+    "signals",
 ]

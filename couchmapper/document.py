@@ -505,7 +505,10 @@ new_state = object.__new__
 
 def attach_state(obj: Any, raw: dict[str, Any] | None, status: Lifecycle) -> InstanceState:
     """Give a document object its bookkeeping (loaded state ``raw``, or None when new)."""
-    doc_id = raw.get("_id") if raw is not None else obj.__dict__.get("id")
+    if raw is not None:
+        doc_id = raw.get("_id")
+    else:
+        doc_id = None if isinstance(obj, RawDocument) else obj.__dict__.get("id")
     state = InstanceState(
         doc_id=doc_id,
         rev=raw.get("_rev") if raw is not None else None,

@@ -1,0 +1,955 @@
+"""The unit-of-work session: identity map, lifecycle, dict API, signals and the one-request flush.
+
+A :class:`Session` is an editing session over one CouchDB database. Objects loaded through it
+are held in an identity map (one object per document id); every change to them is tracked by
+their fields; :meth:`Session.flush` sends every new, changed and deleted document in one
+``_bulk_docs`` request and applies the per-document answers. Nothing is lost: a document the
+server refused stays pending with its changes, and a flush cut by a network failure can simply
+be run again.
+
+Sessions are not thread-safe: use one per thread (or per request).
+"""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, overload
+
+import attrs
+from blinker import Signal
+
+from couchmapper import signals
+from couchmapper.backends.base import Backend, JSONDict
+from couchmapper.conversion import model_info
+from couchmapper.document import (
+    Document,
+    RawDocument,
+    attach_state,
+    dump,
+    load,
+    registry,
+    state_of,
+)
+from couchmapper.exceptions import (
+    BackendError,
+    ConflictError,
+    DocumentNotFound,
+    FlushError,
+    FlushFailure,
+    HookLimitError,
+    SessionStateError,
+)
+from couchmapper.state import InstanceState, Lifecycle
+from couchmapper.tracking import ChangeList, PathKey
+from couchmapper.unitofwork import ConflictPolicy, WriteResult, landed, rebase, results_in_order
+
+__all__ = ["Row", "Session", "SessionStats"]
+
+D = TypeVar("D", bound=Document)
+Obj = Any  # a Document or a RawDocument
+
+
+@attrs.frozen
+class SessionStats:
+    """Counts describing a session (see :meth:`Session.stats`)."""
+
+    identity_map: int
+    new: int
+    dirty: int
+    deleted: int
+    flushes: int
+    requests: int
+
+
+@attrs.frozen
+class Row:
+    """One row of a view result; ``doc`` is the identity-mapped object (with ``include_docs``)."""
+
+    id: str | None
+    key: Any
+    value: Any
+    doc: Any = None
+
+
+def _as_backend(database: Any) -> Backend:
+    if isinstance(database, Backend):
+        return database
+    if type(database).__module__.startswith("couchdb"):
+        from couchmapper.backends.couchdb import CouchDBBackend
+
+        return CouchDBBackend(database)
+    if database is None or isinstance(database, str):
+        from couchmapper.connect import connect
+
+        return connect(database)
+    msg = f"Session needs a backend, a couchdb.Database or a URL, not {type(database).__name__}"
+    raise TypeError(msg)
+
+
+class Session:
+    """An editing session over one CouchDB database.
+
+    Args:
+        database: a backend (``cm.connect(...)``), a python-couchdb ``Database``, or a URL.
+        conflict: what a flush does when a document was changed on the server meanwhile:
+            ``"raise"`` (default), ``"rebase"`` (re-apply this session's changes on the
+            current version where they do not overlap; merge rules combine overlaps) or
+            ``"overwrite"`` (last writer wins). Classes may set their own with
+            ``class Meta: conflict = "rebase"``.
+        autoflush: flush before each query so results include pending changes.
+        weak_identity_map: hold clean objects weakly, so long scans don't grow memory.
+        max_rebase: how many times one flush rebases before giving up.
+        hook_rounds: how many rounds of signal receivers a flush runs before giving up.
+        batch_size: split flushes of more documents than this into several requests.
+    """
+
+    def __init__(
+        self,
+        database: Any = None,
+        *,
+        conflict: ConflictPolicy = "raise",
+        autoflush: bool = False,
+        weak_identity_map: bool = True,
+        max_rebase: int = 5,
+        hook_rounds: int = 100,
+        batch_size: int | None = None,
+    ) -> None:
+        if conflict not in ("raise", "rebase", "overwrite"):
+            msg = f"conflict must be 'raise', 'rebase' or 'overwrite', not {conflict!r}"
+            raise ValueError(msg)
+        self.backend: Backend = _as_backend(database)
+        self.conflict: ConflictPolicy = conflict
+        self.autoflush = autoflush
+        self.max_rebase = max_rebase
+        self.hook_rounds = hook_rounds
+        self.batch_size = batch_size
+        self._identity: weakref.WeakValueDictionary[str, Obj] | dict[str, Obj] = (
+            weakref.WeakValueDictionary() if weak_identity_map else {}
+        )
+        # Strong references to everything with pending work, keyed by document id.
+        self._new: dict[str, Obj] = {}
+        self._dirty: dict[str, Obj] = {}
+        self._deleted: dict[str, Obj] = {}
+        self._required: dict[str, Obj] = {}
+        self._unnotified: dict[str, Obj] = {}
+        self._notified: dict[str, ChangeList] = {}
+        self._subscriptions: list[tuple[Signal, Callable[..., Any]]] = []
+        self._closed = False
+        self._flushes = 0
+        self._requests = 0
+
+    # ------------------------------------------------------------------------------------
+    # Basics.
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._identity)} loaded"
+        return f"<Session {self.backend!r} {state}>"
+
+    @property
+    def name(self) -> str:
+        """The database name."""
+        return self.backend.name
+
+    def info(self) -> JSONDict:
+        """The database's ``GET /db`` answer."""
+        self._check_open()
+        return self._call(self.backend.info)
+
+    def __enter__(self) -> Session:
+        self._check_open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:
+            try:
+                self.flush()
+            finally:
+                self.close()
+        else:
+            self.rollback()
+            self.close()
+
+    def close(self) -> None:
+        """Detach every object and refuse further use. Pending work is dropped."""
+        if self._closed:
+            return
+        for obj in list(self._identity.values()) + list(self._new.values()):
+            state = state_of(obj)
+            if state is not None and state.session is self:
+                state.session = None
+                if state.status is not Lifecycle.PENDING:
+                    state.status = Lifecycle.DETACHED
+        for signal, receiver in self._subscriptions:
+            signal.disconnect(receiver)
+        self._subscriptions.clear()
+        self._identity.clear()
+        self._forget_pending()
+        self._closed = True
+
+    def _forget_pending(self) -> None:
+        self._new.clear()
+        self._dirty.clear()
+        self._deleted.clear()
+        self._required.clear()
+        self._unnotified.clear()
+        self._notified.clear()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            msg = "this session is closed; open a new Session to keep working"
+            raise SessionStateError(msg)
+
+    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        self._requests += 1
+        return method(*args, **kwargs)
+
+    def stats(self) -> SessionStats:
+        """Counts of objects by state, flushes and requests made."""
+        return SessionStats(
+            identity_map=len(self._identity),
+            new=len(self._new),
+            dirty=sum(1 for o in self._dirty.values() if _has_changes(o)),
+            deleted=len(self._deleted),
+            flushes=self._flushes,
+            requests=self._requests,
+        )
+
+    # ------------------------------------------------------------------------------------
+    # Tracking hooks.
+
+    def _on_first_change(self, state: InstanceState) -> None:
+        doc_id = state.doc_id
+        if doc_id is None:
+            return
+        obj = self._identity.get(doc_id) or self._new.get(doc_id)
+        if obj is not None and state_of(obj) is state:
+            if state.status is Lifecycle.PERSISTENT:
+                self._dirty[doc_id] = obj
+            self._unnotified[doc_id] = obj
+
+    def _adopt(self, obj: Obj, state: InstanceState, status: Lifecycle) -> None:
+        state.session = self
+        state.status = status
+        assert state.doc_id is not None
+        self._identity[state.doc_id] = obj
+
+    # ------------------------------------------------------------------------------------
+    # Adding and deleting.
+
+    def add(self, obj: Obj) -> Obj:
+        """Add a new document (a client-side uuid4 hex ``_id`` is assigned unless set).
+
+        Adding a document that was loaded elsewhere (detached) makes it persistent here.
+
+        Raises:
+            SessionStateError: the object belongs to another session, or another object
+                with the same id is already in this session.
+        """
+        self._check_open()
+        state = state_of(obj)
+        if state is not None and state.session is not None and state.session is not self:
+            msg = (
+                f"{_describe(obj)} belongs to another session; expunge it there first, or "
+                f"load it in this session with get()"
+            )
+            raise SessionStateError(msg)
+        if state is not None and state.session is self:
+            if state.status is Lifecycle.DELETED:
+                msg = f"{_describe(obj)} is deleted in this session; flush or rollback first"
+                raise SessionStateError(msg)
+            return obj  # already here: adding twice is harmless
+        doc_id = _object_id(obj) or uuid.uuid4().hex
+        existing = self._identity.get(doc_id) or self._new.get(doc_id)
+        if existing is not None and existing is not obj:
+            if doc_id not in self._deleted:
+                msg = (
+                    f"document {doc_id!r} is already in this session as another object; "
+                    f"modify that object (session.get) instead of adding a new one"
+                )
+                raise SessionStateError(msg)
+        if not isinstance(obj, RawDocument):
+            obj.__dict__["id"] = doc_id
+        if state is not None and state.status is Lifecycle.DETACHED and state.rev is not None:
+            self._adopt(obj, state, Lifecycle.PERSISTENT)
+            if state.has_changes:
+                self._dirty[doc_id] = obj
+                self._unnotified[doc_id] = obj
+            return obj
+        if state is None:
+            state = attach_state(obj, None, Lifecycle.PENDING)
+        state.doc_id = doc_id
+        replaced = self._deleted.pop(doc_id, None)
+        if replaced is not None:
+            # Delete + re-create of one id in one session: one write, an update of the
+            # stored document to the new content.
+            old_state = state_of(replaced)
+            assert old_state is not None
+            state.rev = old_state.rev
+            state.loaded = old_state.loaded
+            old_state.status = Lifecycle.DETACHED
+            old_state.session = None
+            self._unnotified.pop(doc_id, None)
+        self._adopt(obj, state, Lifecycle.PENDING)
+        self._new[doc_id] = obj
+        self._unnotified[doc_id] = obj
+        return obj
+
+    def add_all(self, objects: Iterable[Obj]) -> None:
+        """Add several new documents."""
+        for obj in objects:
+            self.add(obj)
+
+    def delete(self, obj: Obj) -> None:
+        """Mark a document for deletion; the flush writes the tombstone.
+
+        Deleting a pending (never written) document just drops it.
+
+        Raises:
+            SessionStateError: the object is transient, detached or in another session.
+        """
+        self._check_open()
+        state = self._own_state(obj, "delete")
+        doc_id = state.doc_id
+        assert doc_id is not None
+        if state.status is Lifecycle.DELETED:
+            return
+        if state.status is Lifecycle.PENDING and state.rev is None:
+            self._new.pop(doc_id, None)
+            self._unnotified.pop(doc_id, None)
+            self._identity.pop(doc_id, None)
+            state.session = None
+            state.status = Lifecycle.TRANSIENT
+            return
+        self._new.pop(doc_id, None)
+        self._dirty.pop(doc_id, None)
+        state.status = Lifecycle.DELETED
+        self._deleted[doc_id] = obj
+        self._unnotified[doc_id] = obj
+
+    def _own_state(self, obj: Obj, action: str) -> InstanceState:
+        state = state_of(obj)
+        if state is None or state.status is Lifecycle.TRANSIENT:
+            msg = f"cannot {action} {_describe(obj)}: it is transient (never added); add it first"
+            raise SessionStateError(msg)
+        if state.session is not self:
+            where = "another session" if state.session is not None else "no session (detached)"
+            msg = f"cannot {action} {_describe(obj)}: it belongs to {where}; use session.add()"
+            raise SessionStateError(msg)
+        return state
+
+    def expunge(self, obj: Obj) -> None:
+        """Remove an object from this session (its pending work is dropped); it becomes detached."""
+        self._check_open()
+        state = self._own_state(obj, "expunge")
+        doc_id = state.doc_id
+        assert doc_id is not None
+        for table in (self._new, self._dirty, self._deleted, self._required, self._unnotified):
+            table.pop(doc_id, None)
+        self._notified.pop(doc_id, None)
+        if self._identity.get(doc_id) is obj:
+            del self._identity[doc_id]
+        state.session = None
+        state.status = Lifecycle.TRANSIENT if state.rev is None else Lifecycle.DETACHED
+
+    def clear(self, *, discard: bool = False) -> None:
+        """Empty the identity map.
+
+        Raises:
+            SessionStateError: there is unflushed work and ``discard`` is false.
+        """
+        self._check_open()
+        if self.has_pending() and not discard:
+            msg = "the session has unflushed changes; flush() first or clear(discard=True)"
+            raise SessionStateError(msg)
+        for obj in list(self._identity.values()):
+            self.expunge(obj)
+        self._forget_pending()
+
+    def has_pending(self) -> bool:
+        """Whether a flush would write anything."""
+        return bool(self._new or self._deleted or self._required) or any(
+            _has_changes(obj) for obj in self._dirty.values()
+        )
+
+    def require_current(self, obj: Obj) -> None:
+        """Check at flush that ``obj`` is still at the revision this session read.
+
+        The document is sent unchanged with its ``_rev``; a concurrent edit makes the flush
+        report a conflict even though this session changed nothing in it.
+        """
+        self._check_open()
+        state = self._own_state(obj, "require_current for")
+        assert state.doc_id is not None
+        state.require_rev = True
+        self._required[state.doc_id] = obj
+
+    def rollback(self) -> None:
+        """Forget pending work: restore loaded state of changed objects, drop new ones, undelete."""
+        if self._closed:
+            return
+        for doc_id, obj in list(self._new.items()):
+            state = state_of(obj)
+            if state is not None:
+                state.session = None
+                state.status = Lifecycle.TRANSIENT
+                state.reset()
+            self._identity.pop(doc_id, None)
+        for obj in list(self._dirty.values()) + list(self._deleted.values()):
+            state = state_of(obj)
+            if state is not None and state.loaded is not None:
+                _restore(obj, state.loaded)
+                state.status = Lifecycle.PERSISTENT
+                state.reset()
+        for obj in self._required.values():
+            state = state_of(obj)
+            if state is not None:
+                state.require_rev = False
+        self._forget_pending()
+
+    def refresh(self, obj: Obj) -> None:
+        """Reload an object's fields from the server, dropping its unflushed changes.
+
+        Raises:
+            DocumentNotFound: the document no longer exists.
+        """
+        self._check_open()
+        state = self._own_state(obj, "refresh")
+        assert state.doc_id is not None
+        raw = self._call(self.backend.get, state.doc_id)
+        _restore(obj, raw)
+        state.loaded = raw
+        state.rev = raw.get("_rev")
+        state.reset()
+        self._dirty.pop(state.doc_id, None)
+        self._unnotified.pop(state.doc_id, None)
+
+    # ------------------------------------------------------------------------------------
+    # Loading.
+
+    @overload
+    def get(self, cls: type[D], doc_id: str) -> D | None: ...
+    @overload
+    def get(self, cls: str) -> Any: ...
+    def get(self, cls: type[D] | str, doc_id: str | None = None) -> Any:
+        """Return the document with this id, or None when it does not exist.
+
+        ``get(Person, id)`` loads a ``Person`` (or the subclass its type field names);
+        ``get(id)`` picks the class from the type discriminator, or returns a tracked dict.
+
+        Raises:
+            ValidationError: the stored document has values of the wrong type, or is of a
+                type unrelated to ``cls``.
+        """
+        self._check_open()
+        if isinstance(cls, str):
+            doc_id, target = cls, None
+        else:
+            target = cls
+        assert doc_id is not None
+        found = self._lookup(doc_id)
+        if found is not None:
+            return self._check_type(found, target)
+        try:
+            raw = self._call(self.backend.get, doc_id)
+        except DocumentNotFound:
+            return None
+        return self._load(raw, target)
+
+    def _lookup(self, doc_id: str) -> Obj | None:
+        """An object already in the session (None for unknown or pending-deleted ids)."""
+        if doc_id in self._deleted:
+            return _DELETED
+        return self._identity.get(doc_id)
+
+    def _check_type(self, obj: Obj, target: type | None) -> Any:
+        if obj is _DELETED:
+            return None
+        if target is not None and not isinstance(obj, target):
+            msg = f"document {_object_id(obj)!r} is a {type(obj).__name__}, not a {target.__name__}"
+            raise SessionStateError(msg)
+        return obj
+
+    def _load(self, raw: JSONDict, target: type | None) -> Obj:
+        doc_id = raw["_id"]
+        existing = self._lookup(doc_id)
+        if existing is not None:
+            return self._check_type(existing, target)
+        cls = target if target is not None else _class_for(raw)
+        if cls is None:
+            obj: Obj = RawDocument(_without_meta(raw))
+            attach_state(obj, raw, Lifecycle.PERSISTENT)
+        else:
+            obj = load(cls, raw, status=Lifecycle.PERSISTENT)
+        state = state_of(obj)
+        assert state is not None
+        self._adopt(obj, state, Lifecycle.PERSISTENT)
+        _send(signals.document_loaded, type(obj), session=self, document=obj)
+        return obj
+
+    def get_many(self, cls: type[D] | None, ids: Sequence[str]) -> list[Any]:
+        """Return the documents with these ids in order (None for missing), in one request."""
+        self._check_open()
+        wanted = [doc_id for doc_id in dict.fromkeys(ids) if self._lookup(doc_id) is None]
+        if wanted:
+            answer = self._call(self.backend.all_docs, keys=wanted, include_docs=True)
+            for row in answer.get("rows", ()):
+                doc = row.get("doc")
+                if doc is not None:
+                    self._load(doc, cls)
+        return [self._check_type(o, cls) if (o := self._lookup(i)) is not None else None for i in ids]
+
+    def load_rows(self, docs: Iterable[JSONDict], cls: type[D] | None = None) -> list[Any]:
+        """Identity-map already fetched documents (from a query) and return the objects."""
+        return [self._load(doc, cls) for doc in docs]
+
+    # ------------------------------------------------------------------------------------
+    # The dict API of the seed project.
+
+    def create(self, doc: Mapping[str, Any]) -> str:
+        """Add a new raw dict document; returns its id (client-side uuid4 hex unless given)."""
+        body = dict(doc)
+        doc_id = body.pop("_id", None) or uuid.uuid4().hex
+        body.pop("_rev", None)
+        obj = RawDocument(body)
+        state = attach_state(obj, None, Lifecycle.TRANSIENT)
+        state.doc_id = doc_id
+        self.add(obj)
+        return str(doc_id)
+
+    def __getitem__(self, doc_id: str) -> Any:
+        found = self.get(doc_id)
+        if found is None:
+            raise DocumentNotFound(doc_id)
+        return found
+
+    def __setitem__(self, doc_id: str, doc: Mapping[str, Any]) -> None:
+        existing = self.get(doc_id)
+        body = _without_meta(dict(doc))
+        if existing is None:
+            self.create({**body, "_id": doc_id})
+        elif isinstance(existing, RawDocument):
+            for key in [k for k in existing if k not in body]:
+                del existing[key]
+            for key, value in body.items():
+                if existing.get(key, _DELETED) != value:
+                    existing[key] = value
+        else:
+            msg = f"document {doc_id!r} is a {type(existing).__name__}; set its fields instead"
+            raise SessionStateError(msg)
+
+    def __delitem__(self, doc_id: str) -> None:
+        self.delete(self[doc_id])
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and self.get(doc_id) is not None
+
+    def __len__(self) -> int:
+        count = int(self.info().get("doc_count", 0))
+        return count + len(self._new) - sum(1 for i in self._deleted if i not in self._new)
+
+    def view(self, name: str, **options: Any) -> list[Row]:
+        """Query a design-document view (``"ddoc/view"``); rows' docs come from the identity map.
+
+        Pending deletions are dropped from the rows.
+        """
+        self._check_open()
+        if self.autoflush:
+            self.flush()
+        ddoc, _, view = name.partition("/")
+        answer = self._call(self.backend.view, ddoc, view, **options)
+        rows = []
+        for row in answer.get("rows", ()):
+            doc_id = row.get("id")
+            if doc_id is not None and doc_id in self._deleted:
+                continue
+            doc = row.get("doc")
+            obj = self._load(doc, None) if isinstance(doc, dict) else None
+            rows.append(Row(doc_id, row.get("key"), row.get("value"), obj))
+        return rows
+
+    # ------------------------------------------------------------------------------------
+    # Signals.
+
+    def on(self, signal: Signal, sender: Any = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Connect a receiver for this session only (disconnected when the session closes).
+
+        ``@session.on(signals.document_changed, sender=Tag)`` connects a function that fires
+        only for this session's documents.
+        """
+
+        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            def receiver(sender_: Any, **kwargs: Any) -> Any:
+                if kwargs.get("session", self) is self or sender_ is self:
+                    return fn(sender_, **kwargs)
+                return None
+
+            receiver.__name__ = getattr(fn, "__name__", "receiver")
+            receiver.__qualname__ = getattr(fn, "__qualname__", receiver.__name__)
+            if sender is None:
+                signal.connect(receiver, weak=False)
+            else:
+                signal.connect(receiver, sender=sender, weak=False)
+            self._subscriptions.append((signal, receiver))
+            return fn
+
+        return decorator
+
+    def _run_hooks(self) -> None:
+        """Notify receivers of every unnotified document, round after round, until quiet."""
+        for _ in range(self.hook_rounds):
+            if not self._unnotified:
+                return
+            batch = list(self._unnotified.items())
+            self._unnotified.clear()
+            for doc_id, obj in batch:
+                self._notify(doc_id, obj)
+        names = sorted({_receiver_name(r) for r in self._active_receivers()})
+        raise HookLimitError(self.hook_rounds, names)
+
+    def _active_receivers(self) -> list[Any]:
+        found = []
+        for doc_id, obj in self._unnotified.items():
+            del doc_id
+            for signal in (signals.document_added, signals.document_changed, signals.document_deleted):
+                found += _receivers(signal, type(obj))
+        return found
+
+    def _notify(self, doc_id: str, obj: Obj) -> None:
+        state = state_of(obj)
+        if state is None or state.session is not self:
+            return
+        current = state.changes
+        seen = self._notified.get(doc_id, ChangeList())
+        fresh = ChangeList(c for c in current if c not in seen)
+        self._notified[doc_id] = current
+        if state.status is Lifecycle.DELETED:
+            if doc_id not in self._notified_deleted:
+                self._notified_deleted.add(doc_id)
+                _send(signals.document_deleted, type(obj), session=self, document=obj, changes=fresh)
+        elif state.status is Lifecycle.PENDING:
+            if doc_id not in self._notified_added:
+                self._notified_added.add(doc_id)
+                _send(signals.document_added, type(obj), session=self, document=obj, changes=ChangeList())
+            elif fresh:
+                _send(signals.document_changed, type(obj), session=self, document=obj, changes=fresh)
+        elif fresh:
+            _send(signals.document_changed, type(obj), session=self, document=obj, changes=fresh)
+
+    _notified_added: set[str]
+    _notified_deleted: set[str]
+
+    # ------------------------------------------------------------------------------------
+    # Flush.
+
+    def flush(self, *, progress: Callable[[int, int], None] | None = None) -> list[WriteResult]:
+        """Write every pending change in one ``_bulk_docs`` request.
+
+        Runs hook rounds first (receivers may add more edits), then sends new, changed and
+        deleted documents together, applies the per-document answers and resolves conflicts
+        by the conflict policy.
+
+        Args:
+            progress: called with (documents written so far, total) after each request when
+                ``batch_size`` splits the flush.
+
+        Returns:
+            One :class:`WriteResult` per document written.
+
+        Raises:
+            FlushError: some documents were not written; they stay pending with their changes.
+            ConflictError: a ``"rebase"`` met changes on both sides of the same field.
+            HookLimitError: receivers kept changing documents; nothing was sent.
+            BackendUnavailable: the server did not answer; everything stays pending.
+        """
+        self._check_open()
+        if not hasattr(self, "_notified_added"):
+            self._notified_added = set()
+            self._notified_deleted = set()
+        signals.before_flush.send(self)
+        self._run_hooks()
+        plan = self._plan()
+        self._flushes += 1
+        if not plan:
+            return []
+        results, failures, overlap = self._write(plan, progress)
+        signals.after_flush.send(self, results=results)
+        self._after_write(results)
+        if failures:
+            error: Exception = overlap if overlap is not None else FlushError(failures)
+            if overlap is not None:
+                overlap.failures = tuple(failures)  # type: ignore[attr-defined]
+            signals.flush_failed.send(self, failures=failures, error=error)
+            raise error
+        return results
+
+    def _plan(self) -> dict[str, JSONDict]:
+        """The JSON to send, by document id (only objects with pending work are visited)."""
+        plan: dict[str, JSONDict] = {}
+        for doc_id, obj in self._deleted.items():
+            state = state_of(obj)
+            assert state is not None
+            plan[doc_id] = {"_id": doc_id, "_rev": state.rev, "_deleted": True}
+        for doc_id, obj in self._new.items():
+            plan[doc_id] = dump(obj)
+        for doc_id, obj in list(self._dirty.items()):
+            if doc_id in plan:
+                continue
+            if _has_changes(obj):
+                plan[doc_id] = dump(obj)
+            elif doc_id not in self._required:
+                del self._dirty[doc_id]  # changed back to what was loaded: nothing to write
+        for doc_id, obj in self._required.items():
+            if doc_id not in plan:
+                plan[doc_id] = dump(obj)
+        return plan
+
+    def _write(
+        self, plan: dict[str, JSONDict], progress: Callable[[int, int], None] | None
+    ) -> tuple[list[WriteResult], list[FlushFailure], ConflictError | None]:
+        """Send the plan, then resolve conflicts by policy; returns results and failures."""
+        done: list[WriteResult] = []
+        failures: list[FlushFailure] = []
+        overlap: ConflictError | None = None
+        pending = plan
+        for attempt in range(self.max_rebase + 1):
+            answered = self._send_bulk(list(pending.values()), progress)
+            conflicts: dict[str, JSONDict] = {}
+            for result in answered:
+                if result.ok:
+                    done.append(result)
+                    self._written(result, pending[result.doc_id])
+                elif result.error in ("conflict", "file_exists"):
+                    conflicts[result.doc_id] = pending[result.doc_id]
+                else:
+                    failures.append(FlushFailure(result.doc_id, result.error or "", result.reason or ""))
+            if not conflicts:
+                break
+            current = self._fetch_current(list(conflicts))
+            pending = {}
+            for doc_id, sent in conflicts.items():
+                theirs = current.get(doc_id)
+                if landed(sent, theirs):
+                    assert theirs is not None or sent.get("_deleted")
+                    rev = theirs.get("_rev") if theirs is not None else sent.get("_rev")
+                    result = WriteResult(doc_id, rev)
+                    done.append(result)
+                    self._written(result, sent)
+                    continue
+                resolved, error = self._resolve(doc_id, sent, theirs, last=attempt == self.max_rebase)
+                if resolved is not None:
+                    pending[doc_id] = resolved
+                else:
+                    assert error is not None
+                    if isinstance(error, ConflictError) and error.paths and overlap is None:
+                        overlap = error
+                    failures.append(FlushFailure(doc_id, "conflict", error.reason, error))
+            if not pending:
+                break
+        return done, failures, overlap
+
+    def _send_bulk(
+        self, docs: list[JSONDict], progress: Callable[[int, int], None] | None
+    ) -> list[WriteResult]:
+        size = self.batch_size or len(docs) or 1
+        results: list[WriteResult] = []
+        for start in range(0, len(docs), size):
+            chunk = docs[start : start + size]
+            answer = self._call(self.backend.bulk_docs, chunk)
+            results += results_in_order(chunk, answer)
+            if progress is not None:
+                progress(min(start + size, len(docs)), len(docs))
+        return results
+
+    def _fetch_current(self, ids: list[str]) -> dict[str, JSONDict | None]:
+        """The server's current version of each document (None when deleted or missing)."""
+        answer = self._call(self.backend.all_docs, keys=ids, include_docs=True)
+        current: dict[str, JSONDict | None] = {}
+        for row in answer.get("rows", ()):
+            key = row.get("key")
+            if isinstance(key, str):
+                doc = row.get("doc")
+                current[key] = doc if isinstance(doc, dict) else None
+        return current
+
+    def _resolve(
+        self, doc_id: str, sent: JSONDict, theirs: JSONDict | None, *, last: bool
+    ) -> tuple[JSONDict | None, ConflictError | None]:
+        """Decide what to send after a conflict, by the document's conflict policy."""
+        obj = self._deleted.get(doc_id) or self._new.get(doc_id) or self._identity.get(doc_id)
+        state = state_of(obj) if obj is not None else None
+        policy = _policy_for(obj, self.conflict)
+        rev = sent.get("_rev")
+        if policy == "raise" or last or state is None:
+            return None, ConflictError(doc_id, rev)
+        if policy == "overwrite":
+            again = dict(sent)
+            if theirs is not None:
+                again["_rev"] = theirs["_rev"]
+            else:
+                again.pop("_rev", None)
+            return again, None
+        # rebase
+        if theirs is None or sent.get("_deleted") or state.loaded is None:
+            reason = "deleted on the server" if theirs is None else "changed on the server"
+            return None, ConflictError(doc_id, rev, f"Document update conflict: {reason}.")
+        outcome = rebase(state.loaded, sent, state.changes, theirs, _rule_finder(obj))
+        if outcome.document is None:
+            return None, ConflictError(
+                doc_id,
+                rev,
+                paths=outcome.overlaps,
+                base=state.loaded,
+                mine=sent,
+                theirs=theirs,
+            )
+        merged = outcome.document
+        merged["_rev"] = theirs["_rev"]
+        return merged, None
+
+    def _written(self, result: WriteResult, sent: JSONDict) -> None:
+        """A document was written: record its new rev and loaded state."""
+        doc_id = result.doc_id
+        obj = self._deleted.get(doc_id) or self._new.get(doc_id) or self._dirty.get(doc_id)
+        obj = obj or self._required.get(doc_id) or self._identity.get(doc_id)
+        if obj is None:
+            return
+        state = state_of(obj)
+        if state is None:
+            return
+        stored = dict(sent)
+        stored["_rev"] = result.rev
+        if sent.get("_deleted"):
+            state.status = Lifecycle.DETACHED
+            state.session = None
+            state.rev = result.rev
+            state.reset()
+            self._deleted.pop(doc_id, None)
+            if self._identity.get(doc_id) is obj:
+                del self._identity[doc_id]
+            return
+        if _body_differs(obj, sent):
+            _restore(obj, stored)  # a rebase merged in the server's changes
+        state.rev = result.rev
+        state.loaded = stored
+        state.reset()
+        state.require_rev = False
+        state.status = Lifecycle.PERSISTENT
+        for table in (self._new, self._dirty, self._required):
+            table.pop(doc_id, None)
+        self._notified.pop(doc_id, None)
+        self._notified_added.discard(doc_id)
+
+    def _after_write(self, results: list[WriteResult]) -> None:
+        del results
+
+
+_DELETED: Any = object()
+
+
+def _object_id(obj: Obj) -> str | None:
+    state = state_of(obj)
+    if state is not None and state.doc_id is not None:
+        return state.doc_id
+    if isinstance(obj, RawDocument):
+        return None
+    value = obj.__dict__.get("id")
+    return value if isinstance(value, str) else None
+
+
+def _describe(obj: Obj) -> str:
+    doc_id = _object_id(obj)
+    return f"{type(obj).__name__} {doc_id!r}" if doc_id else f"a new {type(obj).__name__}"
+
+
+def _has_changes(obj: Obj) -> bool:
+    state = state_of(obj)
+    return state is not None and (state.has_changes or state.require_rev)
+
+
+def _without_meta(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in raw.items() if k not in ("_id", "_rev")}
+
+
+def _class_for(raw: Mapping[str, Any]) -> type | None:
+    for discriminator, names in registry.items():
+        name = raw.get(discriminator)
+        if isinstance(name, str) and name in names:
+            return names[name]
+    return None
+
+
+def _restore(obj: Obj, raw: Mapping[str, Any]) -> None:
+    """Put the fields of ``raw`` into ``obj`` in place, without recording changes."""
+    if isinstance(obj, RawDocument):
+        dict.clear(obj)
+        fresh = RawDocument(_without_meta(raw))
+        for key, value in fresh.items():
+            if hasattr(value, "_cm_parent"):
+                value._cm_parent = obj
+        dict.update(obj, fresh)
+        return
+    fresh_obj = load(type(obj), dict(raw))
+    state = obj.__dict__.get("_cm_state")
+    obj.__dict__.clear()
+    obj.__dict__.update({k: v for k, v in fresh_obj.__dict__.items() if k != "_cm_state"})
+    obj.__dict__["_cm_state"] = state
+    for value in obj.__dict__.values():
+        link = getattr(value, "_cm_parent", None)
+        if link is fresh_obj:
+            value._cm_parent = obj
+        elif isinstance(getattr(value, "__dict__", None), dict) and "_cm_parent" in value.__dict__:
+            value.__dict__["_cm_parent"] = (obj, value.__dict__["_cm_parent"][1])
+
+
+def _body_differs(obj: Obj, sent: JSONDict) -> bool:
+    current = dump(obj)
+    return {k: v for k, v in current.items() if k != "_rev"} != {
+        k: v for k, v in sent.items() if k != "_rev"
+    }
+
+
+def _policy_for(obj: Obj, default: ConflictPolicy) -> ConflictPolicy:
+    meta = getattr(type(obj), "Meta", None)
+    policy = getattr(meta, "conflict", None)
+    return policy if policy in ("raise", "rebase", "overwrite") else default
+
+
+def _rule_finder(obj: Obj) -> Callable[[tuple[PathKey, ...]], Any]:
+    info = model_info(type(obj))
+
+    def find(path: tuple[PathKey, ...]) -> Any:
+        if info is None or not path:
+            return None
+        descriptor = type(obj).__dict__.get(path[0]) or getattr(type(obj), str(path[0]), None)
+        options = getattr(descriptor, "options", None)
+        merge = getattr(options, "merge", None)
+        return ((path[0],), merge) if merge is not None else None
+
+    return find
+
+
+def _receivers(signal: Signal, cls: type) -> list[Any]:
+    """Receivers for ``cls`` and every base class (each once), then the ANY receivers."""
+    found: dict[int, Any] = {}
+    for base in cls.__mro__:
+        for receiver in signal.receivers_for(base):
+            found.setdefault(id(receiver), receiver)
+    return list(found.values())
+
+
+def _send(signal: Signal, cls: type, **kwargs: Any) -> None:
+    """Send a document signal so receivers of base classes fire too (each exactly once)."""
+    if not signal.receivers:
+        return
+    for receiver in _receivers(signal, cls):
+        receiver(cls, **kwargs)
+
+
+def _receiver_name(receiver: Any) -> str:
+    return str(getattr(receiver, "__qualname__", None) or getattr(receiver, "__name__", repr(receiver)))
+
+
+def _as_error(error: BackendError) -> FlushFailure:
+    return FlushFailure("", error.error, error.reason, error)

@@ -1,0 +1,107 @@
+"""Every signal couchmapper sends, declared once (blinker).
+
+Document signals have the document's class as sender (a raw dict document has
+:class:`~couchmapper.document.RawDocument`); a receiver connected to a base class, including
+:class:`~couchmapper.document.Document`, also fires for its subclasses. Session signals have
+the session as sender.
+
+Receivers are held strongly by default, so a lambda or inner function does not disconnect
+silently when it goes out of scope; pass ``weak=True`` to :meth:`blinker.Signal.connect` to
+opt into weak references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from blinker import ANY, NamedSignal, Namespace
+
+__all__ = [
+    "after_flush",
+    "before_flush",
+    "document_added",
+    "document_changed",
+    "document_deleted",
+    "document_loaded",
+    "flush_failed",
+    "namespace",
+]
+
+
+class _StrongSignal(NamedSignal):
+    """A named signal whose receivers are held strongly unless ``weak=True`` is passed."""
+
+    def connect(self, receiver: Callable[..., Any], sender: Any = ANY, weak: bool = False) -> Any:
+        return super().connect(receiver, sender=sender, weak=weak)
+
+
+class _Namespace(Namespace):
+    def signal(self, name: str, doc: str | None = None) -> NamedSignal:
+        if name not in self:
+            self[name] = _StrongSignal(name, doc)
+        return self[name]
+
+
+namespace = _Namespace()
+"""The blinker namespace holding couchmapper's signals."""
+
+document_loaded = namespace.signal(
+    "document_loaded",
+    doc="""A document was loaded from CouchDB into a session.
+
+    Sender: the document's class. Keyword arguments: ``session``, ``document``.
+    """,
+)
+
+document_added = namespace.signal(
+    "document_added",
+    doc="""A new document was added to a session; sent during flush, before it is written.
+
+    Sender: the document's class. Keyword arguments: ``session``, ``document``, ``changes``
+    (empty for a new document). Receivers may add, change and delete documents through
+    ``session``; those go out in the same ``_bulk_docs`` request.
+    """,
+)
+
+document_changed = namespace.signal(
+    "document_changed",
+    doc="""A stored document was changed; sent during flush, before it is written.
+
+    Sender: the document's class. Keyword arguments: ``session``, ``document`` and ``changes``
+    (the :class:`~couchmapper.tracking.Change` list since the document's last notification,
+    with old values). Receivers may edit documents through ``session``.
+    """,
+)
+
+document_deleted = namespace.signal(
+    "document_deleted",
+    doc="""A stored document was marked for deletion; sent during flush, before it is written.
+
+    Sender: the document's class. Keyword arguments: ``session``, ``document``, ``changes``
+    (the changes made before the deletion, if any).
+    """,
+)
+
+before_flush = namespace.signal(
+    "before_flush",
+    doc="""A flush is starting. Sender: the session. No keyword arguments.""",
+)
+
+after_flush = namespace.signal(
+    "after_flush",
+    doc="""A flush request was answered. Sender: the session.
+
+    Keyword arguments: ``results``, a list of :class:`~couchmapper.unitofwork.WriteResult`
+    (document id, new rev or error and reason), one per document sent.
+    """,
+)
+
+flush_failed = namespace.signal(
+    "flush_failed",
+    doc="""A flush left documents unwritten. Sender: the session.
+
+    Keyword arguments: ``failures`` (a list of :class:`~couchmapper.exceptions.FlushFailure`)
+    and ``error`` (the exception about to be raised).
+    """,
+)

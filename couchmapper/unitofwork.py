@@ -1,0 +1,250 @@
+"""The sans-IO core of a flush: per-document results, "did it land?", and rebase merges.
+
+Nothing here talks to a server. The session builds the ``_bulk_docs`` payload, sends it
+through its backend, and hands the answers to these functions to decide what became of each
+document and, for the ``"rebase"`` conflict policy, what to send next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, TypeAlias
+
+import attrs
+
+from couchmapper.tracking import MISSING, Change, PathKey, format_path
+
+__all__ = [
+    "ConflictPolicy",
+    "RebaseResult",
+    "WriteResult",
+    "changed_paths",
+    "landed",
+    "rebase",
+    "results_in_order",
+]
+
+ConflictPolicy: TypeAlias = Literal["raise", "rebase", "overwrite"]
+MergeRule: TypeAlias = str | Callable[[Any, Any, Any], Any]
+
+_SERVER_KEYS = frozenset({"_rev", "_revisions", "_conflicts", "_deleted_conflicts", "_local_seq"})
+
+
+@attrs.frozen
+class WriteResult:
+    """What became of one document sent in a flush.
+
+    Attributes:
+        doc_id: the document id.
+        rev: the new revision (None on failure).
+        error: CouchDB's error name on failure (``"conflict"``, ``"forbidden"``...).
+        reason: CouchDB's explanation on failure.
+    """
+
+    doc_id: str
+    rev: str | None = None
+    error: str | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the document was written."""
+        return self.error is None
+
+
+def results_in_order(sent: Sequence[Mapping[str, Any]], answer: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+    """Pair each sent document with its ``_bulk_docs`` answer (CouchDB keeps request order)."""
+    results = []
+    for doc, row in zip(sent, answer, strict=False):
+        doc_id = str(row.get("id", doc.get("_id")))
+        if "error" in row:
+            results.append(WriteResult(doc_id, None, str(row["error"]), str(row.get("reason", ""))))
+        else:
+            results.append(WriteResult(doc_id, str(row["rev"])))
+    for doc in sent[len(answer) :]:
+        results.append(WriteResult(str(doc.get("_id")), None, "unknown", "no answer for this document"))
+    return results
+
+
+def _body(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in _SERVER_KEYS}
+
+
+def landed(sent: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
+    """Whether the server's current document shows that ``sent`` was already written.
+
+    A retry after a lost answer meets a conflict (or "already exists" for a create); when
+    the document on the server holds exactly what was sent, the earlier attempt landed.
+    """
+    if sent.get("_deleted"):
+        return current is None or bool(current.get("_deleted"))
+    if current is None or current.get("_deleted"):
+        return False
+    return _same(_body(sent), _body(current))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        # 1 and 1.0 are the same JSON number once stored
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and a == b and not (
+            isinstance(a, bool) or isinstance(b, bool)
+        )
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def changed_paths(base: Any, theirs: Any, prefix: tuple[PathKey, ...] = ()) -> set[tuple[PathKey, ...]]:
+    """The smallest paths at which two JSON values differ (dicts are compared key by key)."""
+    if isinstance(base, dict) and isinstance(theirs, dict):
+        found: set[tuple[PathKey, ...]] = set()
+        for key in base.keys() | theirs.keys():
+            if key in _SERVER_KEYS:
+                continue
+            found |= changed_paths(base.get(key, MISSING), theirs.get(key, MISSING), (*prefix, key))
+        return found
+    return set() if _same(base, theirs) else {prefix}
+
+
+def _overlaps(path: tuple[PathKey, ...], others: Iterable[tuple[PathKey, ...]]) -> bool:
+    return any(p[: len(path)] == path or path[: len(p)] == p for p in others)
+
+
+@attrs.frozen
+class RebaseResult:
+    """The outcome of re-applying one document's changes on the server's current version.
+
+    Attributes:
+        document: the JSON to send (None when there were overlaps).
+        overlaps: dotted paths both sides changed with no merge rule to combine them.
+    """
+
+    document: dict[str, Any] | None
+    overlaps: tuple[str, ...] = ()
+
+
+def _get(doc: Any, path: tuple[PathKey, ...]) -> Any:
+    for key in path:
+        try:
+            doc = doc[key]
+        except (KeyError, IndexError, TypeError):
+            return MISSING
+    return doc
+
+
+def _set(doc: Any, path: tuple[PathKey, ...], value: Any) -> None:
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    if value is MISSING:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+
+
+def _union(base: Any, mine: Any, theirs: Any) -> Any:
+    base_items = base if isinstance(base, list) else []
+    mine_items = mine if isinstance(mine, list) else []
+    theirs_items = theirs if isinstance(theirs, list) else []
+    added = [x for x in mine_items if x not in base_items]
+    removed = [x for x in base_items if x not in mine_items]
+    merged = [x for x in theirs_items if x not in removed]
+    merged += [x for x in added if x not in merged]
+    return merged
+
+
+def _sum(base: Any, mine: Any, theirs: Any) -> Any:
+    numbers = (int, float)
+    if not all(isinstance(v, numbers) and not isinstance(v, bool) for v in (base, mine, theirs)):
+        msg = "merge='sum' needs numbers on every side"
+        raise TypeError(msg)
+    return theirs + (mine - base)
+
+
+def _apply_change(doc: dict[str, Any], change: Change) -> bool:
+    """Apply one recorded change to ``doc``; False when it no longer fits the document."""
+    path = change.path
+    parent = _get(doc, path[:-1])
+    key = path[-1]
+    try:
+        if change.op == "remove":
+            del parent[key]
+        elif change.op == "add" and isinstance(parent, list):
+            if not isinstance(key, int) or key > len(parent):
+                return False
+            parent.insert(key, _copy(change.value))
+        else:
+            if isinstance(parent, list) and (not isinstance(key, int) or key >= len(parent)):
+                return False
+            parent[key] = _copy(change.value)
+    except (KeyError, IndexError, TypeError):
+        return False
+    return True
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def rebase(
+    base: Mapping[str, Any],
+    mine: Mapping[str, Any],
+    changes: Sequence[Change],
+    theirs: Mapping[str, Any],
+    rule_for: Callable[[tuple[PathKey, ...]], tuple[tuple[PathKey, ...], MergeRule] | None],
+) -> RebaseResult:
+    """Re-apply this session's ``changes`` on ``theirs``, the server's current document.
+
+    Args:
+        base: the document as this session loaded it.
+        mine: the document as this session wants it (``base`` plus ``changes``).
+        changes: this session's recorded changes.
+        theirs: the server's current document.
+        rule_for: for a change path, the path of the field that has a merge rule and the
+            rule, or None.
+
+    Returns:
+        The document to send, or the overlapping paths when both sides changed the same
+        place and no merge rule combines them.
+    """
+    remote = changed_paths(dict(base), dict(theirs))
+    result = _copy(dict(theirs))
+    overlaps: list[str] = []
+    merged_fields: set[tuple[PathKey, ...]] = set()
+    for change in changes:
+        if not _overlaps(change.path, remote):
+            if not _apply_change(result, change):
+                overlaps.append(format_path(change.path))
+            continue
+        found = rule_for(change.path)
+        if found is None:
+            overlaps.append(format_path(change.path))
+            continue
+        field_path, rule = found
+        if field_path in merged_fields:
+            continue
+        merged_fields.add(field_path)
+        values = (_get(base, field_path), _get(mine, field_path), _get(theirs, field_path))
+        if MISSING in values and rule != "union":
+            overlaps.append(format_path(field_path))
+            continue
+        merge: Callable[[Any, Any, Any], Any]
+        if rule == "sum":
+            merge = _sum
+        elif rule == "union":
+            merge = _union
+        else:
+            merge = rule  # type: ignore[assignment]
+        try:
+            _set(result, field_path, merge(*values))
+        except (TypeError, ValueError):
+            overlaps.append(format_path(field_path))
+    if overlaps:
+        return RebaseResult(None, tuple(dict.fromkeys(overlaps)))
+    return RebaseResult(result)
