@@ -21,8 +21,8 @@ from couchmapper.exceptions import (
 )
 from couchmapper.session import Row, Session, SessionStats
 from couchmapper.state import Lifecycle
-from couchmapper.unitofwork import WriteResult
 from couchmapper.tracking import MISSING, Change, ChangeList, apply_json_patch
+from couchmapper.unitofwork import WriteResult
 
 __all__ = [
     "MISSING",

@@ -1,0 +1,101 @@
+"""Package structure: the public surface and the import ladder of DESIGN.md."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import couchmapper as cm
+
+PACKAGE = Path(cm.__file__).parent
+
+# Lower layers first; a module may import only from its own layer or below.
+LADDER: list[set[str]] = [
+    {"exceptions", "_url", "_collation"},
+    {"mango", "tracking", "signals"},
+    {"conversion"},
+    {"state"},
+    {"document", "unitofwork"},
+    {"backends"},
+    {"connect"},
+    {"session"},
+    {"__init__"},
+]
+
+
+def _layer(module: str) -> int:
+    for index, names in enumerate(LADDER):
+        if module in names:
+            return index
+    msg = f"module {module!r} is not placed on the ladder in this test"
+    raise AssertionError(msg)
+
+
+def _top(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("couchmapper")
+        ):
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                found.add(parts[1])
+            else:
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("couchmapper."):
+                    found.add(alias.name.split(".")[1])
+    return found
+
+
+def test_all_is_sorted_and_exported() -> None:
+    """__all__ is sorted (constants, classes, functions: ruff's order) and all exported."""
+
+    def order(name: str) -> tuple[int, str]:
+        kind = 0 if name.isupper() else 1 if name[0].isupper() else 2
+        return kind, name
+
+    assert list(cm.__all__) == sorted(cm.__all__, key=order)
+    for name in cm.__all__:
+        assert hasattr(cm, name), name
+
+
+def test_imports_only_point_down() -> None:
+    """No module imports from a layer above its own (TYPE_CHECKING imports excepted)."""
+    upward = []
+    for path in PACKAGE.rglob("*.py"):
+        here = _top(path)
+        for imported in _imports(path) - {here}:
+            if _layer(imported) > _layer(here):
+                upward.append(f"{path.relative_to(PACKAGE)} imports {imported}")
+    assert upward == []
+
+
+def test_only_the_couchdb_backend_imports_couchdb() -> None:
+    """python-couchdb is imported by backends/couchdb.py alone."""
+    importers = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name == "couchdb" or name.startswith("couchdb.") for name in names):
+                importers.append(str(path.relative_to(PACKAGE)))
+    assert sorted(set(importers)) == ["backends/couchdb.py"]
+
+
+def test_py_typed_is_shipped() -> None:
+    """The package ships its py.typed marker."""
+    assert (PACKAGE / "py.typed").exists()
