@@ -626,13 +626,19 @@ def _dict_codec(key_codec: Codec, item: Codec, expected: str) -> Codec:
 def _union_codec(members: list[Codec], expected: str) -> Codec:
     fast = frozenset[type]().union(*(m.fast for m in members))
 
+    # ``X | None`` with a value that is not None: X's own errors (with their paths inside
+    # the value) say more than "expected X | None".
+    not_none = [m for m in members if m.fast != frozenset({type(None)})]
+    only = not_none[0] if len(not_none) == 1 else None
+
     def attempt(method: Callable[[Codec], Any], value: Any) -> Any:
-        errors: list[Any] = []
+        if only is not None and value is not None:
+            return method(only)
         for member in members:
             try:
                 return method(member)
-            except Invalid as error:
-                errors += error.errors
+            except Invalid:
+                continue
         raise _bad(expected, value)
 
     def load(value: Any, parent: Any, key: PathKey) -> Any:
@@ -663,6 +669,8 @@ def _type_name(tp: Any) -> str:
         return "None"
     if isinstance(tp, type) and not typing.get_args(tp):
         return tp.__name__
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(arg) for arg in typing.get_args(tp))
     return repr(tp).replace("typing.", "")
 
 

@@ -29,6 +29,7 @@ from couchmapper.conversion import (
     model_info,
 )
 from couchmapper.exceptions import SessionStateError
+from couchmapper.query import FieldPath
 from couchmapper.state import InstanceState, Lifecycle
 from couchmapper.tracking import (
     MISSING,
@@ -123,22 +124,25 @@ def field(
 # Field descriptors.
 
 
-class Field:
+class Field(FieldPath):
     """A tracked field: the descriptor on the class, and the handle queries are built from.
+
+    Class-level access (``Person.age``) returns the field; comparisons on it build query
+    expressions (see :mod:`couchmapper.query`).
 
     Attributes:
         name: the attribute name (also the JSON key).
-        owner: the class the field was accessed on.
+        owner: the class the field belongs to.
         type: the resolved type annotation.
         options: couchmapper's options (merge rule).
     """
 
-    __slots__ = ("_codec", "_fast", "name", "options", "owner", "type")
+    __slots__ = ("_codec", "_fast", "name", "options")
 
     def __init__(self, owner: type, name: str, options: FieldOptions) -> None:
-        self.owner = owner
+        # The type is resolved on first use, so annotations may name classes defined later.
+        super().__init__(owner, (name,), None)
         self.name = name
-        self.type: Any = None  # resolved on first use, so annotations may name later classes
         self.options = options
         self._codec: Codec | None = None
         self._fast: frozenset[type] = frozenset()
@@ -146,9 +150,14 @@ class Field:
     def __repr__(self) -> str:
         return f"<Field {self.owner.__name__}.{self.name}>"
 
+    @property
+    def type(self) -> Any:
+        """The field's resolved type annotation."""
+        if self._tp is None:
+            self._tp = resolved_fields(self.owner)[self.name]
+        return self._tp
+
     def _resolve(self) -> Codec:
-        if self.type is None:
-            self.type = resolved_fields(self.owner)[self.name]
         codec = codec_for(self.type)
         self._codec = codec
         self._fast = codec.fast
@@ -449,7 +458,7 @@ def _subclass_for(cls: type, info: ModelInfo, raw: Mapping[str, Any], name: Any)
         known = (
             registry.get(info.discriminator or "", {}).get(name) if isinstance(name, str) else None
         )
-        what = f"a {known.__name__}" if known else f"of type {name!r}"
+        what = f"of type {name!r}" + (f" ({known.__name__})" if known else "")
         msg = f"document {raw.get('_id')!r} is {what}, not a {cls.__name__}"
         raise Invalid([((info.discriminator or "type",), cls.__name__, msg)])
     return found

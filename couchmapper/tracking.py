@@ -262,6 +262,8 @@ class Tracker:
         if log is None:
             log = self._changes = []
         if not log:
+            if change.op == "replace" and _same_json(change.value, change.old):
+                return  # e.g. sorting a sorted list
             log.append(change)
             self._report()
             return
@@ -275,7 +277,8 @@ class Tracker:
             self._report()
             return
         _compact_into(log, change)
-        self._report()
+        if log:
+            self._report()
 
 
 def _is_prefix(short: tuple[PathKey, ...], long: tuple[PathKey, ...]) -> bool:
@@ -306,24 +309,40 @@ def _same_json(a: Any, b: Any) -> bool:
 
 
 def _compact_into(log: list[Change], change: Change) -> None:
-    """Append ``change`` to ``log``, merging it with the earlier changes it makes redundant."""
+    """Append ``change`` to ``log``, merging it with the earlier changes it makes redundant.
+
+    A list index names a position, not an item: after an insert or a removal the same index
+    holds another item, and edits of other items of the list were recorded against the
+    positions of their time. So the scan stops at any insert or removal in a list the path
+    goes through, and an insert or removal is only merged when that keeps every change that
+    was recorded after it valid.
+    """
     path = change.path
+    in_list = bool(path) and isinstance(path[-1], int)
+    list_len = len(path) - 1
     same: int | None = None
+    crossed = False  # passed an edit of another item of the same list
     inside: list[int] = []
     for index in range(len(log) - 1, -1, -1):
         earlier = log[index]
-        if earlier.path == path:
-            same = index
+        earlier_path = earlier.path
+        if earlier_path == path:
+            if not in_list or _mergeable_in_list(earlier.op, change.op, crossed):
+                same = index
             break
-        if _is_prefix(earlier.path, path):
+        if _is_prefix(earlier_path, path):
             if earlier.op != "remove" and _fold(log, index, change):
                 return
             break
-        if _is_prefix(path, earlier.path):
+        if _is_prefix(path, earlier_path):
+            if in_list and change.op == "add":
+                break  # those were edits of the item the new one pushed along
             inside.append(index)
             continue
         if _shifts(earlier, path):
             break
+        if in_list and len(earlier_path) > list_len and earlier_path[:list_len] == path[:-1]:
+            crossed = True
     old = change.old
     if inside:
         # The new value replaces everything that was edited inside the old one: undo those
@@ -333,14 +352,38 @@ def _compact_into(log: list[Change], change: Change) -> None:
             old = _undo(old, log[index], len(path))
         for index in inside:  # descending, so earlier indexes stay valid
             del log[index]
-        if same is not None:
-            same -= sum(1 for index in inside if index < same)
     if same is None:
-        merged: Change | None = Change(change.op, path, change.value, old)
-    else:
-        merged = _merge_same_path(log.pop(same), change)
+        if change.op == "replace" and _same_json(change.value, old):
+            return  # edits inside, then set back to what it was
+        log.append(Change(change.op, path, change.value, old))
+        return
+    first = log[same]
+    merged = _merge_same_path(first, change)
+    if first.op == "add":
+        # An insert must keep its place: later changes were recorded with the item there.
+        if merged is None:
+            del log[same]
+        else:
+            log[same] = merged
+        return
+    del log[same]
     if merged is not None:
         log.append(merged)
+
+
+def _mergeable_in_list(first: Op, then: Op, crossed: bool) -> bool:
+    """Whether two changes at one list index are of one item and may become one change.
+
+    ``crossed``: other items of the list were edited in between (recorded against positions
+    that an insert or removal merged away would shift).
+    """
+    if first == "remove":
+        return then == "add" and not crossed  # remove + insert at one place: a replace
+    if then == "add":
+        return False  # a new item pushed the earlier one along
+    if first == "add":
+        return then == "replace" or not crossed
+    return True
 
 
 def _merge_same_path(first: Change, then: Change) -> Change | None:
