@@ -271,7 +271,8 @@ def _edit_meta(data: st.DataObject, p: Person) -> None:
     else:
         items = meta.get(key)
         if isinstance(items, list):
-            if items and data.draw(st.booleans()):
+            delete = data.draw(st.booleans())
+            if items and delete:
                 del items[_index(data, items)]
             else:
                 items.insert(data.draw(st.integers(-3, 3)), data.draw(json_values))
