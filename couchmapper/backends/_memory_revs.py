@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
+import struct
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -50,13 +50,96 @@ def parse_rev(rev: Any) -> tuple[int, str]:
 def rev_hash(
     body: dict[str, Any], deleted: bool, parent: str | None, atts: dict[str, Attachment]
 ) -> str:
-    """A deterministic 32-hex rev hash over body, deleted flag, parent rev and attachments."""
+    """CouchDB's rev hash: md5 of ``term_to_binary([Deleted, OldPos, OldRev, Body, Atts])``.
+
+    The same body, deleted flag, parent rev and attachments give the same rev as CouchDB 3.5
+    (``{"v": 1}`` gets ``1-7a7e4b29f3af401e69b6f86e4c26b727`` whatever the id). ``Atts`` is a
+    list of ``{Name, Type, Md5}`` in reverse attachment order (couch_db:new_revid folds them).
+    """
     parent_pos, parent_hash = parse_rev(parent) if parent else (0, "")
-    att_part = [[name, a.content_type, a.digest] for name, a in sorted(atts.items())]
-    text = json.dumps(
-        [deleted, parent_pos, parent_hash, body, att_part], separators=(",", ":"), default=str
-    )
-    return hashlib.md5(text.encode("utf-8", "surrogatepass")).hexdigest()
+    old_rev: Any = _revid_term(parent_hash) if parent else 0
+    att_terms = [
+        _Tuple((name, a.content_type, base64.b64decode(a.digest.removeprefix("md5-"))))
+        for name, a in reversed(atts.items())
+    ]
+    term = [deleted, parent_pos, old_rev, body, att_terms]
+    return hashlib.md5(b"\x83" + _etf(term)).hexdigest()
+
+
+class _Tuple(tuple[Any, ...]):
+    """An Erlang tuple in :func:`_etf` (plain Python tuples are not used for JSON values)."""
+
+
+def _revid_term(rev_hash_text: str) -> bytes:
+    """CouchDB keeps a 32-hex rev id as its 16 raw bytes, any other rev id as its text."""
+    if len(rev_hash_text) == 32:
+        try:
+            return bytes.fromhex(rev_hash_text)
+        except ValueError:
+            pass
+    return rev_hash_text.encode("utf-8", "surrogatepass")
+
+
+def _atom(name: str) -> bytes:
+    raw = name.encode()
+    return bytes((100, 0, len(raw))) + raw  # ATOM_EXT, as term_to_binary writes it in OTP 25
+
+
+def _etf(value: Any) -> bytes:
+    """Erlang's external term format (``term_to_binary(V, [{minor_version, 1}])``) of EJSON.
+
+    Iterative (an explicit stack), so deeply nested documents do not hit the recursion limit.
+    """
+    out = bytearray()
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Raw):
+            out += item
+            continue
+        head, children = _etf_one(item)
+        out += head
+        stack.extend(reversed(children))
+    return bytes(out)
+
+
+class _Raw(bytes):
+    """Already encoded bytes on the :func:`_etf` stack."""
+
+
+def _etf_one(value: Any) -> tuple[bytes, list[Any]]:
+    """The encoding of ``value`` up to its children, and the children (with raw tails)."""
+    if value is True or value is False or value is None:
+        return _atom("null" if value is None else "true" if value else "false"), []
+    if isinstance(value, int):
+        if 0 <= value < 256:
+            return bytes((97, value)), []
+        if -(2**31) <= value < 2**31:
+            return b"b" + value.to_bytes(4, "big", signed=True), []
+        magnitude = abs(value)
+        digits = magnitude.to_bytes((magnitude.bit_length() + 7) // 8, "little")
+        size = len(digits)
+        head = bytes((110, size)) if size < 256 else b"o" + size.to_bytes(4, "big")
+        return head + bytes((value < 0,)) + digits, []
+    if isinstance(value, float):
+        return b"F" + struct.pack(">d", value), []
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogatepass")
+    if isinstance(value, bytes):
+        return b"m" + len(value).to_bytes(4, "big") + value, []
+    if isinstance(value, _Tuple):
+        return bytes((104, len(value))), list(value)
+    if isinstance(value, dict):
+        pairs = [_Tuple((k, v)) for k, v in value.items()]
+        return bytes((104, 1)), [pairs]
+    if isinstance(value, list | tuple):
+        if not value:
+            return b"j", []
+        if len(value) < 65536 and all(type(v) is int and 0 <= v < 256 for v in value):
+            return b"k" + len(value).to_bytes(2, "big") + bytes(value), []  # STRING_EXT
+        return b"l" + len(value).to_bytes(4, "big"), [*value, _Raw(b"j")]
+    msg = f"not a JSON value: {value!r}"
+    raise TypeError(msg)
 
 
 def format_seq(n: int) -> str:

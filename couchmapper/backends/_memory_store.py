@@ -507,8 +507,9 @@ class Database:
             if base is not None and base.body is not None:
                 item.body = json_copy(base.body)
                 item.atts = {key: None for key in base.atts}
-            item.atts = dict(item.atts or {})
-            item.atts[name] = (data, content_type)
+            # CouchDB puts the new attachment first (the order feeds the rev hash).
+            others = {key: value for key, value in (item.atts or {}).items() if key != name}
+            item.atts = {name: (data, content_type), **others}
             node = self._edit(item)
             return {"ok": True, "id": doc_id, "rev": node.rev}
 

@@ -250,3 +250,36 @@ def test_concurrent_writers(db: MemoryBackend) -> None:
     for thread in threads:
         thread.join()
     assert db.info()["doc_count"] == 200
+
+
+@pytest.mark.parametrize(
+    ("doc", "rev"),
+    [
+        ({"v": 1}, "1-7a7e4b29f3af401e69b6f86e4c26b727"),
+        ({}, "1-967a00dff5e02add41819138abb3284d"),
+    ],
+)
+def test_revs_are_couchdbs(db: MemoryBackend, doc: dict[str, Any], rev: str) -> None:
+    """A body gets CouchDB 3.5's own rev hash, whatever the document id."""
+    assert db.put({"_id": "one", **doc})["rev"] == rev
+    assert db.put({"_id": "two", **doc})["rev"] == rev
+
+
+def test_delete_rev_and_attachment_revs_are_couchdbs(db: MemoryBackend) -> None:
+    """Tombstones and attachment uploads get CouchDB's revs (01/db-info-counts, 08/att-*)."""
+    first = db.put({"_id": "d", "v": 1})["rev"]
+    assert db.delete("d", first)["rev"] == "2-d9b15b235a7d0afdfe6058d5fb8afbd1"
+    one = db.put_attachment("doc", "a.txt", b"one", "text/plain")["rev"]
+    assert one == "1-bfa0b355a2fa36699cd7ffdb56252b3d"
+    two = db.put_attachment("doc", "b.txt", b"bee", "text/plain", rev=one)["rev"]
+    assert two == "2-2b892f8c7560b5b32983e567b8debbed"
+    three = db.put_attachment("doc", "a.txt", b"one-two", "text/plain", rev=two)["rev"]
+    assert three == "3-ccc9f682cfae0ce906757f9f6b500cb0"
+
+
+def test_rev_hash_survives_deep_nesting(db: MemoryBackend) -> None:
+    """A deeply nested body is hashed without hitting Python's recursion limit."""
+    body: Any = 1
+    for _ in range(450):
+        body = {"a": [body]}
+    assert REV.match(db.put({"_id": "deep", "x": body})["rev"])
