@@ -1,6 +1,7 @@
 """couchmapper: typed documents, change tracking and a unit-of-work session for CouchDB."""
 
-from couchmapper import signals
+from couchmapper import query, signals
+from couchmapper._queries import ViewResult, sync_design
 from couchmapper.connect import connect
 from couchmapper.document import Document, Embedded, Field, RawDocument, changes, dump, field, load
 from couchmapper.exceptions import (
@@ -19,6 +20,7 @@ from couchmapper.exceptions import (
     SessionStateError,
     ValidationError,
 )
+from couchmapper.query import Expression, Index, View, and_, or_
 from couchmapper.session import Row, Session, SessionStats
 from couchmapper.state import Lifecycle
 from couchmapper.tracking import MISSING, Change, ChangeList, apply_json_patch
@@ -35,11 +37,13 @@ __all__ = [
     "Document",
     "DocumentNotFound",
     "Embedded",
+    "Expression",
     "Field",
     "FieldError",
     "FlushError",
     "FlushFailure",
     "HookLimitError",
+    "Index",
     "Lifecycle",
     "NotFoundError",
     "PreconditionFailed",
@@ -50,12 +54,18 @@ __all__ = [
     "SessionStateError",
     "SessionStats",
     "ValidationError",
+    "View",
+    "ViewResult",
     "WriteResult",
+    "and_",
     "apply_json_patch",
     "changes",
     "connect",
     "dump",
     "field",
     "load",
+    "or_",
+    "query",
     "signals",
+    "sync_design",
 ]
