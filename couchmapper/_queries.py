@@ -31,11 +31,21 @@ from couchmapper.query import (
 if TYPE_CHECKING:
     from couchmapper.session import Session
 
-__all__ = ["QueryMixin", "ViewResult", "sync_design"]
+__all__ = ["QueryMixin", "Row", "ViewResult", "sync_design"]
 
 D = TypeVar("D", bound=Document)
 
 _PAGE = 1000
+
+
+@attrs.frozen
+class Row:
+    """One row of a view result; ``doc`` is the identity-mapped object (with ``include_docs``)."""
+
+    id: str | None
+    key: Any
+    value: Any
+    doc: Any = None
 
 
 class ViewResult(list[Any]):
@@ -325,8 +335,6 @@ class QueryMixin:
             The rows; pending deletions are dropped, and ``stale`` tells whether pending
             changes may make the answer out of date.
         """
-        from couchmapper.session import Row
-
         self._prepare_query()
         session = self._session()
         if isinstance(view, View):

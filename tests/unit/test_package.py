@@ -14,10 +14,11 @@ LADDER: list[set[str]] = [
     {"exceptions", "_url", "_collation"},
     {"mango", "tracking", "signals"},
     {"conversion"},
-    {"state"},
+    {"state", "query"},
     {"document", "unitofwork"},
     {"backends"},
     {"connect"},
+    {"_queries"},
     {"session"},
     {"__init__"},
 ]
@@ -36,10 +37,23 @@ def _top(path: Path) -> str:
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 
+def _type_checking_blocks(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside ``if TYPE_CHECKING:`` blocks (imports there are for types only)."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for child in node.body:
+                inside.update(id(n) for n in ast.walk(child))
+    return inside
+
+
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
+    skip = _type_checking_blocks(tree)
     found: set[str] = set()
     for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if (
             isinstance(node, ast.ImportFrom)
             and node.module
