@@ -218,6 +218,8 @@ class DocumentField(Field):
 
     def __set__(self, obj: Any, value: Any) -> None:
         if value.__class__ not in self._fast:
+            if obj.__dict__.get(self.name, MISSING) is value:
+                return  # ``doc.tags += [...]`` assigns the edited container back to itself
             value = self._prepare(obj, value)
         d = obj.__dict__
         state = d.get("_cm_state")
@@ -259,6 +261,8 @@ class EmbeddedField(Field):
 
     def __set__(self, obj: Any, value: Any) -> None:
         if value.__class__ not in self._fast:
+            if obj.__dict__.get(self.name, MISSING) is value:
+                return  # ``doc.tags += [...]`` assigns the edited container back to itself
             value = self._prepare(obj, value)
         d = obj.__dict__
         old = d.get(self.name, MISSING)
