@@ -20,11 +20,13 @@ engine an HTTP-shaped entry point (``handle(method, path, query, body)``).
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from couchmapper.backends import _memory_listing as listing
@@ -34,7 +36,50 @@ from couchmapper.exceptions import (
     BackendError,
     NotFoundError,
     PreconditionFailed,
+    QueryError,
 )
+
+
+def _check_counts(options: dict[str, Any]) -> None:
+    """limit/skip/group_level travel in the query string: CouchDB quotes the bad text."""
+    for name in ("limit", "skip", "group_level"):
+        value = options.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            text = value if isinstance(value, str) else json.dumps(value)
+            try:
+                number = int(text)
+            except ValueError:
+                raise QueryError(
+                    "query_parse_error", f"Invalid value for integer: {json.dumps(text)}"
+                ) from None
+        else:
+            number, text = value, str(value)
+        if number < 0:
+            reason = f"Invalid value for positive integer: {json.dumps(text)}"
+            raise QueryError("query_parse_error", reason)
+        options[name] = number
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _query(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A 400 from a query endpoint is a QueryError, as CouchDBBackend raises it."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except BackendError as exc:
+            if exc.status == 400 and not isinstance(exc, QueryError):
+                raise QueryError(exc.error, exc.reason) from exc
+            raise
+
+    return wrapper
+
 
 __all__ = ["MemoryBackend", "MemoryServer", "memory_server"]
 
@@ -242,60 +287,72 @@ class MemoryBackend:
             return {"_id": self.server.uuids()[0], **doc}
         return doc
 
+    @_query
     def all_docs(self, *, keys: Sequence[str] | None = None, **options: Any) -> JSONDict:
         """``_all_docs``: ``{"total_rows", "offset", "rows"}``."""
+        _check_counts(options)
         if keys is not None:
             options["keys"] = list(keys)
         return listing.all_docs(self._db, **options)
 
+    @_query
     def local_docs(self, **options: Any) -> JSONDict:
         """``_local_docs``."""
         return listing.local_docs(self._db, **options)
 
+    @_query
     def design_docs(self, **options: Any) -> JSONDict:
         """``_design_docs``."""
         return listing.all_docs(self._db, _design_only=True, **options)
 
+    @_query
     def changes(self, **options: Any) -> JSONDict:
         """``_changes`` (normal feed)."""
         return listing.changes(self._db, **options)
 
+    @_query
     def find(self, query: JSONDict, **options: Any) -> JSONDict:
         """``POST /db/_find``."""
         from couchmapper.backends import _memory_find
 
         return _memory_find.find(self._db, query, **options)
 
+    @_query
     def explain(self, query: JSONDict, **options: Any) -> JSONDict:
         """``POST /db/_explain``."""
         from couchmapper.backends import _memory_find
 
         return _memory_find.explain(self._db, query, **options)
 
+    @_query
     def create_index(self, index: JSONDict, **options: Any) -> JSONDict:
         """``POST /db/_index``."""
         from couchmapper.backends import _memory_find
 
         return _memory_find.create_index(self._db, index, **options)
 
+    @_query
     def list_indexes(self, **options: Any) -> JSONDict:
         """``GET /db/_index``."""
         from couchmapper.backends import _memory_find
 
         return _memory_find.list_indexes(self._db, **options)
 
+    @_query
     def delete_index(self, ddoc: str, name: str) -> JSONDict:
         """``DELETE /db/_index/{ddoc}/json/{name}``."""
         from couchmapper.backends import _memory_find
 
         return _memory_find.delete_index(self._db, ddoc, name)
 
+    @_query
     def view(
         self, ddoc: str, view: str, *, keys: Sequence[Any] | None = None, **options: Any
     ) -> JSONDict:
         """``GET /db/_design/{ddoc}/_view/{view}``."""
         from couchmapper.backends import _memory_views
 
+        _check_counts(options)
         if keys is not None:
             options["keys"] = list(keys)
         return _memory_views.query_view(self._db, ddoc, view, **options)
