@@ -31,7 +31,7 @@ import typing
 import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 import attrs
 import cattrs
@@ -44,6 +44,7 @@ from couchmapper.tracking import (
     TrackedList,
     TrackedSet,
     format_path,
+    locate,
     set_parent,
     typed_container,
 )
@@ -62,6 +63,7 @@ __all__ = [
 JSON_SCALARS: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None)})
 """The classes that are JSON values as they are."""
 
+T_C = TypeVar("T_C", TrackedList, TrackedDict)
 Loader: TypeAlias = Callable[[Any, Any, PathKey], Any]
 Dumper: TypeAlias = Callable[[Any], Any]
 
@@ -340,13 +342,45 @@ def _any_wrap(value: Any, parent: Any, key: PathKey) -> Any:
 
 
 def _any_prepare(value: Any, parent: Any, key: PathKey) -> Any:
-    if value.__class__ not in JSON_SCALARS:
+    if value.__class__ not in JSON_SCALARS or value.__class__ is float:
         _check_json(_plain(value))
     return _any_wrap(_plain(value), parent, key)
 
 
-_AnyList = typed_container(TrackedList, _any_prepare, "Any")
-_AnyDict = typed_container(TrackedDict, _any_prepare, "Any")
+_item_guards: dict[Loader, Loader] = {}
+
+
+def _item_guard(prepare: Loader) -> Loader:
+    """Wrap an item ``prepare`` for a tracked container: bad items raise ValidationError.
+
+    Inside a model the field descriptors turn :class:`Invalid` into the public error; a
+    container edit (``doc.tags.append(5)``) has no descriptor in between, so its wrap does it.
+    One guard per ``prepare`` keeps one container class per item type.
+    """
+    guard = _item_guards.get(prepare)
+    if guard is None:
+
+        def guard(value: Any, parent: Any, key: PathKey) -> Any:
+            try:
+                return prepare(value, parent, key)
+            except Invalid as error:
+                tracker, path = locate(parent)
+                if not isinstance(parent, list):
+                    path = (*path, key)
+                doc_id = getattr(tracker, "doc_id", None)
+                raise error.to_validation_error(doc_id, "", path) from None
+
+        _item_guards[prepare] = guard
+    return guard
+
+
+def _tracked_class(base: type[T_C], item: Codec) -> type[T_C]:
+    """The tracked container class (list or dict) whose items are of ``item``'s type."""
+    return typed_container(base, _item_guard(item.prepare), item.expected)
+
+
+_AnyList = typed_container(TrackedList, _item_guard(_any_prepare), "Any")
+_AnyDict = typed_container(TrackedDict, _item_guard(_any_prepare), "Any")
 
 
 def _any_load(value: Any, parent: Any, key: PathKey) -> Any:
@@ -401,7 +435,7 @@ def _collect(
 
 def _list_codec(item: Codec, expected: str) -> Codec:
     fast = item.fast
-    tracked_list = typed_container(TrackedList, item.prepare, item.expected)
+    tracked_list = _tracked_class(TrackedList, item)
     new_list = list.__new__
     extend = list.extend
 
@@ -552,7 +586,7 @@ def _set_codec(item: Codec, expected: str, frozen: bool) -> Codec:
 
 def _dict_codec(key_codec: Codec, item: Codec, expected: str) -> Codec:
     fast = item.fast
-    tracked_dict = typed_container(TrackedDict, item.prepare, item.expected)
+    tracked_dict = _tracked_class(TrackedDict, item)
     new_dict = dict.__new__
     update = dict.update
 
@@ -839,8 +873,8 @@ def _make_loader(info: ModelInfo) -> Loader:
         item_fast = _scalar_list_items(tp)
         if item_fast is not None:
             # A list of scalars, inlined: no call, no per-item conversion.
-            namespace[f"list_{name}"] = typed_container(
-                TrackedList, codec_for(typing.get_args(tp)[0]).prepare, _type_name(tp)
+            namespace[f"list_{name}"] = _tracked_class(
+                TrackedList, codec_for(typing.get_args(tp)[0])
             )
             namespace[f"ifast_{name}"] = item_fast
             lines += [

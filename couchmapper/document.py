@@ -25,6 +25,7 @@ from couchmapper.conversion import (
     Codec,
     Invalid,
     ModelInfo,
+    _item_guard,
     codec_for,
     model_info,
 )
@@ -438,7 +439,7 @@ class RawDocument(TrackedDict):
     """A plain-dict document of the dict API: a tracked dict with its own state."""
 
     __slots__ = ("__weakref__", "_cm_tracker")
-    _cm_wrap = staticmethod(codec_for(Any).prepare)
+    _cm_wrap = staticmethod(_item_guard(codec_for(Any).prepare))
 
     def __init__(self, items: Mapping[str, Any] | None = None) -> None:
         self._cm_tracker: InstanceState | None = None
@@ -486,7 +487,9 @@ def load(cls: type[D], raw: Mapping[str, Any], *, status: Lifecycle = Lifecycle.
         ValidationError: a value has the wrong type (every bad field is listed), or the
             document is of an unrelated type.
     """
-    info = cls.__dict__.get("__cm_info__") or _info(cls)
+    info = cls.__dict__.get("__cm_info__")
+    if info is None or not info.is_document:
+        info = _info(cls)
     if type(raw) is not dict:
         raw = dict(raw)
     try:
