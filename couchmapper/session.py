@@ -21,6 +21,7 @@ import attrs
 from blinker import Signal
 
 from couchmapper import signals
+from couchmapper._queries import QueryMixin, Row, ViewResult
 from couchmapper.backends.base import Backend, JSONDict
 from couchmapper.conversion import model_info
 from couchmapper.document import (
@@ -33,14 +34,16 @@ from couchmapper.document import (
     state_of,
 )
 from couchmapper.exceptions import (
-    BackendError,
     ConflictError,
     DocumentNotFound,
+    FieldError,
     FlushError,
     FlushFailure,
     HookLimitError,
     SessionStateError,
+    ValidationError,
 )
+from couchmapper.query import View
 from couchmapper.state import InstanceState, Lifecycle
 from couchmapper.tracking import ChangeList, PathKey
 from couchmapper.unitofwork import ConflictPolicy, WriteResult, landed, rebase, results_in_order
@@ -63,32 +66,32 @@ class SessionStats:
     requests: int
 
 
-@attrs.frozen
-class Row:
-    """One row of a view result; ``doc`` is the identity-mapped object (with ``include_docs``)."""
-
-    id: str | None
-    key: Any
-    value: Any
-    doc: Any = None
-
-
 def _as_backend(database: Any) -> Backend:
-    if isinstance(database, Backend):
-        return database
-    if type(database).__module__.startswith("couchdb"):
+    # python-couchdb first: probing its Database against the protocol could touch the network.
+    if type(database).__module__.split(".")[0] == "couchdb":
         from couchmapper.backends.couchdb import CouchDBBackend
 
+        if type(database).__name__ != "Database":
+            msg = (
+                f"Session needs a couchdb.Database, not a couchdb {type(database).__name__}; "
+                "e.g. Session(couchdb.Server(url)['dbname'])"
+            )
+            raise TypeError(msg)
         return CouchDBBackend(database)
     if database is None or isinstance(database, str):
         from couchmapper.connect import connect
 
         return connect(database)
-    msg = f"Session needs a backend, a couchdb.Database or a URL, not {type(database).__name__}"
+    if isinstance(database, Backend):
+        return database
+    msg = (
+        "Session needs a backend (cm.connect(...)), a couchdb.Database or a database URL, "
+        f"not {type(database).__name__}"
+    )
     raise TypeError(msg)
 
 
-class Session:
+class Session(QueryMixin):
     """An editing session over one CouchDB database.
 
     Args:
@@ -135,6 +138,8 @@ class Session:
         self._required: dict[str, Obj] = {}
         self._unnotified: dict[str, Obj] = {}
         self._notified: dict[str, ChangeList] = {}
+        self._notified_added: set[str] = set()
+        self._notified_deleted: set[str] = set()
         self._subscriptions: list[tuple[Signal, Callable[..., Any]]] = []
         self._closed = False
         self._flushes = 0
@@ -155,7 +160,8 @@ class Session:
     def info(self) -> JSONDict:
         """The database's ``GET /db`` answer."""
         self._check_open()
-        return self._call(self.backend.info)
+        info: JSONDict = self._call(self.backend.info)
+        return info
 
     def __enter__(self) -> Session:
         self._check_open()
@@ -179,8 +185,8 @@ class Session:
             state = state_of(obj)
             if state is not None and state.session is self:
                 state.session = None
-                if state.status is not Lifecycle.PENDING:
-                    state.status = Lifecycle.DETACHED
+                never_written = state.status is Lifecycle.PENDING and state.rev is None
+                state.status = Lifecycle.TRANSIENT if never_written else Lifecycle.DETACHED
         for signal, receiver in self._subscriptions:
             signal.disconnect(receiver)
         self._subscriptions.clear()
@@ -195,6 +201,19 @@ class Session:
         self._required.clear()
         self._unnotified.clear()
         self._notified.clear()
+        self._notified_added.clear()
+        self._notified_deleted.clear()
+
+    def _held(self, doc_id: str) -> Obj | None:
+        """The object this session holds for ``doc_id``, pending work first (None if none).
+
+        Never ``a or b``: an empty raw dict document is falsy.
+        """
+        for table in (self._deleted, self._new, self._dirty, self._required):
+            found = table.get(doc_id)
+            if found is not None:
+                return found
+        return self._identity.get(doc_id)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -223,7 +242,7 @@ class Session:
         doc_id = state.doc_id
         if doc_id is None:
             return
-        obj = self._identity.get(doc_id) or self._new.get(doc_id)
+        obj = self._held(doc_id)
         if obj is not None and state_of(obj) is state:
             if state.status is Lifecycle.PERSISTENT:
                 self._dirty[doc_id] = obj
@@ -261,14 +280,13 @@ class Session:
                 raise SessionStateError(msg)
             return obj  # already here: adding twice is harmless
         doc_id = _object_id(obj) or uuid.uuid4().hex
-        existing = self._identity.get(doc_id) or self._new.get(doc_id)
-        if existing is not None and existing is not obj:
-            if doc_id not in self._deleted:
-                msg = (
-                    f"document {doc_id!r} is already in this session as another object; "
-                    f"modify that object (session.get) instead of adding a new one"
-                )
-                raise SessionStateError(msg)
+        existing = self._held(doc_id)
+        if existing is not None and existing is not obj and doc_id not in self._deleted:
+            msg = (
+                f"document {doc_id!r} is already in this session as another object; "
+                f"modify that object (session.get) instead of adding a new one"
+            )
+            raise SessionStateError(msg)
         if not isinstance(obj, RawDocument):
             obj.__dict__["id"] = doc_id
         if state is not None and state.status is Lifecycle.DETACHED and state.rev is not None:
@@ -318,6 +336,8 @@ class Session:
         if state.status is Lifecycle.PENDING and state.rev is None:
             self._new.pop(doc_id, None)
             self._unnotified.pop(doc_id, None)
+            self._notified.pop(doc_id, None)
+            self._notified_added.discard(doc_id)
             self._identity.pop(doc_id, None)
             state.session = None
             state.status = Lifecycle.TRANSIENT
@@ -411,19 +431,38 @@ class Session:
     def refresh(self, obj: Obj) -> None:
         """Reload an object's fields from the server, dropping its unflushed changes.
 
+        A pending deletion is undone too: afterwards the object is persistent and clean.
+
         Raises:
-            DocumentNotFound: the document no longer exists.
+            DocumentNotFound: the document no longer exists (the object is expunged).
+            SessionStateError: the object was never written, or is not in this session.
         """
         self._check_open()
         state = self._own_state(obj, "refresh")
-        assert state.doc_id is not None
-        raw = self._call(self.backend.get, state.doc_id)
+        doc_id = state.doc_id
+        assert doc_id is not None
+        if state.status is Lifecycle.PENDING and state.rev is None:
+            msg = (
+                f"cannot refresh {_describe(obj)}: it was never written, so the server has "
+                "nothing to refresh it from; flush() it first, or expunge() it"
+            )
+            raise SessionStateError(msg)
+        try:
+            raw = self._call(self.backend.get, doc_id)
+        except DocumentNotFound:
+            self.expunge(obj)
+            raise
         _restore(obj, raw)
         state.loaded = raw
         state.rev = raw.get("_rev")
         state.reset()
-        self._dirty.pop(state.doc_id, None)
-        self._unnotified.pop(state.doc_id, None)
+        state.status = Lifecycle.PERSISTENT
+        for table in (self._new, self._dirty, self._deleted, self._unnotified):
+            table.pop(doc_id, None)
+        self._notified.pop(doc_id, None)
+        self._notified_added.discard(doc_id)
+        self._notified_deleted.discard(doc_id)
+        self._identity[doc_id] = obj
 
     # ------------------------------------------------------------------------------------
     # Loading.
@@ -444,10 +483,15 @@ class Session:
         """
         self._check_open()
         if isinstance(cls, str):
+            if doc_id is not None:
+                msg = "get() takes (Class, id) or (id), not two ids"
+                raise TypeError(msg)
             doc_id, target = cls, None
         else:
             target = cls
-        assert doc_id is not None
+        if not isinstance(doc_id, str):
+            msg = f"get() needs a document id (str), not {type(doc_id).__name__}"
+            raise TypeError(msg)
         found = self._lookup(doc_id)
         if found is not None:
             return self._check_type(found, target)
@@ -467,8 +511,15 @@ class Session:
         if obj is _DELETED:
             return None
         if target is not None and not isinstance(obj, target):
-            msg = f"document {_object_id(obj)!r} is a {type(obj).__name__}, not a {target.__name__}"
-            raise SessionStateError(msg)
+            # The same error as loading such a document from the server (document.load).
+            doc_id = _object_id(obj)
+            info = model_info(type(obj))
+            if info is None:
+                what = "a raw dict document"
+            else:
+                what = f"of type {info.type_name!r} ({type(obj).__name__})"
+            message = f"document {doc_id!r} is {what}, not a {target.__name__}"
+            raise ValidationError(doc_id, [FieldError("type", target.__name__, message)])
         return obj
 
     def _load(self, raw: JSONDict, target: type | None) -> Obj:
@@ -498,7 +549,9 @@ class Session:
                 doc = row.get("doc")
                 if doc is not None:
                     self._load(doc, cls)
-        return [self._check_type(o, cls) if (o := self._lookup(i)) is not None else None for i in ids]
+        return [
+            self._check_type(o, cls) if (o := self._lookup(i)) is not None else None for i in ids
+        ]
 
     def load_rows(self, docs: Iterable[JSONDict], cls: type[D] | None = None) -> list[Any]:
         """Identity-map already fetched documents (from a query) and return the objects."""
@@ -549,30 +602,23 @@ class Session:
         count = int(self.info().get("doc_count", 0))
         return count + len(self._new) - sum(1 for i in self._deleted if i not in self._new)
 
-    def view(self, name: str, **options: Any) -> list[Row]:
-        """Query a design-document view (``"ddoc/view"``); rows' docs come from the identity map.
+    def view(self, view: View | str, **options: Any) -> ViewResult:
+        """Query a design-document view; rows' ``doc`` come from the identity map.
 
-        Pending deletions are dropped from the rows.
+        ``view`` is a :class:`~couchmapper.query.View` declared on a class or ``"ddoc/view"``.
+        Pending deletions are dropped from the rows; ``result.stale`` says whether pending
+        changes may make the answer out of date (see :meth:`QueryMixin.view`).
         """
-        self._check_open()
-        if self.autoflush:
-            self.flush()
-        ddoc, _, view = name.partition("/")
-        answer = self._call(self.backend.view, ddoc, view, **options)
-        rows = []
-        for row in answer.get("rows", ()):
-            doc_id = row.get("id")
-            if doc_id is not None and doc_id in self._deleted:
-                continue
-            doc = row.get("doc")
-            obj = self._load(doc, None) if isinstance(doc, dict) else None
-            rows.append(Row(doc_id, row.get("key"), row.get("value"), obj))
-        return rows
+        if isinstance(view, str):
+            view = "/".join(_split_view_name(view))  # also python-couchdb's long form
+        return QueryMixin.view(self, view, **options)
 
     # ------------------------------------------------------------------------------------
     # Signals.
 
-    def on(self, signal: Signal, sender: Any = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def on(
+        self, signal: Signal, sender: Any = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Connect a receiver for this session only (disconnected when the session closes).
 
         ``@session.on(signals.document_changed, sender=Tag)`` connects a function that fires
@@ -612,7 +658,11 @@ class Session:
         found = []
         for doc_id, obj in self._unnotified.items():
             del doc_id
-            for signal in (signals.document_added, signals.document_changed, signals.document_deleted):
+            for signal in (
+                signals.document_added,
+                signals.document_changed,
+                signals.document_deleted,
+            ):
                 found += _receivers(signal, type(obj))
         return found
 
@@ -627,18 +677,25 @@ class Session:
         if state.status is Lifecycle.DELETED:
             if doc_id not in self._notified_deleted:
                 self._notified_deleted.add(doc_id)
-                _send(signals.document_deleted, type(obj), session=self, document=obj, changes=fresh)
+                _send(
+                    signals.document_deleted, type(obj), session=self, document=obj, changes=fresh
+                )
         elif state.status is Lifecycle.PENDING:
             if doc_id not in self._notified_added:
                 self._notified_added.add(doc_id)
-                _send(signals.document_added, type(obj), session=self, document=obj, changes=ChangeList())
+                _send(
+                    signals.document_added,
+                    type(obj),
+                    session=self,
+                    document=obj,
+                    changes=ChangeList(),
+                )
             elif fresh:
-                _send(signals.document_changed, type(obj), session=self, document=obj, changes=fresh)
+                _send(
+                    signals.document_changed, type(obj), session=self, document=obj, changes=fresh
+                )
         elif fresh:
             _send(signals.document_changed, type(obj), session=self, document=obj, changes=fresh)
-
-    _notified_added: set[str]
-    _notified_deleted: set[str]
 
     # ------------------------------------------------------------------------------------
     # Flush.
@@ -648,41 +705,45 @@ class Session:
 
         Runs hook rounds first (receivers may add more edits), then sends new, changed and
         deleted documents together, applies the per-document answers and resolves conflicts
-        by the conflict policy.
+        by the conflict policy. Only objects with pending work are visited: the cost does
+        not depend on how many clean objects the session holds.
 
         Args:
-            progress: called with (documents written so far, total) after each request when
-                ``batch_size`` splits the flush.
+            progress: called with (documents sent so far, documents to send) after each
+                request; with ``batch_size`` a large flush makes several requests.
 
         Returns:
             One :class:`WriteResult` per document written.
 
         Raises:
-            FlushError: some documents were not written; they stay pending with their changes.
-            ConflictError: a ``"rebase"`` met changes on both sides of the same field.
+            FlushError: some documents were not written; they stay pending with their
+                changes. ``failures`` lists each id with CouchDB's error and reason.
+            ConflictError: a ``"rebase"`` met changes on both sides of the same field with
+                no merge rule (``paths``, ``base``, ``mine``, ``theirs``); its ``__cause__``
+                is the :class:`FlushError` listing every failure of the flush.
             HookLimitError: receivers kept changing documents; nothing was sent.
-            BackendUnavailable: the server did not answer; everything stays pending.
+            BackendUnavailable: the server did not answer; everything not confirmed stays
+                pending, and flushing again is safe.
         """
         self._check_open()
-        if not hasattr(self, "_notified_added"):
-            self._notified_added = set()
-            self._notified_deleted = set()
         signals.before_flush.send(self)
         self._run_hooks()
         plan = self._plan()
         self._flushes += 1
         if not plan:
             return []
-        results, failures, overlap = self._write(plan, progress)
-        signals.after_flush.send(self, results=results)
-        self._after_write(results)
+        written, failures, overlap = self._write(plan, progress)
+        failed = [WriteResult(f.doc_id, None, f.error, f.reason) for f in failures]
+        signals.after_flush.send(self, results=written + failed)
         if failures:
-            error: Exception = overlap if overlap is not None else FlushError(failures)
+            flush_error = FlushError(failures)
+            error: Exception = flush_error
             if overlap is not None:
-                overlap.failures = tuple(failures)  # type: ignore[attr-defined]
+                overlap.__cause__ = flush_error
+                error = overlap
             signals.flush_failed.send(self, failures=failures, error=error)
             raise error
-        return results
+        return written
 
     def _plan(self) -> dict[str, JSONDict]:
         """The JSON to send, by document id (only objects with pending work are visited)."""
@@ -699,7 +760,13 @@ class Session:
             if _has_changes(obj):
                 plan[doc_id] = dump(obj)
             elif doc_id not in self._required:
-                del self._dirty[doc_id]  # changed back to what was loaded: nothing to write
+                # Changed back to what was loaded: nothing to write. Reset the (empty) log so
+                # the next change reports the object as dirty again.
+                del self._dirty[doc_id]
+                self._notified.pop(doc_id, None)
+                state = state_of(obj)
+                if state is not None:
+                    state.reset()
         for doc_id, obj in self._required.items():
             if doc_id not in plan:
                 plan[doc_id] = dump(obj)
@@ -709,58 +776,60 @@ class Session:
         self, plan: dict[str, JSONDict], progress: Callable[[int, int], None] | None
     ) -> tuple[list[WriteResult], list[FlushFailure], ConflictError | None]:
         """Send the plan, then resolve conflicts by policy; returns results and failures."""
-        done: list[WriteResult] = []
+        written: list[WriteResult] = []
         failures: list[FlushFailure] = []
         overlap: ConflictError | None = None
         pending = plan
-        for attempt in range(self.max_rebase + 1):
-            answered = self._send_bulk(list(pending.values()), progress)
-            conflicts: dict[str, JSONDict] = {}
-            for result in answered:
-                if result.ok:
-                    done.append(result)
-                    self._written(result, pending[result.doc_id])
-                elif result.error in ("conflict", "file_exists"):
-                    conflicts[result.doc_id] = pending[result.doc_id]
-                else:
-                    failures.append(FlushFailure(result.doc_id, result.error or "", result.reason or ""))
+        merged: set[str] = set()  # sent JSON differs from the object: a rebase merged it
+        rebases = 0
+        while pending:
+            conflicts: dict[str, tuple[JSONDict, WriteResult]] = {}
+            for chunk, answered in self._send_bulk(list(pending.values()), progress):
+                # Applied chunk by chunk: a failure in a later request keeps these.
+                for sent, result in zip(chunk, answered, strict=True):
+                    if result.ok:
+                        written.append(self._written(result, sent, merged=result.doc_id in merged))
+                    elif result.error in ("conflict", "file_exists"):
+                        conflicts[result.doc_id] = (sent, result)
+                    else:
+                        failures.append(
+                            FlushFailure(result.doc_id, result.error or "", result.reason or "")
+                        )
             if not conflicts:
                 break
             current = self._fetch_current(list(conflicts))
             pending = {}
-            for doc_id, sent in conflicts.items():
+            for doc_id, (sent, _answer) in conflicts.items():
                 theirs = current.get(doc_id)
                 if landed(sent, theirs):
-                    assert theirs is not None or sent.get("_deleted")
+                    # An earlier attempt (whose answer was lost) already wrote exactly this.
                     rev = theirs.get("_rev") if theirs is not None else sent.get("_rev")
-                    result = WriteResult(doc_id, rev)
-                    done.append(result)
-                    self._written(result, sent)
+                    landed_result = WriteResult(doc_id, rev)
+                    written.append(self._written(landed_result, sent, merged=doc_id in merged))
                     continue
-                resolved, error = self._resolve(doc_id, sent, theirs, last=attempt == self.max_rebase)
+                resolved, error = self._resolve(doc_id, sent, theirs, rebases)
                 if resolved is not None:
                     pending[doc_id] = resolved
-                else:
-                    assert error is not None
-                    if isinstance(error, ConflictError) and error.paths and overlap is None:
-                        overlap = error
-                    failures.append(FlushFailure(doc_id, "conflict", error.reason, error))
-            if not pending:
-                break
-        return done, failures, overlap
+                    merged.add(doc_id)
+                    continue
+                assert error is not None
+                if error.paths and overlap is None:
+                    overlap = error
+                failures.append(FlushFailure(doc_id, "conflict", error.reason, error))
+            rebases += 1
+        return written, failures, overlap
 
     def _send_bulk(
         self, docs: list[JSONDict], progress: Callable[[int, int], None] | None
-    ) -> list[WriteResult]:
+    ) -> Iterator[tuple[list[JSONDict], list[WriteResult]]]:
+        """Send ``docs`` in one request (or ``batch_size`` chunks); yield each answer."""
         size = self.batch_size or len(docs) or 1
-        results: list[WriteResult] = []
         for start in range(0, len(docs), size):
             chunk = docs[start : start + size]
             answer = self._call(self.backend.bulk_docs, chunk)
-            results += results_in_order(chunk, answer)
+            yield chunk, results_in_order(chunk, answer)
             if progress is not None:
                 progress(min(start + size, len(docs)), len(docs))
-        return results
 
     def _fetch_current(self, ids: list[str]) -> dict[str, JSONDict | None]:
         """The server's current version of each document (None when deleted or missing)."""
@@ -774,78 +843,113 @@ class Session:
         return current
 
     def _resolve(
-        self, doc_id: str, sent: JSONDict, theirs: JSONDict | None, *, last: bool
+        self, doc_id: str, sent: JSONDict, theirs: JSONDict | None, rebases: int
     ) -> tuple[JSONDict | None, ConflictError | None]:
         """Decide what to send after a conflict, by the document's conflict policy."""
-        obj = self._deleted.get(doc_id) or self._new.get(doc_id) or self._identity.get(doc_id)
+        obj = self._held(doc_id)
         state = state_of(obj) if obj is not None else None
         policy = _policy_for(obj, self.conflict)
         rev = sent.get("_rev")
-        if policy == "raise" or last or state is None:
+
+        def refuse(reason: str) -> tuple[None, ConflictError]:
+            return None, ConflictError(doc_id, rev, reason)
+
+        if state is None or policy == "raise":
             return None, ConflictError(doc_id, rev)
+        if doc_id in self._required and not state.has_changes:
+            return refuse(
+                "Document update conflict: changed on the server since this session read it "
+                "(require_current)."
+            )
+        if rebases >= self.max_rebase:
+            return refuse(
+                f"Document update conflict: still conflicting after {self.max_rebase} "
+                f"{policy} attempt(s) (raise max_rebase to allow more)."
+            )
         if policy == "overwrite":
             again = dict(sent)
             if theirs is not None:
                 again["_rev"] = theirs["_rev"]
             else:
-                again.pop("_rev", None)
+                again.pop("_rev", None)  # deleted on the server: write over the tombstone
             return again, None
         # rebase
-        if theirs is None or sent.get("_deleted") or state.loaded is None:
-            reason = "deleted on the server" if theirs is None else "changed on the server"
-            return None, ConflictError(doc_id, rev, f"Document update conflict: {reason}.")
+        if theirs is None:
+            return refuse("Document update conflict: deleted on the server.")
+        if sent.get("_deleted"):
+            return refuse(
+                "Document update conflict: deleted in this session but changed on the server; "
+                "refresh() and delete again, or use conflict='overwrite'."
+            )
+        if state.loaded is None or state.status is Lifecycle.PENDING:
+            return refuse(
+                "Document update conflict: created in this session, but the server has "
+                "another version; choose an unused id, or use conflict='overwrite'."
+            )
         outcome = rebase(state.loaded, sent, state.changes, theirs, _rule_finder(obj))
         if outcome.document is None:
             return None, ConflictError(
                 doc_id,
                 rev,
+                "Document update conflict: both sides changed the same field.",
                 paths=outcome.overlaps,
                 base=state.loaded,
                 mine=sent,
                 theirs=theirs,
             )
         merged = outcome.document
+        merged["_id"] = doc_id
         merged["_rev"] = theirs["_rev"]
         return merged, None
 
-    def _written(self, result: WriteResult, sent: JSONDict) -> None:
-        """A document was written: record its new rev and loaded state."""
+    def _written(self, result: WriteResult, sent: JSONDict, *, merged: bool) -> WriteResult:
+        """A document was written: record its new rev and loaded state; returns ``result``.
+
+        ``merged``: ``sent`` is a rebase of the object's JSON on the server's version, so the
+        object takes the merged values.
+        """
         doc_id = result.doc_id
-        obj = self._deleted.get(doc_id) or self._new.get(doc_id) or self._dirty.get(doc_id)
-        obj = obj or self._required.get(doc_id) or self._identity.get(doc_id)
-        if obj is None:
-            return
-        state = state_of(obj)
+        obj = self._held(doc_id)
+        state = state_of(obj) if obj is not None else None
         if state is None:
-            return
-        stored = dict(sent)
-        stored["_rev"] = result.rev
+            return result
+        self._notified.pop(doc_id, None)
+        self._notified_added.discard(doc_id)
+        self._notified_deleted.discard(doc_id)
+        for table in (self._new, self._dirty, self._deleted, self._required):
+            table.pop(doc_id, None)
         if sent.get("_deleted"):
             state.status = Lifecycle.DETACHED
             state.session = None
             state.rev = result.rev
             state.reset()
-            self._deleted.pop(doc_id, None)
             if self._identity.get(doc_id) is obj:
                 del self._identity[doc_id]
-            return
-        if _body_differs(obj, sent):
-            _restore(obj, stored)  # a rebase merged in the server's changes
+            return result
+        stored = dict(sent)
+        stored["_rev"] = result.rev
+        if merged:
+            _restore(obj, stored)
         state.rev = result.rev
         state.loaded = stored
         state.reset()
         state.require_rev = False
         state.status = Lifecycle.PERSISTENT
-        for table in (self._new, self._dirty, self._required):
-            table.pop(doc_id, None)
-        self._notified.pop(doc_id, None)
-        self._notified_added.discard(doc_id)
-
-    def _after_write(self, results: list[WriteResult]) -> None:
-        del results
+        return result
 
 
 _DELETED: Any = object()
+
+
+def _split_view_name(name: str) -> tuple[str, str]:
+    """``"ddoc/view"`` or ``"_design/ddoc/_view/view"`` (python-couchdb's forms) -> parts."""
+    parts = name.split("/")
+    if len(parts) == 4 and parts[0] == "_design" and parts[2] == "_view":
+        return parts[1], parts[3]
+    if len(parts) == 2 and all(parts):
+        return parts[0], parts[1]
+    msg = f"view name must be 'ddoc/view' or '_design/ddoc/_view/view', not {name!r}"
+    raise ValueError(msg)
 
 
 def _object_id(obj: Obj) -> str | None:
@@ -885,7 +989,7 @@ def _restore(obj: Obj, raw: Mapping[str, Any]) -> None:
     if isinstance(obj, RawDocument):
         dict.clear(obj)
         fresh = RawDocument(_without_meta(raw))
-        for key, value in fresh.items():
+        for value in fresh.values():
             if hasattr(value, "_cm_parent"):
                 value._cm_parent = obj
         dict.update(obj, fresh)
@@ -920,9 +1024,9 @@ def _rule_finder(obj: Obj) -> Callable[[tuple[PathKey, ...]], Any]:
     info = model_info(type(obj))
 
     def find(path: tuple[PathKey, ...]) -> Any:
-        if info is None or not path:
+        if info is None or not path or not isinstance(path[0], str):
             return None
-        descriptor = type(obj).__dict__.get(path[0]) or getattr(type(obj), str(path[0]), None)
+        descriptor = getattr(type(obj), path[0], None)
         options = getattr(descriptor, "options", None)
         merge = getattr(options, "merge", None)
         return ((path[0],), merge) if merge is not None else None
@@ -948,8 +1052,6 @@ def _send(signal: Signal, cls: type, **kwargs: Any) -> None:
 
 
 def _receiver_name(receiver: Any) -> str:
-    return str(getattr(receiver, "__qualname__", None) or getattr(receiver, "__name__", repr(receiver)))
-
-
-def _as_error(error: BackendError) -> FlushFailure:
-    return FlushFailure("", error.error, error.reason, error)
+    return str(
+        getattr(receiver, "__qualname__", None) or getattr(receiver, "__name__", repr(receiver))
+    )

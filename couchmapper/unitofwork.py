@@ -52,7 +52,9 @@ class WriteResult:
         return self.error is None
 
 
-def results_in_order(sent: Sequence[Mapping[str, Any]], answer: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+def results_in_order(
+    sent: Sequence[Mapping[str, Any]], answer: Sequence[Mapping[str, Any]]
+) -> list[WriteResult]:
     """Pair each sent document with its ``_bulk_docs`` answer (CouchDB keeps request order)."""
     results = []
     for doc, row in zip(sent, answer, strict=False):
@@ -62,7 +64,9 @@ def results_in_order(sent: Sequence[Mapping[str, Any]], answer: Sequence[Mapping
         else:
             results.append(WriteResult(doc_id, str(row["rev"])))
     for doc in sent[len(answer) :]:
-        results.append(WriteResult(str(doc.get("_id")), None, "unknown", "no answer for this document"))
+        results.append(
+            WriteResult(str(doc.get("_id")), None, "unknown", "no answer for this document")
+        )
     return results
 
 
@@ -86,8 +90,11 @@ def landed(sent: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
 def _same(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         # 1 and 1.0 are the same JSON number once stored
-        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and a == b and not (
-            isinstance(a, bool) or isinstance(b, bool)
+        return (
+            isinstance(a, (int, float))
+            and isinstance(b, (int, float))
+            and a == b
+            and not (isinstance(a, bool) or isinstance(b, bool))
         )
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
@@ -96,7 +103,9 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def changed_paths(base: Any, theirs: Any, prefix: tuple[PathKey, ...] = ()) -> set[tuple[PathKey, ...]]:
+def changed_paths(
+    base: Any, theirs: Any, prefix: tuple[PathKey, ...] = ()
+) -> set[tuple[PathKey, ...]]:
     """The smallest paths at which two JSON values differ (dicts are compared key by key)."""
     if isinstance(base, dict) and isinstance(theirs, dict):
         found: set[tuple[PathKey, ...]] = set()
