@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench`` = ``python -m tests.benchmarks``); not collected by pytest."""

@@ -1,0 +1,5 @@
+"""Run every benchmark: ``python -m tests.benchmarks``."""
+
+from .bench_documents import main
+
+main()
