@@ -10,7 +10,7 @@ from couchmapper.backends import _memory_listing as listing
 from couchmapper.backends._memory_params import QueryParams, body_view_options, parse_json_body
 from couchmapper.backends._memory_revs import bad_request, parse_rev
 from couchmapper.backends._memory_store import Database
-from couchmapper.exceptions import BackendError, ConflictError, DocumentNotFound
+from couchmapper.exceptions import BackendError, ConflictError, DocumentNotFound, NotFoundError
 
 if TYPE_CHECKING:
     from couchmapper.backends.memory import MemoryServer
@@ -266,7 +266,10 @@ def _b64(data: bytes) -> str:
 # -- database-level special endpoints -------------------------------------------------
 
 
-def _all_docs(routes: DbRoutes, method: str, rest: list[str]) -> Response:
+def _all_docs(
+    routes: DbRoutes, method: str, rest: list[str], partition: str | None = None
+) -> Response:
+    scope = {} if partition is None else {"partition": partition}
     if rest == ["queries"]:
         if method != "POST":
             return not_allowed("POST")
@@ -274,7 +277,7 @@ def _all_docs(routes: DbRoutes, method: str, rest: list[str]) -> Response:
         queries = payload.get("queries")
         if not isinstance(queries, list):
             raise bad_request("`queries` member must be a array.")
-        results = [listing.all_docs(routes.db, **body_view_options(q)) for q in queries]
+        results = [listing.all_docs(routes.db, **body_view_options(q), **scope) for q in queries]
         return json_response(200, {"results": results})
     if method not in ("GET", "HEAD", "POST"):
         return not_allowed("GET,HEAD,POST")
@@ -288,6 +291,7 @@ def _all_docs(routes: DbRoutes, method: str, rest: list[str]) -> Response:
             if not isinstance(extra["keys"], list):
                 raise bad_request("`keys` body member must be an array.")
         options.update(extra)
+    options.update(scope)
     return json_response(200, listing.all_docs(routes.db, **options))
 
 
@@ -500,10 +504,30 @@ def _mango(kind: str) -> Callable[[DbRoutes, str, list[str]], Response]:
 
 
 def _partition(routes: DbRoutes, method: str, rest: list[str]) -> Response:
+    """``/db/_partition/{p}[/_all_docs|_find|_explain|_design/{d}/_view/{v}]``."""
     if not routes.db.partitioned:
         raise bad_request("database is not partitioned")
-    # Partition-scoped endpoints are not implemented yet; say so with a clear status.
-    raise BackendError(501, "not_implemented", "memory engine: _partition endpoints")
+    if not rest:
+        raise NotFoundError("not_found", "missing")
+    partition = listing.check_partition(routes.db, unquote(rest[0]))
+    tail = rest[1:]
+    if not tail or tail == [""]:
+        if method not in ("GET", "HEAD"):
+            return not_allowed("GET,HEAD")
+        return json_response(200, listing.partition_info(routes.db, partition))
+    head = unquote(tail[0])
+    if head == "_all_docs":
+        return _all_docs(routes, method, tail[1:], partition)
+    if head in ("_find", "_explain"):
+        from couchmapper.backends import _memory_find
+
+        return _memory_find.http(routes, head[1:], method, tail[1:], partition)
+    if head == "_design" and len(tail) >= 4 and tail[2] == "_view":
+        from couchmapper.backends import _memory_views
+
+        ddoc_id = f"_design/{unquote(tail[1])}"
+        return _memory_views.http_view(routes, method, ddoc_id, tail[3:], partition)
+    raise NotFoundError("not_found", "missing")
 
 
 _SPECIAL: dict[str, Callable[[DbRoutes, str, list[str]], Response]] = {

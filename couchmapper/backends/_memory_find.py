@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from couchmapper import mango
+from couchmapper.backends._memory_listing import check_partition
 from couchmapper.backends._memory_revs import bad_request
 from couchmapper.exceptions import BackendError, NotFoundError, QueryError
 
@@ -268,13 +269,16 @@ def _constrained(selector: dict[str, Any]) -> set[str]:
 
 
 def _choose_index(
-    db: Database, selector: dict[str, Any], sort_fields: list[str], use_index: list[str]
+    db: Database,
+    selector: dict[str, Any],
+    sort_fields: list[str],
+    use_index: list[str],
+    partition: str | None = None,
 ) -> tuple[_Index | None, str | None]:
     candidates = _indexes(db)
     if db.partitioned:
-        candidates = [i for i in candidates if not i.partitioned] + [
-            i for i in candidates if i.partitioned
-        ]
+        # A partition query uses partitioned indexes only, a global query global ones only.
+        candidates = [i for i in candidates if i.partitioned == (partition is not None)]
     available = _constrained(selector) | set(sort_fields)
 
     def usable(index: _Index) -> bool:
@@ -366,8 +370,10 @@ def _candidates(db: Database, partition: str | None) -> list[dict[str, Any]]:
 
 
 def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str, Any]:
-    """``POST /db/_find``."""
+    """``POST /db/_find`` (``/db/_partition/{partition}/_find`` with ``partition``)."""
     started = time.perf_counter()
+    if partition is not None:
+        check_partition(db, partition)
     query = _validate_query(query)
     selector = mango.normalize_selector(query["selector"])
     matcher = mango.compile_selector(selector)
@@ -380,7 +386,7 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
     bookmark = query.get("bookmark")
     start = _decode_bookmark(bookmark) if bookmark is not None else 0
     with db.lock:
-        index, warning = _choose_index(db, selector, sort_fields, use_index)
+        index, warning = _choose_index(db, selector, sort_fields, use_index, partition)
         if sort_fields and index is None and not _id_sort_ok(selector, sort_fields):
             prefix = "No global index" if partition is None and db.partitioned else "No index"
             reason = f"{prefix} exists for this sort, try indexing by the sort fields."
@@ -441,6 +447,8 @@ def _in_index(index: _Index, doc: dict[str, Any]) -> bool:
 
 def explain(db: Database, query: Any, *, partition: str | None = None) -> dict[str, Any]:
     """``POST /db/_explain``: which index a query would use, with its options."""
+    if partition is not None:
+        check_partition(db, partition)
     query = _validate_query(query)
     selector = mango.normalize_selector(query["selector"])
     sort = query.get("sort", [])
@@ -448,7 +456,14 @@ def explain(db: Database, query: Any, *, partition: str | None = None) -> dict[s
     use_index = query.get("use_index", [])
     use_index = [use_index] if isinstance(use_index, str) else use_index
     with db.lock:
-        index, _ = _choose_index(db, selector, sort_fields, use_index)
+        index, _ = _choose_index(db, selector, sort_fields, use_index, partition)
+        every = _indexes(db)
+    fields = query.get("fields", [])
+    covering = (
+        index is not None
+        and bool(fields)
+        and set(fields) <= ({f for f, _ in index.fields} | {"_id"})
+    )
     return {
         "dbname": db.name,
         "index": index.describe() if index is not None else dict(_SPECIAL_INDEX),
@@ -473,7 +488,113 @@ def explain(db: Database, query: Any, *, partition: str | None = None) -> dict[s
         "limit": query.get("limit", 25),
         "skip": query.get("skip", 0),
         "fields": query.get("fields", []),
+        "index_candidates": _index_candidates(index, every, use_index),
+        "selector_hints": [
+            {
+                "type": "json",
+                "indexable_fields": sorted(_selector_fields(selector)),
+                "unindexable_fields": [],
+            }
+        ],
+        "mrargs": _mrargs(index, selector, sort, covering, partition),
+        "covering": covering,
     }
+
+
+def _selector_fields(selector: dict[str, Any]) -> set[str]:
+    """Field names the selector's conditions name (through ``$and``/``$or``...)."""
+    out: set[str] = set()
+    for field, condition in selector.items():
+        if field.startswith("$"):
+            for part in condition if isinstance(condition, list) else [condition]:
+                if isinstance(part, dict):
+                    out |= _selector_fields(part)
+        else:
+            out.add(field)
+    return out
+
+
+def _index_candidates(
+    chosen: _Index | None, every: list[_Index], use_index: list[str]
+) -> list[dict[str, Any]]:
+    """The indexes _explain shows as considered but not used, with CouchDB's analysis."""
+    if chosen is None:
+        return []
+    special_reason = "excluded_by_user" if use_index else "field_mismatch"
+    out: list[dict[str, Any]] = [
+        {
+            "index": dict(_SPECIAL_INDEX),
+            "analysis": {
+                "usable": bool(use_index),
+                "reasons": [{"name": special_reason}],
+                "ranking": 1,
+                "covering": None,
+            },
+        }
+    ]
+    for other in every:
+        if other is chosen or (other.ddoc, other.name) == (chosen.ddoc, chosen.name):
+            continue
+        out.append(
+            {
+                "index": other.describe(),
+                "analysis": {
+                    "usable": False,
+                    "reasons": [{"name": "field_mismatch"}],
+                    "ranking": 2,
+                    "covering": False,
+                },
+            }
+        )
+    return out
+
+
+def _mrargs(
+    index: _Index | None,
+    selector: dict[str, Any],
+    sort: Any,
+    covering: bool,
+    partition: str | None,
+) -> dict[str, Any]:
+    """The map/reduce arguments of the chosen index's scan, as _explain shows them."""
+    descending = bool(sort) and _sort_spec(sort)[1]
+    start: Any = None
+    end: Any = "<MAX>"
+    if index is not None and index.fields:
+        first = index.fields[0][0]
+        condition = _first_condition(selector, first)
+        low: Any = None
+        high: Any = "<MAX>"
+        for op, value in condition.items():
+            if op in ("$eq", "$gt", "$gte"):
+                low = value
+            if op in ("$eq", "$lt", "$lte"):
+                high = value
+        start, end = [low], [high]
+    if descending:
+        start, end = end, start
+    return {
+        "include_docs": not covering,
+        "view_type": "map",
+        "reduce": False,
+        "partition": partition,
+        "start_key": start,
+        "end_key": end,
+        "direction": "rev" if descending else "fwd",
+        "stable": False,
+        "update": True,
+        "conflicts": "undefined",
+    }
+
+
+def _first_condition(selector: dict[str, Any], field: str) -> dict[str, Any]:
+    parts = selector.get("$and", [selector]) if set(selector) == {"$and"} else [selector]
+    merged: dict[str, Any] = {}
+    for part in parts:
+        condition = part.get(field) if isinstance(part, dict) else None
+        if isinstance(condition, dict):
+            merged.update(condition)
+    return merged
 
 
 # -- HTTP -----------------------------------------------------------------------------

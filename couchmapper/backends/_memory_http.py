@@ -59,7 +59,8 @@ class MemoryHTTP:
             response = self._route(method.upper(), path, params, body, lowered)
         except BackendError as exc:
             response = _error(exc.status or 500, exc.error, exc.reason)
-            if exc.error == "unknown_error" or exc.reason.startswith("No rows can match"):
+            numbered = ("unknown_error", "error_saving_ddoc", "invalid_ejson")
+            if exc.error in numbered or exc.reason.startswith("No rows can match"):
                 # CouchDB numbers these errors for its log; any number is its shape.
                 response.body["ref"] = 1641458982
         if method.upper() == "HEAD":

@@ -13,13 +13,47 @@ from couchmapper.exceptions import BackendError, NotFoundError, QueryError
 if TYPE_CHECKING:
     from couchmapper.backends._memory_store import Database
 
-__all__ = ["all_docs", "changes", "check_keys_options", "local_docs"]
+__all__ = [
+    "all_docs",
+    "changes",
+    "check_keys_options",
+    "check_partition",
+    "local_docs",
+    "partition_info",
+]
 
 _KEYS_CONFLICT = "`keys` is incompatible with `key`, `start_key` and `end_key`"
 
 
 def _qerror(reason: str) -> QueryError:
     return QueryError("query_parse_error", reason)
+
+
+def check_partition(db: Database, partition: Any) -> str:
+    """A partition name for a partition-scoped request, with CouchDB's 400s."""
+    if not db.partitioned:
+        raise bad_request("database is not partitioned")
+    if not isinstance(partition, str) or partition == "":
+        raise bad_request("Partition must not be empty", "illegal_partition")
+    if partition.startswith("_"):
+        raise bad_request("Partition must not start with an underscore", "illegal_partition")
+    return partition
+
+
+def partition_info(db: Database, partition: str) -> dict[str, Any]:
+    """``GET /db/_partition/{p}``: counts of one partition."""
+    check_partition(db, partition)
+    prefix = f"{partition}:"
+    with db.lock:
+        records = [r for doc_id, r in db.docs.items() if doc_id.startswith(prefix)]
+        live = sum(1 for r in records if not r.winner().deleted)
+    return {
+        "db_name": db.name,
+        "sizes": {"active": 72 * live, "external": 15 * live},
+        "partition": partition,
+        "doc_count": live,
+        "doc_del_count": len(records) - live,
+    }
 
 
 def check_keys_options(options: dict[str, Any]) -> None:
@@ -53,6 +87,9 @@ def all_docs(db: Database, **options: Any) -> dict[str, Any]:
     """``_all_docs`` (also under ``keys``): rows in raw code point order of the ids."""
     check_keys_options(options)
     prefix = options.pop("_prefix", None)
+    partition = options.pop("partition", None)
+    if partition is not None:
+        prefix = f"{check_partition(db, partition)}:"
     with db.lock:
         records = db.live_records()
         if prefix is not None:

@@ -54,6 +54,11 @@ def parse_json_body(body: bytes | None) -> Any:
     return parse_json_text(text)
 
 
+def _erlang_text(value: str) -> str:
+    """How CouchDB prints a bad parameter: quoted, but ``[]`` for the empty string."""
+    return "[]" if value == "" else json.dumps(value)
+
+
 def _qerror(reason: str) -> QueryError:
     return QueryError("query_parse_error", reason)
 
@@ -83,7 +88,7 @@ class QueryParams:
         if value == "false":
             return False
         if strict:
-            raise _qerror(f"Invalid boolean parameter: {json.dumps(value)}")
+            raise _qerror(f"Invalid boolean parameter: {_erlang_text(value)}")
         return None
 
     def integer(self, key: str, *, positive: bool = True) -> int | None:
@@ -94,7 +99,7 @@ class QueryParams:
         try:
             number = int(value)
         except ValueError:
-            raise _qerror(f"Invalid value for integer: {json.dumps(value)}") from None
+            raise _qerror(f"Invalid value for integer: {_erlang_text(value)}") from None
         if positive and number < 0:
             raise _qerror(f"Invalid value for positive integer: {json.dumps(value)}")
         return number

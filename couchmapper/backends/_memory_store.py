@@ -216,6 +216,14 @@ class Database:
         atts = self._resolve_attachments(item, parent_node, pos)
         if item.doc_id.startswith("_design/") and not item.deleted:
             js.validate_design_doc(item.body)
+            options = item.body.get("options")
+            if (
+                not self.partitioned
+                and isinstance(options, dict)
+                and options.get("partitioned") is True
+            ):
+                reason = "partitioned option cannot be true in a non-partitioned database."
+                raise BackendError(400, "invalid_design_doc", reason)
         self._validate_update(item, record, atts)
         new_hash = rev_hash(item.body, item.deleted, parent, atts)
         self.seq += 1

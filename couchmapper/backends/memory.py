@@ -288,8 +288,15 @@ class MemoryBackend:
         return doc
 
     @_query
-    def all_docs(self, *, keys: Sequence[str] | None = None, **options: Any) -> JSONDict:
-        """``_all_docs``: ``{"total_rows", "offset", "rows"}``."""
+    def all_docs(
+        self, *, keys: Sequence[str] | None = None, partition: str | None = None, **options: Any
+    ) -> JSONDict:
+        """``_all_docs``: ``{"total_rows", "offset", "rows"}``.
+
+        ``partition="p"`` is ``/db/_partition/p/_all_docs`` (partitioned databases only).
+        """
+        if partition is not None:
+            options["partition"] = partition
         _check_counts(options)
         if keys is not None:
             options["keys"] = list(keys)
@@ -311,18 +318,18 @@ class MemoryBackend:
         return listing.changes(self._db, **options)
 
     @_query
-    def find(self, query: JSONDict, **options: Any) -> JSONDict:
-        """``POST /db/_find``."""
+    def find(self, query: JSONDict, *, partition: str | None = None) -> JSONDict:
+        """``POST /db/_find``; ``partition="p"`` is ``/db/_partition/p/_find``."""
         from couchmapper.backends import _memory_find
 
-        return _memory_find.find(self._db, query, **options)
+        return _memory_find.find(self._db, query, partition=partition)
 
     @_query
-    def explain(self, query: JSONDict, **options: Any) -> JSONDict:
-        """``POST /db/_explain``."""
+    def explain(self, query: JSONDict, *, partition: str | None = None) -> JSONDict:
+        """``POST /db/_explain``; ``partition="p"`` is ``/db/_partition/p/_explain``."""
         from couchmapper.backends import _memory_find
 
-        return _memory_find.explain(self._db, query, **options)
+        return _memory_find.explain(self._db, query, partition=partition)
 
     @_query
     def create_index(self, index: JSONDict, **options: Any) -> JSONDict:
@@ -347,9 +354,20 @@ class MemoryBackend:
 
     @_query
     def view(
-        self, ddoc: str, view: str, *, keys: Sequence[Any] | None = None, **options: Any
+        self,
+        ddoc: str,
+        view: str,
+        *,
+        keys: Sequence[Any] | None = None,
+        partition: str | None = None,
+        **options: Any,
     ) -> JSONDict:
-        """``GET /db/_design/{ddoc}/_view/{view}``."""
+        """``GET /db/_design/{ddoc}/_view/{view}``.
+
+        ``partition="p"`` is ``/db/_partition/p/_design/{ddoc}/_view/{view}``.
+        """
+        if partition is not None:
+            options["partition"] = partition
         from couchmapper.backends import _memory_views
 
         _check_counts(options)
@@ -373,6 +391,10 @@ class MemoryBackend:
     def delete_attachment(self, doc_id: str, name: str, *, rev: str) -> JSONDict:
         """``DELETE /db/{doc_id}/{name}?rev=``."""
         return self._db.delete_attachment(doc_id, name, rev)
+
+    def partition_info(self, partition: str) -> JSONDict:
+        """``GET /db/_partition/{partition}``: doc_count and doc_del_count of one partition."""
+        return listing.partition_info(self._db, partition)
 
     def revs_diff(self, revs: JSONDict) -> JSONDict:
         """``POST /db/_revs_diff``."""

@@ -283,3 +283,101 @@ def test_rev_hash_survives_deep_nesting(db: MemoryBackend) -> None:
     for _ in range(450):
         body = {"a": [body]}
     assert REV.match(db.put({"_id": "deep", "x": body})["rev"])
+
+
+@pytest.fixture
+def parts(server: MemoryServer) -> MemoryBackend:
+    """A partitioned database seeded with p1:a, p1:b, p1:c, p2:a, p2:z (09-partitioned seed)."""
+    db = server.create("parts", partitioned=True)
+    db.bulk_docs(
+        [
+            {"_id": "p1:a", "v": 1, "t": "x"},
+            {"_id": "p1:b", "v": 2, "t": "y"},
+            {"_id": "p1:c", "v": 3, "t": "x"},
+            {"_id": "p2:a", "v": 10, "t": "x"},
+            {"_id": "p2:z", "v": 20, "t": "y"},
+        ]
+    )
+    return db
+
+
+@pytest.mark.parametrize(
+    ("doc_id", "error", "reason"),
+    [
+        ("nopart", "illegal_docid", "Doc id must be of form partition:id"),
+        (":x", "illegal_partition", "Partition must not be empty"),
+        ("p1:", "illegal_docid", "Document id must not be empty"),
+        ("_p:x", "illegal_docid", "Only reserved document ids may start with underscore."),
+    ],
+)
+def test_partitioned_ids(parts: MemoryBackend, doc_id: str, error: str, reason: str) -> None:
+    """Ids in a partitioned database must be partition:id (09/part-doc-ids)."""
+    with pytest.raises(BackendError) as caught:
+        parts.put({"_id": doc_id})
+    assert (caught.value.status, caught.value.error, caught.value.reason) == (400, error, reason)
+
+
+def test_partitioned_bulk_docs_rejects_the_whole_request(parts: MemoryBackend) -> None:
+    """One bad id in _bulk_docs rejects every document (09/part-bulk-docs [2])."""
+    with pytest.raises(BackendError):
+        parts.bulk_docs([{"_id": "p3:ok"}, {"_id": "bad"}])
+    assert parts.partition_info("p3")["doc_count"] == 0
+
+
+def test_partition_scoped_queries(parts: MemoryBackend) -> None:
+    """all_docs, find and partition_info with partition= see one partition only."""
+    assert [r["id"] for r in parts.all_docs(partition="p1")["rows"]] == ["p1:a", "p1:b", "p1:c"]
+    assert parts.all_docs(partition="p1", startkey="p1:b")["offset"] == 1
+    found = parts.find({"selector": {"t": "x"}, "fields": ["_id"]}, partition="p1")
+    assert found["docs"] == [{"_id": "p1:a"}, {"_id": "p1:c"}]
+    info = parts.partition_info("p2")
+    assert (info["partition"], info["doc_count"], info["doc_del_count"]) == ("p2", 2, 0)
+    assert parts.info()["props"] == {"partitioned": True}
+
+
+def test_partition_scoped_views(parts: MemoryBackend) -> None:
+    """Views of a partitioned ddoc need partition=; a global ddoc refuses it (09/part-view)."""
+    parts.put({"_id": "_design/pv", "views": {"by_v": {"map": "function(d){ emit(d.v, d.t); }"}}})
+    rows = parts.view("pv", "by_v", partition="p1")["rows"]
+    assert [r["key"] for r in rows] == [1, 2, 3]
+    with pytest.raises(QueryError, match="`partition` parameter is mandatory"):
+        parts.view("pv", "by_v")
+    parts.put(
+        {
+            "_id": "_design/gv",
+            "options": {"partitioned": False},
+            "views": {"by_v": {"map": "function(d){ emit(d.v, d.t); }"}},
+        }
+    )
+    assert parts.view("gv", "by_v")["total_rows"] == 5
+    with pytest.raises(QueryError, match="not supported in this design doc"):
+        parts.view("gv", "by_v", partition="p1")
+
+
+def test_partitioned_mango_indexes(parts: MemoryBackend) -> None:
+    """Partition queries sort with partitioned indexes; global ones need a global index."""
+    parts.create_index({"index": {"fields": ["v"]}, "ddoc": "pv", "name": "pv"})
+    query = {"selector": {"v": {"$gt": 0}}, "sort": [{"v": "desc"}], "fields": ["_id"]}
+    assert [d["_id"] for d in parts.find(query, partition="p1")["docs"]] == [
+        "p1:c",
+        "p1:b",
+        "p1:a",
+    ]
+    with pytest.raises(QueryError, match="No global index exists for this sort"):
+        parts.find(query)
+
+
+@pytest.mark.parametrize("partition", ["_bad", ""])
+def test_bad_partition_names(parts: MemoryBackend, partition: str) -> None:
+    """A partition name that is empty or starts with _ is 400 illegal_partition."""
+    with pytest.raises(QueryError) as caught:
+        parts.all_docs(partition=partition)
+    assert caught.value.error == "illegal_partition"
+
+
+def test_partition_on_a_normal_database(db: MemoryBackend) -> None:
+    """partition= on a database that is not partitioned is 400 (09/part-on-normal-db)."""
+    with pytest.raises(BackendError, match="database is not partitioned"):
+        db.all_docs(partition="p1")
+    with pytest.raises(BackendError, match="partitioned option cannot be true"):
+        db.put({"_id": "_design/x", "options": {"partitioned": True}, "views": {}})

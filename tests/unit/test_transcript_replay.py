@@ -33,9 +33,7 @@ KNOWN_FAILURES: dict[str, str] = {
     # 06-mango
     "mango-execution-stats": "docs examined counts design docs in CouchDB",
     "mango-index-create": "auto index names (sha1) differ, so the listing order differs",
-    "mango-index-partial-filter": "_explain lacks index_candidates/selector_hints/mrargs",
     "mango-sort-multi-field": "sort on a later index column after an equality column",
-    "mango-explain": "_explain lacks index_candidates/selector_hints/mrargs",
     # 07-views
     "view-keys": "duplicate keys: CouchDB's order is cluster-dependent (README)",
     "view-queries": "offset of keys queries",
@@ -50,18 +48,7 @@ KNOWN_FAILURES: dict[str, str] = {
     "att-etag-304": "If-None-Match on attachments",
     "att-content-types": "JSON attachments are served as bytes, recorded as JSON",
     "att-deleted-doc": "revpos of a re-created attachment",
-    # 09-partitioned: the /_partition endpoints are not implemented yet
-    "part-info": "_partition endpoints not implemented",
-    "part-all-docs": "_partition endpoints not implemented",
-    "part-find": "_partition endpoints not implemented",
-    "part-index": "_partition endpoints not implemented",
-    "part-view": "_partition endpoints not implemented",
-    "part-view-reduce": "_partition endpoints not implemented",
-    "part-bulk-docs": "_partition endpoints not implemented",
-    "part-errors": "_partition endpoints not implemented",
-    "part-on-normal-db": "_partition endpoints not implemented",
     # 10-errors
-    "err-query-string-edge-cases": "boolean error text for an empty value",
     "err-large-json-body": "large body handling",
 }
 
