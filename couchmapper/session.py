@@ -807,7 +807,9 @@ class Session(QueryMixin):
                     landed_result = WriteResult(doc_id, rev)
                     written.append(self._written(landed_result, sent, merged=doc_id in merged))
                     continue
-                resolved, error = self._resolve(doc_id, sent, theirs, rebases)
+                # Rebase from what this session wants (the planned JSON), never from an earlier
+                # merge: that would count the other writers' changes as ours (sum: twice).
+                resolved, error = self._resolve(doc_id, plan[doc_id], theirs, rebases)
                 if resolved is not None:
                     pending[doc_id] = resolved
                     merged.add(doc_id)
@@ -845,7 +847,10 @@ class Session(QueryMixin):
     def _resolve(
         self, doc_id: str, sent: JSONDict, theirs: JSONDict | None, rebases: int
     ) -> tuple[JSONDict | None, ConflictError | None]:
-        """Decide what to send after a conflict, by the document's conflict policy."""
+        """Decide what to send after a conflict, by the document's conflict policy.
+
+        ``sent`` is the JSON this session planned for the document (base plus its changes).
+        """
         obj = self._held(doc_id)
         state = state_of(obj) if obj is not None else None
         policy = _policy_for(obj, self.conflict)
@@ -886,14 +891,18 @@ class Session(QueryMixin):
                 "Document update conflict: created in this session, but the server has "
                 "another version; choose an unused id, or use conflict='overwrite'."
             )
-        outcome = rebase(state.loaded, sent, state.changes, theirs, _rule_finder(obj))
+        # Fields missing from stored JSON load as their defaults: compare like with like, or a
+        # default that another session merely wrote out would look like a change of theirs.
+        base = _normalized(obj, state.loaded)
+        theirs = _normalized(obj, theirs)
+        outcome = rebase(base, sent, state.changes, theirs, _rule_finder(obj))
         if outcome.document is None:
             return None, ConflictError(
                 doc_id,
                 rev,
                 "Document update conflict: both sides changed the same field.",
                 paths=outcome.overlaps,
-                base=state.loaded,
+                base=base,
                 mine=sent,
                 theirs=theirs,
             )
@@ -1012,6 +1021,16 @@ def _body_differs(obj: Obj, sent: JSONDict) -> bool:
     return {k: v for k, v in current.items() if k != "_rev"} != {
         k: v for k, v in sent.items() if k != "_rev"
     }
+
+
+def _normalized(obj: Obj, raw: JSONDict) -> JSONDict:
+    """``raw`` as this object's class writes it (defaults filled in); ``raw`` if it can't."""
+    if isinstance(obj, RawDocument):
+        return raw
+    try:
+        return dump(load(type(obj), dict(raw)))
+    except (ValidationError, TypeError, ValueError):
+        return raw
 
 
 def _policy_for(obj: Obj, default: ConflictPolicy) -> ConflictPolicy:
