@@ -667,12 +667,17 @@ def _union_codec(members: list[Codec], expected: str) -> Codec:
 
     def attempt(method: Callable[[Codec], Any], value: Any) -> Any:
         if only is not None and value is not None:
-            return method(only)
-        for member in members:
             try:
-                return method(member)
-            except Invalid:
-                continue
+                return method(only)
+            except Invalid as error:
+                if any(path for path, _, _ in error.errors):
+                    raise
+        else:
+            for member in members:
+                try:
+                    return method(member)
+                except Invalid:
+                    continue
         raise _bad(expected, value)
 
     def load(value: Any, parent: Any, key: PathKey) -> Any:
@@ -1012,6 +1017,9 @@ def _make_converter() -> cattrs.Converter:
             raise error.to_validation_error(None, type(value).__name__) from None
 
     conv.register_structure_hook_func(supported, structure)
+    # cattrs dispatches primitives before predicate hooks (and coerces: ``str(5)``).
+    for scalar in (str, int, float, bool):
+        conv.register_structure_hook(scalar, structure)
     conv.register_unstructure_hook_func(
         lambda cls: cls not in JSON_SCALARS,
         unstructure,
