@@ -34,6 +34,7 @@ from couchmapper.document import (
     state_of,
 )
 from couchmapper.exceptions import (
+    BackendError,
     ConflictError,
     DocumentNotFound,
     FieldError,
@@ -140,6 +141,8 @@ class Session(QueryMixin):
         self._notified: dict[str, ChangeList] = {}
         self._notified_added: set[str] = set()
         self._notified_deleted: set[str] = set()
+        # Documents of a request that got no answer: id -> (planned JSON, JSON sent).
+        self._in_flight: dict[str, tuple[JSONDict, JSONDict]] = {}
         self._subscriptions: list[tuple[Signal, Callable[..., Any]]] = []
         self._closed = False
         self._flushes = 0
@@ -203,6 +206,7 @@ class Session(QueryMixin):
         self._notified.clear()
         self._notified_added.clear()
         self._notified_deleted.clear()
+        self._in_flight.clear()
 
     def _held(self, doc_id: str) -> Obj | None:
         """The object this session holds for ``doc_id``, pending work first (None if none).
@@ -368,6 +372,7 @@ class Session(QueryMixin):
         for table in (self._new, self._dirty, self._deleted, self._required, self._unnotified):
             table.pop(doc_id, None)
         self._notified.pop(doc_id, None)
+        self._in_flight.pop(doc_id, None)
         if self._identity.get(doc_id) is obj:
             del self._identity[doc_id]
         state.session = None
@@ -460,6 +465,7 @@ class Session(QueryMixin):
         for table in (self._new, self._dirty, self._deleted, self._unnotified):
             table.pop(doc_id, None)
         self._notified.pop(doc_id, None)
+        self._in_flight.pop(doc_id, None)
         self._notified_added.discard(doc_id)
         self._notified_deleted.discard(doc_id)
         self._identity[doc_id] = obj
@@ -784,17 +790,29 @@ class Session(QueryMixin):
         rebases = 0
         while pending:
             conflicts: dict[str, tuple[JSONDict, WriteResult]] = {}
-            for chunk, answered in self._send_bulk(list(pending.values()), progress):
-                # Applied chunk by chunk: a failure in a later request keeps these.
-                for sent, result in zip(chunk, answered, strict=True):
-                    if result.ok:
-                        written.append(self._written(result, sent, merged=result.doc_id in merged))
-                    elif result.error in ("conflict", "file_exists"):
-                        conflicts[result.doc_id] = (sent, result)
-                    else:
-                        failures.append(
-                            FlushFailure(result.doc_id, result.error or "", result.reason or "")
-                        )
+            answered_ids: set[str] = set()
+            try:
+                for chunk, answered in self._send_bulk(list(pending.values()), progress):
+                    # Applied chunk by chunk: a failure in a later request keeps these.
+                    for sent, result in zip(chunk, answered, strict=True):
+                        answered_ids.add(result.doc_id)
+                        if result.ok:
+                            obj_merged = result.doc_id in merged
+                            written.append(self._written(result, sent, merged=obj_merged))
+                        elif result.error in ("conflict", "file_exists"):
+                            conflicts[result.doc_id] = (sent, result)
+                        else:
+                            failures.append(
+                                FlushFailure(result.doc_id, result.error or "", result.reason or "")
+                            )
+            except BackendError as exc:
+                if exc.status is None or exc.status >= 500:
+                    # No answer: the server may have applied the request. Remember what was
+                    # sent, so the next flush can recognise it (a rebase's merge especially).
+                    for doc_id, sent in pending.items():
+                        if doc_id not in answered_ids:
+                            self._in_flight[doc_id] = (plan[doc_id], sent)
+                raise
             if not conflicts:
                 break
             current = self._fetch_current(list(conflicts))
@@ -806,6 +824,21 @@ class Session(QueryMixin):
                     rev = theirs.get("_rev") if theirs is not None else sent.get("_rev")
                     landed_result = WriteResult(doc_id, rev)
                     written.append(self._written(landed_result, sent, merged=doc_id in merged))
+                    continue
+                flight = self._in_flight.get(doc_id)
+                if flight is not None and theirs is not None and landed(flight[1], theirs):
+                    # A flush whose answer was lost wrote this (maybe a rebase's merge).
+                    if flight[0] == plan[doc_id]:
+                        landed_result = WriteResult(doc_id, theirs.get("_rev"))
+                        written.append(self._written(landed_result, flight[1], merged=True))
+                        continue
+                    reason = (
+                        "Document update conflict: an earlier flush of this document was "
+                        "written although its answer was lost, and the document was changed "
+                        "since; refresh() it and apply the new changes again."
+                    )
+                    lost = ConflictError(doc_id, plan[doc_id].get("_rev"), reason)
+                    failures.append(FlushFailure(doc_id, "conflict", reason, lost))
                     continue
                 # Rebase from what this session wants (the planned JSON), never from an earlier
                 # merge: that would count the other writers' changes as ours (sum: twice).
@@ -925,6 +958,7 @@ class Session(QueryMixin):
         self._notified.pop(doc_id, None)
         self._notified_added.discard(doc_id)
         self._notified_deleted.discard(doc_id)
+        self._in_flight.pop(doc_id, None)
         for table in (self._new, self._dirty, self._deleted, self._required):
             table.pop(doc_id, None)
         if sent.get("_deleted"):
