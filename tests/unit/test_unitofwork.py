@@ -38,7 +38,7 @@ def rules(**by_field: MergeRule) -> Any:
 def test_results_in_order_pairs_answers() -> None:
     """Each sent document gets its answer; a missing answer is an error, not a success."""
     sent = [{"_id": "a"}, {"_id": "b"}, {"_id": "c"}]
-    answer = [
+    answer: list[dict[str, Any]] = [
         {"ok": True, "id": "a", "rev": "1-x"},
         {"id": "b", "error": "conflict", "reason": "r"},
     ]
