@@ -85,11 +85,76 @@ def _atom(name: str) -> bytes:
     return bytes((100, 0, len(raw))) + raw  # ATOM_EXT, as term_to_binary writes it in OTP 25
 
 
+_TRUE, _FALSE, _NULL = _atom("true"), _atom("false"), _atom("null")
+_MAX_FAST_DEPTH = 200
+
+
+class _TooDeep(Exception):
+    """The recursive encoder gives up; the iterative one takes over."""
+
+
+def _etf_fast(value: Any, out: list[bytes], depth: int) -> None:
+    """The recursive (fast) encoder for the usual, shallow documents."""
+    kind = type(value)
+    if kind is str:
+        raw = value.encode("utf-8", "surrogatepass")
+        out.append(b"m" + len(raw).to_bytes(4, "big") + raw)
+    elif kind is dict:
+        if depth > _MAX_FAST_DEPTH:
+            raise _TooDeep
+        if not value:
+            out.append(b"h\x01j")
+            return
+        out.append(b"h\x01l" + len(value).to_bytes(4, "big"))
+        for key, item in value.items():
+            raw = key.encode("utf-8", "surrogatepass")
+            out.append(b"h\x02m" + len(raw).to_bytes(4, "big") + raw)
+            _etf_fast(item, out, depth + 1)
+        out.append(b"j")
+    elif kind is list:
+        if depth > _MAX_FAST_DEPTH:
+            raise _TooDeep
+        if not value or all(type(v) is int and 0 <= v < 256 for v in value):
+            out.append(_etf_one(value)[0])
+            return
+        out.append(b"l" + len(value).to_bytes(4, "big"))
+        for item in value:
+            _etf_fast(item, out, depth + 1)
+        out.append(b"j")
+    elif value is True:
+        out.append(_TRUE)
+    elif value is False:
+        out.append(_FALSE)
+    elif value is None:
+        out.append(_NULL)
+    elif kind is int and 0 <= value < 256:
+        out.append(bytes((97, value)))
+    else:
+        head, children = _etf_one(value)
+        out.append(head)
+        for child in children:
+            if isinstance(child, _Raw):
+                out.append(child)
+            else:
+                _etf_fast(child, out, depth + 1)
+
+
 def _etf(value: Any) -> bytes:
     """Erlang's external term format (``term_to_binary(V, [{minor_version, 1}])``) of EJSON.
 
-    Iterative (an explicit stack), so deeply nested documents do not hit the recursion limit.
+    Recursive for ordinary documents; iterative (an explicit stack) past a nesting depth of
+    200, so deeply nested documents do not hit Python's recursion limit.
     """
+    parts: list[bytes] = []
+    try:
+        _etf_fast(value, parts, 0)
+    except _TooDeep:
+        return _etf_slow(value)
+    return b"".join(parts)
+
+
+def _etf_slow(value: Any) -> bytes:
+    """The iterative encoder."""
     out = bytearray()
     stack: list[Any] = [value]
     while stack:

@@ -381,3 +381,16 @@ def test_partition_on_a_normal_database(db: MemoryBackend) -> None:
         db.all_docs(partition="p1")
     with pytest.raises(BackendError, match="partitioned option cannot be true"):
         db.put({"_id": "_design/x", "options": {"partitioned": True}, "views": {}})
+
+
+def test_fast_and_iterative_rev_encoders_agree() -> None:
+    """The recursive term encoder and the deep-document fallback produce the same bytes."""
+    from couchmapper.backends import _memory_revs
+
+    body = {
+        "s": "é😀",
+        "n": [1, 2, 300, -5, 2**70, 1.5, True, None],
+        "o": {"a": [], "b": {}, "c": [{"d": "x"}]},
+        "bytes": [0, 255],
+    }
+    assert _memory_revs._etf(body) == _memory_revs._etf_slow(body)
