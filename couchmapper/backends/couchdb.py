@@ -585,9 +585,15 @@ class CouchDBBackend:
             return results
         return _in_request_order(docs, results)
 
-    def all_docs(self, *, keys: Sequence[str] | None = None, **options: Any) -> JSONDict:
-        """``GET /db/_all_docs`` (``POST`` with ``keys``): ``{"total_rows", "offset", "rows"}``."""
-        return self._rows(["_all_docs"], keys, options)
+    def all_docs(
+        self, *, keys: Sequence[str] | None = None, partition: str | None = None, **options: Any
+    ) -> JSONDict:
+        """``GET /db/_all_docs`` (``POST`` with ``keys``): ``{"total_rows", "offset", "rows"}``.
+
+        ``partition="p"`` lists one partition of a partitioned database
+        (``/db/_partition/p/_all_docs``).
+        """
+        return self._rows([*_partition_path(partition), "_all_docs"], keys, options)
 
     def changes(self, **options: Any) -> JSONDict:
         """``GET /db/_changes`` (normal feed): ``{"results", "last_seq", "pending"}``.
@@ -617,9 +623,19 @@ class CouchDBBackend:
 
     # -- Mango ----------------------------------------------------------------------------
 
-    def find(self, query: JSONDict) -> JSONDict:
-        """``POST /db/_find``: ``{"docs", "bookmark"}`` (and ``"warning"``)."""
-        result: JSONDict = self._http.send("POST", ["_find"], body=query, query=True)
+    def find(self, query: JSONDict, *, partition: str | None = None) -> JSONDict:
+        """``POST /db/_find``: ``{"docs", "bookmark"}`` (and ``"warning"``).
+
+        ``partition="p"`` queries one partition (``/db/_partition/p/_find``).
+        """
+        path = [*_partition_path(partition), "_find"]
+        result: JSONDict = self._http.send("POST", path, body=query, query=True)
+        return result
+
+    def explain(self, query: JSONDict, *, partition: str | None = None) -> JSONDict:
+        """``POST /db/_explain``: which index a Mango query would use, and how."""
+        path = [*_partition_path(partition), "_explain"]
+        result: JSONDict = self._http.send("POST", path, body=query, query=True)
         return result
 
     def create_index(self, index: JSONDict) -> JSONDict:
@@ -645,10 +661,20 @@ class CouchDBBackend:
     # -- views ----------------------------------------------------------------------------
 
     def view(
-        self, ddoc: str, view: str, *, keys: Sequence[Any] | None = None, **options: Any
+        self,
+        ddoc: str,
+        view: str,
+        *,
+        keys: Sequence[Any] | None = None,
+        partition: str | None = None,
+        **options: Any,
     ) -> JSONDict:
-        """``GET /db/_design/{ddoc}/_view/{view}`` (``POST`` with ``keys``)."""
-        return self._rows(["_design", _ddoc_name(ddoc), "_view", view], keys, options)
+        """``GET /db/_design/{ddoc}/_view/{view}`` (``POST`` with ``keys``).
+
+        ``partition="p"`` queries one partition (``/db/_partition/p/_design/...``).
+        """
+        path = [*_partition_path(partition), "_design", _ddoc_name(ddoc), "_view", view]
+        return self._rows(path, keys, options)
 
     def _rows(self, path: list[str], keys: Sequence[Any] | None, options: Any) -> JSONDict:
         params = _encode_params(options)
@@ -694,6 +720,16 @@ class CouchDBBackend:
             "DELETE", [*_doc_path(doc_id), name], params={"rev": rev}, doc_id=doc_id, rev=rev
         )
         return result
+
+
+def _partition_path(partition: str | None) -> list[str]:
+    """The path prefix of a partition-scoped request (none for a global one)."""
+    if partition is None:
+        return []
+    if not isinstance(partition, str) or not partition:
+        msg = f"partition must be a non-empty string, not {partition!r}"
+        raise ValueError(msg)
+    return ["_partition", partition]
 
 
 def _own_rev(doc: JSONDict) -> str:
