@@ -20,6 +20,7 @@ from couchmapper.document import Document, dump, state_of
 from couchmapper.exceptions import NotFoundError, QueryError
 from couchmapper.query import (
     Criteria,
+    Index,
     View,
     compile_criteria,
     compile_sort,
@@ -155,11 +156,37 @@ class QueryMixin:
 
     def _run_find(self, query: JSONDict, partition: str | None) -> JSONDict:
         session = self._session()
-        if partition is not None:
-            answer: JSONDict = session._call(self.backend.find, query, partition=partition)
-        else:
-            answer = session._call(self.backend.find, query)
+        try:
+            if partition is not None:
+                answer: JSONDict = session._call(self.backend.find, query, partition=partition)
+            else:
+                answer = session._call(self.backend.find, query)
+        except QueryError as exc:
+            raise _clear_error(exc, query) from None
         return answer
+
+    def _pages(self, query: JSONDict, partition: str | None) -> Iterator[list[JSONDict]]:
+        """Every page of a Mango query, ``query["limit"]`` documents per request.
+
+        Pages continue by bookmark; a server that sends none (pouchdb-server 4.2.0) is paged
+        with ``skip`` instead.
+        """
+        query = dict(query)
+        size = int(query["limit"])
+        offset = int(query.get("skip", 0))
+        while True:
+            answer = self._run_find(query, partition)
+            docs: list[JSONDict] = list(answer.get("docs", ()))
+            yield docs
+            if len(docs) < size:
+                return
+            offset += len(docs)
+            bookmark = answer.get("bookmark")
+            if isinstance(bookmark, str) and bookmark and bookmark != "nil":
+                query["bookmark"] = bookmark
+                query.pop("skip", None)
+            else:
+                query["skip"] = offset
 
     # find --------------------------------------------------------------------------------
 
@@ -194,9 +221,10 @@ class QueryMixin:
             cls, _selector(cls, criteria), compile_sort(sort), fields, use_index, partition
         )
         overlay = self._overlay(cls)
-        if limit is None:
-            return _window(list(self._iterate(spec, _PAGE, overlay)), skip, None)
         pending = overlay.is_pending() and fields is None
+        if limit is None:
+            found = list(self._iterate(spec, _PAGE, overlay))
+            return _window(_sorted(found, spec.sort) if pending else found, skip, None)
         slack = len(overlay.deleted) + len(overlay.changed) if pending else 0
         query = spec.body((skip or 0) + limit + slack if pending else limit)
         if skip and not pending:
@@ -233,12 +261,9 @@ class QueryMixin:
         if batch < 1:
             msg = "batch must be at least 1"
             raise ValueError(msg)
-        query = spec.body(batch)
         seen: set[str] = set()
-        matches = mango.compile_selector(spec.selector)
-        while True:
-            answer = self._run_find(query, spec.partition)
-            docs = answer.get("docs", [])
+        matches = _matcher(spec.selector)
+        for docs in self._pages(spec.body(batch), spec.partition):
             for doc in docs:
                 doc_id = doc.get("_id")
                 if doc_id in overlay.deleted:
@@ -252,10 +277,6 @@ class QueryMixin:
                 if doc_id in overlay.changed and not matches(dump(obj)):
                     continue
                 yield obj
-            bookmark = answer.get("bookmark")
-            if len(docs) < batch or not bookmark:
-                break
-            query["bookmark"] = bookmark
         if spec.fields is None:
             for doc_id, obj in overlay.changed.items():
                 if doc_id not in seen and matches(dump(obj)):
@@ -269,7 +290,7 @@ class QueryMixin:
         overlay: _Overlay,
     ) -> list[Any]:
         session = self._session()
-        matches = mango.compile_selector(selector) if overlay.changed else None
+        matches = _matcher(selector) if overlay.changed else None
         found: list[Any] = []
         seen: set[str] = set()
         for doc in docs:
@@ -290,9 +311,11 @@ class QueryMixin:
             ]
         return found
 
-    def first(self, cls: type[D], *criteria: Criteria, sort: Any = None) -> D | None:
-        """The first match, or None."""
-        found = self.find(cls, *criteria, sort=sort, limit=1)
+    def first(
+        self, cls: type[D], *criteria: Criteria, sort: Any = None, partition: str | None = None
+    ) -> D | None:
+        """The first match (in ``sort`` order), or None."""
+        found = self.find(cls, *criteria, sort=sort, limit=1, partition=partition)
         return found[0] if found else None
 
     def count(self, cls: type[D], *criteria: Criteria, partition: str | None = None) -> int:
@@ -302,23 +325,17 @@ class QueryMixin:
         overlay = self._overlay(cls)
         query: JSONDict = {"selector": selector, "fields": ["_id"], "limit": _PAGE}
         server_ids: set[str] = set()
-        while True:
-            answer = self._run_find(query, partition)
-            docs = answer.get("docs", [])
+        for docs in self._pages(query, partition):
             server_ids.update(doc["_id"] for doc in docs if "_id" in doc)
-            bookmark = answer.get("bookmark")
-            if len(docs) < _PAGE or not bookmark:
-                break
-            query["bookmark"] = bookmark
         total = len(server_ids - overlay.deleted - overlay.changed.keys())
         if overlay.changed:
-            matches = mango.compile_selector(selector)
+            matches = _matcher(selector)
             total += sum(1 for obj in overlay.changed.values() if matches(dump(obj)))
         return total
 
-    def all(self, cls: type[D], *, batch: int = _PAGE) -> Iterator[D]:
+    def all(self, cls: type[D], *, batch: int = _PAGE, partition: str | None = None) -> Iterator[D]:
         """Stream every document of ``cls`` (and subclasses), ``batch`` per request."""
-        return self.find_iter(cls, batch=batch)
+        return self.find_iter(cls, batch=batch, partition=partition)
 
     # views -------------------------------------------------------------------------------
 
@@ -346,13 +363,24 @@ class QueryMixin:
             ddoc, _, name = view.partition("/")
             cls = None
         keys = options.pop("keys", None)
-        answer = session._call(session.backend.view, ddoc, name, keys=keys, **options)
+        if options.get("partition") is None:
+            options.pop("partition", None)
+        try:
+            answer = session._call(session.backend.view, ddoc, name, keys=keys, **options)
+        except QueryError as exc:
+            raise QueryError(
+                exc.error, f"view {ddoc}/{name}: {exc.reason}", exc.status or 400
+            ) from None
         overlay = self._overlay(None)
+        rows = answer.get("rows", ())
+        reduced = any(row.get("id") is None for row in rows)
         result = ViewResult()
         result.total_rows = answer.get("total_rows")
         result.offset = answer.get("offset")
-        result.stale = bool(overlay.changed)
-        for row in answer.get("rows", ()):
+        # Changed documents may change any row; deletions are dropped from map rows, but a
+        # reduced value still counts them.
+        result.stale = bool(overlay.changed) or (reduced and bool(overlay.deleted))
+        for row in rows:
             doc_id = row.get("id")
             if doc_id is not None and doc_id in overlay.deleted:
                 continue
@@ -363,6 +391,36 @@ class QueryMixin:
                 obj = session._load(doc, target)
             result.append(Row(doc_id, row.get("key"), row.get("value"), obj))
         return result
+
+
+def _matcher(selector: dict[str, Any]) -> Any:
+    """The local matcher for ``selector`` (a selector it refuses is a clear QueryError)."""
+    try:
+        return mango.compile_selector(selector)
+    except QueryError as exc:
+        raise _clear_error(exc, {"selector": selector}) from None
+
+
+def _clear_error(exc: QueryError, query: JSONDict) -> QueryError:
+    """The server's Mango error, with what to do about it."""
+    reason = exc.reason
+    text = f"{exc.error} {reason}".lower()
+    if "sort" in text and ("index" in text or exc.error == "no_usable_index"):
+        fields = ", ".join(next(iter(item)) for item in query.get("sort") or () if item)
+        hint = (
+            f"sorting needs a Mango index on the sort fields ({fields}): declare "
+            "`class Meta: indexes = [cm.Index(...)]` on the class and run "
+            "cm.sync_design(db, Cls), or leave out sort="
+        )
+    elif "mixed" in text:
+        hint = "sort every field in the same direction (all asc or all desc)"
+    elif exc.error in ("invalid_selector", "invalid_operator", "bad_arg") or "operator" in text:
+        hint = f"the selector is not valid Mango; check the raw selector {query['selector']!r}"
+    elif "bookmark" in text:
+        hint = "a bookmark is only valid for the query that returned it"
+    else:
+        hint = f"the query was {query!r}"
+    return QueryError(exc.error, f"{reason} -- {hint}", exc.status or 400)
 
 
 def _is_instance_doc(doc: Mapping[str, Any], cls: type) -> bool:
@@ -421,23 +479,42 @@ def sync_design(db: Backend | Session, *classes: type) -> dict[str, str]:
     """
     backend: Backend = db.backend if hasattr(db, "backend") else db
     outcome: dict[str, str] = {}
+    designs: dict[str, dict[str, dict[str, str]]] = {}
+    done: set[type] = set()
     for cls in classes:
-        base = design_name(cls)
-        for index in declared_indexes(cls):
-            body: JSONDict = {
-                "index": {"fields": list(index.fields)},
-                "ddoc": f"{base}-idx",
-                "name": index.index_name(),
-                "type": "json",
-            }
-            if index.partial is not None:
-                body["index"]["partial_filter_selector"] = index.partial
-            answer = backend.create_index(body)
-            outcome[f"{base}-idx/{index.index_name()}"] = str(answer.get("result", "created"))
-        views = {name: view.definition() for name, view in declared_views(cls).items()}
-        if views:
-            outcome[f"_design/{base}"] = _put_views(backend, f"_design/{base}", views)
+        owner = _meta_owner(cls)
+        if owner is not None and owner not in done:
+            done.add(owner)
+            for index in declared_indexes(owner):
+                ddoc, name, result = _create_index(backend, design_name(owner) + "-idx", index)
+                outcome[f"{ddoc}/{name}"] = result
+        for name, view in declared_views(cls).items():
+            designs.setdefault(view.design or design_name(cls), {})[name] = view.definition()
+    for ddoc, views in designs.items():
+        outcome[f"_design/{ddoc}"] = _put_views(backend, f"_design/{ddoc}", views)
     return outcome
+
+
+def _meta_owner(cls: type) -> type | None:
+    """The class whose own ``Meta`` declares the indexes ``cls`` has (itself or a base)."""
+    for klass in cls.__mro__:
+        meta = vars(klass).get("Meta")
+        if meta is not None and getattr(meta, "indexes", None):
+            return klass
+    return None
+
+
+def _create_index(backend: Backend, ddoc: str, index: Index) -> tuple[str, str, str]:
+    body: JSONDict = {
+        "index": {"fields": list(index.fields)},
+        "ddoc": ddoc,
+        "name": index.index_name(),
+        "type": "json",
+    }
+    if index.partial is not None:
+        body["index"]["partial_filter_selector"] = index.partial
+    answer = backend.create_index(body)
+    return ddoc, index.index_name(), str(answer.get("result", "created"))
 
 
 def _put_views(backend: Backend, ddoc_id: str, views: dict[str, dict[str, str]]) -> str:
@@ -449,9 +526,7 @@ def _put_views(backend: Backend, ddoc_id: str, views: dict[str, dict[str, str]])
     if current is not None:
         if current.get("views") == views and current.get("language", "javascript") == "javascript":
             return "unchanged"
-        wanted["_rev"] = current["_rev"]
-    try:
-        backend.put(wanted)
-    except QueryError:
-        raise
+        # Keep what else the design document holds (options, filters, validate_doc_update).
+        wanted = {**current, "language": "javascript", "views": views}
+    backend.put(wanted)
     return "updated" if current is not None else "created"

@@ -265,7 +265,7 @@ class FieldPath:
 
         Build item criteria from the item class's fields: ``Order.lines.any(Line.qty > 2)``.
         """
-        return self._cond("$elemMatch", compile_criteria(criteria))
+        return self._cond("$elemMatch", _merged(compile_criteria(criteria)))
 
     def size(self, length: int) -> Expression:
         """The list field has exactly ``length`` items."""
@@ -320,6 +320,23 @@ def sub_field(owner: type, path: tuple[str, ...], tp: Any, name: str) -> FieldPa
     where = ".".join(path)
     msg = f"{owner.__name__}.{where} has no field {name!r}"
     raise AttributeError(msg)
+
+
+def _merged(selector: dict[str, Any]) -> dict[str, Any]:
+    """``{"$and": [{"a": ...}, {"b": ...}]}`` as ``{"a": ..., "b": ...}`` when the fields differ.
+
+    Both mean the same; the flat form is what every Mango implementation accepts inside
+    ``$elemMatch`` (pouchdb-server 4.2.0 fails on ``$and`` there).
+    """
+    parts = selector.get("$and") if len(selector) == 1 else None
+    if not isinstance(parts, list):
+        return selector
+    merged: dict[str, Any] = {}
+    for part in parts:
+        if not isinstance(part, dict) or any(key in merged for key in part):
+            return selector
+        merged.update(part)
+    return merged
 
 
 def compile_criteria(criteria: Sequence[Expression | dict[str, Any]]) -> dict[str, Any]:
@@ -400,15 +417,23 @@ class View:
     def __init__(self, map: str, reduce: str | None = None, *, design: str | None = None) -> None:
         self.map = map
         self.reduce = reduce
-        self.design = design
+        self._design = design
         self.name = ""
         self.owner: type | None = None
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.owner = owner
         self.name = name
-        if self.design is None:
-            self.design = design_name(owner)
+
+    @property
+    def design(self) -> str | None:
+        """The design document name (given, or ``cm-<type name>`` of the declaring class).
+
+        Worked out on use: while the class body runs, its type name is not known yet.
+        """
+        if self._design is None and self.owner is not None:
+            return design_name(self.owner)
+        return self._design
 
     def definition(self) -> dict[str, str]:
         """The view as stored in the design document."""
