@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from couchmapper import mango
 from couchmapper.backends._memory_listing import check_partition
-from couchmapper.backends._memory_revs import bad_request
+from couchmapper.backends._memory_revs import ErlAtom, ErlTuple, bad_request, term_to_binary
 from couchmapper.exceptions import BackendError, NotFoundError, QueryError
 
 if TYPE_CHECKING:
@@ -153,9 +153,7 @@ def create_index(db: Database, body: Any, **options: Any) -> dict[str, Any]:
     definition = {"fields": index["fields"]}
     if partial:
         definition["partial_filter_selector"] = index.get("partial_filter_selector")
-    digest = hashlib.sha1(
-        json.dumps([definition, kind, partitioned], sort_keys=True).encode()
-    ).hexdigest()
+    digest = _auto_name(body)
     name = body.get("name", digest)
     ddoc = body.get("ddoc", digest)
     ddoc_id = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
@@ -182,6 +180,28 @@ def create_index(db: Database, body: Any, **options: Any) -> dict[str, Any]:
             doc["_rev"] = rev
         db.put(doc, ddoc_id)
     return {"result": "created", "id": ddoc_id, "name": name}
+
+
+def _auto_name(body: dict[str, Any]) -> str:
+    """CouchDB's generated index/ddoc name: sha1 of ``term_to_binary({Def, usort(Opts)})``.
+
+    ``Opts`` are mango_opts' validated ``_index`` options with their defaults (``auto_name``,
+    ``db_default``, ``w: 2``), so the same request gets the same name as on CouchDB 3.5.
+    """
+
+    def given(key: str, default: Any) -> Any:
+        return body.get(key, default)
+
+    opts = [
+        ErlTuple((ErlAtom("ddoc"), given("ddoc", ErlAtom("auto_name")))),
+        ErlTuple((ErlAtom("def"), body["index"])),
+        ErlTuple((ErlAtom("name"), given("name", ErlAtom("auto_name")))),
+        ErlTuple((ErlAtom("partitioned"), given("partitioned", ErlAtom("db_default")))),
+        ErlTuple((ErlAtom("type"), given("type", "json"))),
+        ErlTuple((ErlAtom("w"), given("w", 2))),
+    ]
+    term = ErlTuple((body["index"], opts))
+    return hashlib.sha1(term_to_binary(term)).hexdigest()
 
 
 def list_indexes(db: Database, **options: Any) -> dict[str, Any]:
@@ -281,10 +301,25 @@ def _choose_index(
         candidates = [i for i in candidates if i.partitioned == (partition is not None)]
     available = _constrained(selector) | set(sort_fields)
 
+    constant = {
+        field
+        for field, condition in (
+            (f, c)
+            for part in (
+                selector.get("$and", [selector]) if set(selector) == {"$and"} else [selector]
+            )
+            for f, c in part.items()
+        )
+        if isinstance(condition, dict) and "$eq" in condition
+    }
+
     def usable(index: _Index) -> bool:
         columns = [f for f, _ in index.fields]
         if not columns or not all(c in available for c in columns):
             return False
+        # mango_idx_view:can_use_sort: leading columns fixed by $eq may precede the sort.
+        while sort_fields and columns and columns[0] != sort_fields[0] and columns[0] in constant:
+            columns = columns[1:]
         return not sort_fields or columns[: len(sort_fields)] == sort_fields
 
     warning = None
@@ -391,7 +426,10 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
             prefix = "No global index" if partition is None and db.partitioned else "No index"
             reason = f"{prefix} exists for this sort, try indexing by the sort fields."
             raise QueryError("no_usable_index", reason)
+        # An _all_docs scan reads the design docs too (06/mango-execution-stats).
         examined = 0
+        if index is None and partition is None:
+            examined = sum(1 for d in db.design_ids if not db.docs[d].winner().deleted)
         docs: list[dict[str, Any]] = []
         for item in _candidates(db, partition):
             record, node = item["__record"], item["__node"]

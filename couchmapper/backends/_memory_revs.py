@@ -70,6 +70,18 @@ class _Tuple(tuple[Any, ...]):
     """An Erlang tuple in :func:`_etf` (plain Python tuples are not used for JSON values)."""
 
 
+class ErlAtom(str):
+    """An Erlang atom in :func:`term_to_binary` (a plain ``str`` is a binary)."""
+
+
+ErlTuple = _Tuple
+
+
+def term_to_binary(value: Any) -> bytes:
+    """Erlang's ``term_to_binary`` of EJSON with :class:`ErlAtom`/:class:`ErlTuple` parts."""
+    return b"\x83" + _etf(value)
+
+
 def _revid_term(rev_hash_text: str) -> bytes:
     """CouchDB keeps a 32-hex rev id as its 16 raw bytes, any other rev id as its text."""
     if len(rev_hash_text) == 32:
@@ -176,6 +188,8 @@ def _etf_one(value: Any) -> tuple[bytes, list[Any]]:
     """The encoding of ``value`` up to its children, and the children (with raw tails)."""
     if value is True or value is False or value is None:
         return _atom("null" if value is None else "true" if value else "false"), []
+    if isinstance(value, ErlAtom):
+        return _atom(str(value)), []
     if isinstance(value, int):
         if 0 <= value < 256:
             return bytes((97, value)), []

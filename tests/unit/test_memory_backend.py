@@ -394,3 +394,22 @@ def test_fast_and_iterative_rev_encoders_agree() -> None:
         "bytes": [0, 255],
     }
     assert _memory_revs._etf(body) == _memory_revs._etf_slow(body)
+
+
+def test_auto_index_names_are_couchdbs(db: MemoryBackend) -> None:
+    """A generated index/ddoc name is CouchDB's sha1 of the request (06/mango-index-create)."""
+    made = db.create_index({"index": {"fields": ["name"]}})
+    assert made["name"] == "eab5ed115652e6127f384f00d0bc4b9e0b7dbed9"
+    assert made["id"] == "_design/eab5ed115652e6127f384f00d0bc4b9e0b7dbed9"
+    named = db.create_index({"index": {"fields": ["age"]}, "name": "age-idx", "type": "json"})
+    assert named["id"] == "_design/36261a2513752a4ba8d68be1c66374a58d92f01e"
+
+
+def test_sort_after_a_constant_index_column(db: MemoryBackend) -> None:
+    """An index [type, age] serves sort [age] when type is fixed by $eq (can_use_sort)."""
+    db.bulk_docs([{"_id": f"d{i}", "type": "p", "age": 30 - i} for i in range(3)])
+    db.create_index({"index": {"fields": ["type", "age"]}, "ddoc": "ta", "name": "ta"})
+    found = db.find({"selector": {"type": "p", "age": {"$gt": 0}}, "sort": ["age"]})
+    assert [d["age"] for d in found["docs"]] == [28, 29, 30]
+    with pytest.raises(QueryError, match="No index exists for this sort"):
+        db.find({"selector": {"type": {"$gt": "a"}, "age": {"$gt": 0}}, "sort": ["age"]})

@@ -30,10 +30,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "changes-bad-params": "style=bogus error name (unknown_error/badarg)",
     "changes-continuous": "feed=continuous answers JSON, not a line stream",
     "changes-seq-interval-and-heartbeat": "seq_interval leaves seqs in (README: safe)",
-    # 06-mango
-    "mango-execution-stats": "docs examined counts design docs in CouchDB",
-    "mango-index-create": "auto index names (sha1) differ, so the listing order differs",
-    "mango-sort-multi-field": "sort on a later index column after an equality column",
     # 07-views
     "view-keys": "duplicate keys: CouchDB's order is cluster-dependent (README)",
     "view-queries": "offset of keys queries",
