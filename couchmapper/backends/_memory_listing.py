@@ -66,10 +66,18 @@ def check_keys_options(options: dict[str, Any]) -> None:
 
 
 def _range(options: dict[str, Any]) -> tuple[Any, Any]:
-    start = options.get("startkey", options.get("start_key", _NONE))
-    end = options.get("endkey", options.get("end_key", _NONE))
-    if "key" in options:
-        start = end = options["key"]
+    """Start and end keys; like CouchDB, a later parameter overrides an earlier one.
+
+    ``?key=a&startkey=b`` is the range b..a, which is empty (04/alldocs-conflicting-options).
+    """
+    start = end = _NONE
+    for name, value in options.items():
+        if name == "key":
+            start = end = value
+        elif name in ("startkey", "start_key"):
+            start = value
+        elif name in ("endkey", "end_key"):
+            end = value
     return start, end
 
 
@@ -127,17 +135,30 @@ def _row(db: Database, record: DocRecord, options: dict[str, Any]) -> dict[str, 
     return row
 
 
+def _key_as_id(key: Any) -> str | None:
+    """The doc id a ``keys`` entry names: CouchDB reads a list of strings as its iolist."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, list) and key:
+        parts = [_key_as_id(k) for k in key]
+        return None if None in parts else "".join(p for p in parts if p is not None)
+    return None
+
+
 def _rows_for_keys(db: Database, keys: Any, options: dict[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(keys, list):
         raise bad_request("`keys` body member must be an array.")
     ordered = list(reversed(keys)) if options.get("descending") else list(keys)
     rows: list[dict[str, Any]] = []
     for key in ordered:
-        record = db.docs.get(key) if isinstance(key, str) else None
+        doc_id = _key_as_id(key)
+        record = None if doc_id is None else db.docs.get(doc_id)
         if record is None:
             rows.append({"key": key, "error": "not_found"})
         else:
-            rows.append(_row(db, record, options))
+            row = _row(db, record, options)
+            row["id"] = row["key"] = key  # a list key is echoed as given
+            rows.append(row)
     skip = options.get("skip", 0)
     limit = options.get("limit")
     rows = rows[skip:]

@@ -351,10 +351,13 @@ def design_info(db: Database, ddoc_id: str) -> dict[str, Any]:
     """``GET /db/_design/{name}/_info``."""
     with db.lock:
         _design(db, ddoc_id)
+        built = any(k[:2] == ("rows", ddoc_id) for k in db.view_state)
     return {
         "name": ddoc_id[len("_design/") :],
         "view_index": {
-            "collator_versions": [],
+            # Once built, CouchDB 3.5 names the ICU collator version the index was built with
+            # and has a commit pending (07/view-info [3]).
+            "collator_versions": ["153.120"] if built else [],
             "compact_running": False,
             "language": "javascript",
             "purge_seq": 0,
@@ -364,7 +367,7 @@ def design_info(db: Database, ddoc_id: str) -> dict[str, Any]:
             "updater_running": False,
             "updates_pending": {"minimum": 0, "preferred": 0, "total": 0},
             "waiting_clients": 0,
-            "waiting_commit": False,
+            "waiting_commit": built,
         },
     }
 

@@ -413,3 +413,18 @@ def test_sort_after_a_constant_index_column(db: MemoryBackend) -> None:
     assert [d["age"] for d in found["docs"]] == [28, 29, 30]
     with pytest.raises(QueryError, match="No index exists for this sort"):
         db.find({"selector": {"type": {"$gt": "a"}, "age": {"$gt": 0}}, "sort": ["age"]})
+
+
+def test_all_docs_later_range_parameter_wins(db: MemoryBackend) -> None:
+    """key then startkey is the range startkey..key, empty here (04/alldocs-conflicting-options)."""
+    db.bulk_docs([{"_id": i} for i in "abc"])
+    assert db.all_docs(key="a", startkey="b")["rows"] == []
+    assert [r["id"] for r in db.all_docs(startkey="b", key="a")["rows"]] == ["a"]
+
+
+def test_all_docs_list_key_names_the_joined_id(db: MemoryBackend) -> None:
+    """A keys entry ["a"] finds doc "a" and is echoed as given (04/alldocs-keys-invalid)."""
+    db.put({"_id": "a"})
+    rows = db.all_docs(keys=[["a"], 1])["rows"]  # type: ignore[list-item]
+    assert (rows[0]["id"], rows[0]["key"]) == (["a"], ["a"])
+    assert rows[1] == {"key": 1, "error": "not_found"}
