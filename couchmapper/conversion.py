@@ -56,6 +56,7 @@ __all__ = [
     "ModelInfo",
     "codec_for",
     "converter",
+    "is_scalar_type",
     "model_info",
     "to_json",
 ]
@@ -701,6 +702,19 @@ def _union_codec(members: list[Codec], expected: str) -> Codec:
 
 # --------------------------------------------------------------------------------------
 # Models: generated per class.
+
+
+def is_scalar_type(tp: Any) -> bool:
+    """Whether every value of ``tp`` is a JSON scalar (str, int, float, bool or None)."""
+    if tp in JSON_SCALARS or tp is None:
+        return True
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        return all(is_scalar_type(arg) for arg in args)
+    if origin is Literal:
+        return all(type(arg) in JSON_SCALARS for arg in args)
+    return False
 
 
 def _type_name(tp: Any) -> str:

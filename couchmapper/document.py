@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, TypeVar, cast, dataclass_transform
 
@@ -27,10 +28,11 @@ from couchmapper.conversion import (
     ModelInfo,
     _item_guard,
     codec_for,
+    is_scalar_type,
     model_info,
 )
 from couchmapper.exceptions import SessionStateError
-from couchmapper.query import FieldPath
+from couchmapper.query import FieldPath, NestedAccess
 from couchmapper.state import InstanceState, Lifecycle
 from couchmapper.tracking import (
     MISSING,
@@ -160,6 +162,9 @@ class Field(FieldPath):
 
     def _resolve(self) -> Codec:
         codec = codec_for(self.type)
+        if type(self) is DocumentField and is_scalar_type(self.type):
+            # Same slots, so the descriptor can take the cheaper set path from now on.
+            self.__class__ = ScalarDocumentField
         self._codec = codec
         self._fast = codec.fast
         return codec
@@ -212,7 +217,7 @@ def _where(obj: Any) -> tuple[str | None, tuple[PathKey, ...]]:
     return doc_id, path
 
 
-class DocumentField(Field):
+class DocumentField(NestedAccess, Field):
     """A top-level field of a :class:`Document`."""
 
     __slots__ = ()
@@ -235,27 +240,48 @@ class DocumentField(Field):
             and old.__class__ in JSON_SCALARS
             and name not in state._log_roots
         ):
-            # Tracker.set_scalar, inlined: this is the hot path of every field set.
+            # Tracker.set_scalar, inlined: only the first old value is kept.
             scalars = state._scalars
             if scalars is None:
                 scalars = state._scalars = {}
-            entry = scalars.get(name)
-            if entry is None:
-                if old.__class__ is value.__class__ and old == value:
-                    return
-                scalars[name] = [old, value]
+            if name not in scalars and (old.__class__ is not value.__class__ or old != value):
+                scalars[name] = old
                 if not state._reported:
                     state._report()
-            elif value.__class__ is entry[0].__class__ and value == entry[0]:
-                del scalars[name]
-            else:
-                entry[1] = value
         elif old is not value:
             state.record_replace((name,), value, old)
             _detach(old)
 
 
-class EmbeddedField(Field):
+class ScalarDocumentField(Field):
+    """A top-level field whose values are always JSON scalars (str, int, float, bool, None).
+
+    Its values never hold tracked containers, so a set only has to remember the field's
+    first old value: this is the hot path of every field set (see tests/benchmarks).
+    """
+
+    __slots__ = ()
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        if value.__class__ not in self._fast:
+            value = self._prepare(obj, value)
+        d = obj.__dict__
+        state = d.get("_cm_state")
+        if state is not None:
+            scalars = state._scalars
+            if scalars is None:
+                scalars = state._scalars = {}
+            name = self.name
+            if name not in scalars:
+                old = d.get(name, MISSING)
+                if old.__class__ is not value.__class__ or old != value:
+                    scalars[name] = old
+                    if not state._reported:
+                        state._report()
+        d[self.name] = value
+
+
+class EmbeddedField(NestedAccess, Field):
     """A field of an :class:`Embedded` object; changes are recorded at its full path."""
 
     __slots__ = ()
@@ -507,6 +533,7 @@ def load(cls: type[D], raw: Mapping[str, Any], *, status: Lifecycle = Lifecycle.
     state.doc_id = raw.get("_id")
     state.rev = raw.get("_rev")
     state.loaded = raw
+    state.obj_ref = weakref.ref(obj)
     if status is not _DETACHED:
         state.status = status
     obj.__dict__["_cm_state"] = state
@@ -531,6 +558,7 @@ def attach_state(obj: Any, raw: dict[str, Any] | None, status: Lifecycle) -> Ins
         loaded=raw,
         status=status,
     )
+    state.obj_ref = weakref.ref(obj)
     if isinstance(obj, RawDocument):
         obj._cm_tracker = state
     else:

@@ -28,6 +28,7 @@ __all__ = [
     "Expression",
     "FieldPath",
     "Index",
+    "NestedAccess",
     "View",
     "and_",
     "compile_criteria",
@@ -179,13 +180,6 @@ class FieldPath:
 
     __hash__ = object.__hash__
 
-    # Nested fields ----------------------------------------------------------------------
-
-    def __getattr__(self, name: str) -> FieldPath:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return sub_field(self.owner, self.path, self.type, name)
-
     # Conversion of operands -------------------------------------------------------------
 
     def _json(self, value: Any) -> Any:
@@ -280,6 +274,31 @@ class FieldPath:
         return {self.mango_name: "desc"}
 
 
+class NestedAccess:
+    """Mixin: attribute access on a field of an embedded type gives its sub-fields.
+
+    Kept out of :class:`FieldPath` itself because a class with ``__getattr__`` makes every
+    attribute read on its instances slower, and scalar field descriptors sit on the hot path
+    of every field set.
+    """
+
+    __slots__ = ()
+    owner: type
+    path: tuple[str, ...]
+    type: Any
+
+    def __getattr__(self, name: str) -> FieldPath:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return sub_field(self.owner, self.path, self.type, name)
+
+
+class NestedFieldPath(NestedAccess, FieldPath):
+    """A field path inside an embedded object (``Person.address.city``)."""
+
+    __slots__ = ()
+
+
 def _item_type(tp: Any) -> Any:
     import typing
 
@@ -316,7 +335,7 @@ def sub_field(owner: type, path: tuple[str, ...], tp: Any, name: str) -> FieldPa
             resolver = model_info(cls)
             assert resolver is not None
             types = resolver.resolve(cls)
-            return FieldPath(owner, (*path, name), types[name])
+            return NestedFieldPath(owner, (*path, name), types[name])
     where = ".".join(path)
     msg = f"{owner.__name__}.{where} has no field {name!r}"
     raise AttributeError(msg)

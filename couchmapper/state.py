@@ -14,7 +14,7 @@ import weakref
 from typing import Any
 
 from couchmapper.conversion import to_json
-from couchmapper.tracking import Tracker
+from couchmapper.tracking import MISSING, Tracker
 
 __all__ = ["InstanceState", "Lifecycle"]
 
@@ -73,6 +73,14 @@ class InstanceState(Tracker):
         self.rev = rev
         self.loaded = loaded
         self.status = status
+
+    def current_value(self, name: str) -> Any:
+        """The current value of top-level field ``name`` of the object."""
+        obj = self.obj_ref() if self.obj_ref is not None else None
+        if obj is None:
+            return super().current_value(name)
+        fields = getattr(obj, "__dict__", None)
+        return MISSING if fields is None else fields.get(name, MISSING)
 
     @property
     def obj(self) -> Any:

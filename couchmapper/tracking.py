@@ -175,31 +175,46 @@ class Tracker:
     to_json: Callable[[Any], Any] = staticmethod(_json_copy)
     _changes: list[Change] | None = None
     # Sets of top-level fields from one JSON scalar to another commute with every other
-    # change, so they skip the ordered log: field name -> [first old value, new value].
-    _scalars: dict[str, list[Any]] | None = None
+    # change, so they skip the ordered log: field name -> the value before the first set.
+    # Only the first old value is stored; whether the field really changed (it may have been
+    # set back) is decided when the changes are read, so a field set stays cheap.
+    _scalars: dict[str, Any] | None = None
+    # The current values of _scalars fields, for trackers that cannot read their object.
+    _values: dict[str, Any] | None = None
     # Top-level keys with entries in the ordered log (their sets must take the slow path).
     _log_roots: set[PathKey] | frozenset[PathKey] = frozenset()
     _reported = False
+
+    def current_value(self, name: str) -> Any:
+        """The current value of top-level field ``name`` (subclasses read their object)."""
+        return (self._values or {}).get(name, MISSING)
+
+    def _scalar_changes(self) -> Iterator[Change]:
+        for name, old in (self._scalars or {}).items():
+            new = self.current_value(name)
+            if new is not MISSING and not _same_json(new, old):
+                yield Change("replace", (name,), new, old)
 
     @property
     def changes(self) -> ChangeList:
         """A copy of the compacted change log."""
         result = ChangeList(self._changes or ())
         if self._scalars:
-            result.extend(
-                Change("replace", (name,), new, old) for name, (old, new) in self._scalars.items()
-            )
+            result.extend(self._scalar_changes())
         return result
 
     @property
     def has_changes(self) -> bool:
-        """Whether anything is recorded."""
-        return bool(self._changes or self._scalars)
+        """Whether anything is recorded (a field set back to its old value is no change)."""
+        if self._changes:
+            return True
+        return bool(self._scalars) and any(True for _ in self._scalar_changes())
 
     def reset(self) -> None:
         """Forget every change (after a flush wrote them, or a rollback undid them)."""
         self._changes = None
         self._scalars = None
+        self._values = None
         self._log_roots = frozenset()
         self._reported = False
 
@@ -221,30 +236,26 @@ class Tracker:
         """Record a top-level field going from one JSON scalar to another.
 
         Both values must be ``str``/``int``/``float``/``bool``/``None`` and
-        :meth:`can_set_scalar` must have said yes. (Document field descriptors inline this.)
+        :meth:`can_set_scalar` must have said yes. (Document field descriptors inline this
+        and let :meth:`current_value` read the object instead of keeping ``_values``.)
         """
+        if self._values is None:
+            self._values = {}
+        self._values[name] = value
         if self._scalars is None:
             self._scalars = {}
-        entry = self._scalars.get(name)
-        if entry is None:
+        if name not in self._scalars:
             if old.__class__ is value.__class__ and old == value:
                 return
-            self._scalars[name] = [old, value]
-            if not self._reported:
-                self._report()
-        elif value.__class__ is entry[0].__class__ and value == entry[0]:
-            del self._scalars[name]
-        else:
-            entry[1] = value
+            self._scalars[name] = old
+            self._report()
 
     def record_replace(self, path: tuple[PathKey, ...], value: Any, old: Any) -> None:
         """Record that ``path`` now holds ``value`` (live) where it held ``old`` (live)."""
         to_json = self.to_json
         old_json = to_json(old)
-        if len(path) == 1 and self._scalars:
-            entry = self._scalars.pop(cast(str, path[0]), None)
-            if entry is not None:
-                old_json = entry[0]
+        if len(path) == 1 and self._scalars and path[0] in self._scalars:
+            old_json = self._scalars.pop(cast(str, path[0]))
         self._record(Change("replace", path, to_json(value), old_json))
 
     def record_add(self, path: tuple[PathKey, ...], value: Any) -> None:
