@@ -164,7 +164,7 @@ class Field(FieldPath):
         codec = codec_for(self.type)
         if type(self) is DocumentField and is_scalar_type(self.type):
             # Same slots, so the descriptor can take the cheaper set path from now on.
-            self.__class__ = ScalarDocumentField
+            self.__class__ = ScalarDocumentField  # type: ignore[assignment]
         self._codec = codec
         self._fast = codec.fast
         return codec
