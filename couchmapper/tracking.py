@@ -255,7 +255,7 @@ class Tracker:
         to_json = self.to_json
         old_json = to_json(old)
         if len(path) == 1 and self._scalars and path[0] in self._scalars:
-            old_json = self._scalars.pop(path[0])  # type: ignore[arg-type]
+            old_json = self._scalars.pop(path[0])
         self._record(Change("replace", path, to_json(value), old_json))
 
     def record_add(self, path: tuple[PathKey, ...], value: Any) -> None:
