@@ -91,7 +91,9 @@ class Backend(Protocol):
         """``GET /db/_design/{ddoc}/_view/{view}`` (``POST`` with ``keys``)."""
         ...
 
-    def get_attachment(self, doc_id: str, name: str, *, rev: str | None = None) -> tuple[bytes, str]:
+    def get_attachment(
+        self, doc_id: str, name: str, *, rev: str | None = None
+    ) -> tuple[bytes, str]:
         """``GET /db/{doc_id}/{name}``: the bytes and the content type."""
         ...
 
