@@ -1,5 +1,10 @@
-"""Run every benchmark: ``python -m tests.benchmarks``."""
+"""Run every benchmark: ``python -m tests.benchmarks`` (``make bench``).
 
-from .bench_documents import main
+Each module prints its own table of times and ratios against peers measured in the same run.
+"""
 
-main()
+from . import bench_backends, bench_documents, bench_session
+
+for module in (bench_documents, bench_session, bench_backends):
+    print(f"\n=== {module.__name__.rsplit('.', 1)[-1]} ===", flush=True)
+    module.main()
