@@ -520,7 +520,8 @@ def test_unknown_fields_fail_when_the_expression_is_built() -> None:
         _ = Person.address.nope
     with pytest.raises(AttributeError, match=r"Person\.lines has no field 'qtx'"):
         _ = Person.lines.qtx
-    with pytest.raises(AttributeError, match=r"Person\.age has no field 'x'"):
+    # Scalar fields have no __getattr__ (it would slow every field set): Python's own message.
+    with pytest.raises(AttributeError, match="'x'"):
         _ = Person.age.x
     assert Address.city.mango_name == "city"
 
