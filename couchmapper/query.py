@@ -287,7 +287,7 @@ class NestedAccess:
     path: tuple[str, ...]
     type: Any
 
-    def __getattr__(self, name: str) -> FieldPath:
+    def __getattr__(self, name: str) -> NestedFieldPath:
         if name.startswith("__"):
             raise AttributeError(name)
         return sub_field(self.owner, self.path, self.type, name)
@@ -323,7 +323,7 @@ def _embedded_classes(tp: Any) -> list[type]:
     return found
 
 
-def sub_field(owner: type, path: tuple[str, ...], tp: Any, name: str) -> FieldPath:
+def sub_field(owner: type, path: tuple[str, ...], tp: Any, name: str) -> NestedFieldPath:
     """The field ``name`` inside the embedded object at ``path``.
 
     Raises:

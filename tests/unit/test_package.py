@@ -20,7 +20,7 @@ LADDER: list[set[str]] = [
     {"connect"},
     {"_queries"},
     {"session"},
-    {"__init__"},
+    {"__init__", "mypy"},
 ]
 
 
