@@ -46,7 +46,7 @@ from couchmapper.exceptions import (
 )
 from couchmapper.query import View
 from couchmapper.state import InstanceState, Lifecycle
-from couchmapper.tracking import ChangeList, PathKey
+from couchmapper.tracking import MISSING, Change, ChangeList, PathKey
 from couchmapper.unitofwork import ConflictPolicy, WriteResult, landed, rebase, results_in_order
 
 __all__ = ["Row", "Session", "SessionStats"]
@@ -137,13 +137,18 @@ class Session(QueryMixin):
         self._dirty: dict[str, Obj] = {}
         self._deleted: dict[str, Obj] = {}
         self._required: dict[str, Obj] = {}
+        # Hook bookkeeping: documents to notify in the next round, and what receivers were
+        # last told about each document (kept until the document is written, so a failed
+        # flush that is retried does not notify the same changes again).
         self._unnotified: dict[str, Obj] = {}
-        self._notified: dict[str, ChangeList] = {}
-        self._notified_added: set[str] = set()
-        self._notified_deleted: set[str] = set()
+        self._notices: dict[str, _Notice] = {}
+        self._flushing = False
+        self._receivers_ran = False
         # Documents of a request that got no answer: id -> (planned JSON, JSON sent).
         self._in_flight: dict[str, tuple[JSONDict, JSONDict]] = {}
         self._subscriptions: list[tuple[Signal, Callable[..., Any]]] = []
+        # A session dropped without close() still disconnects its session-scoped receivers.
+        weakref.finalize(self, _disconnect_all, self._subscriptions)
         self._closed = False
         self._flushes = 0
         self._requests = 0
@@ -190,9 +195,7 @@ class Session(QueryMixin):
                 state.session = None
                 never_written = state.status is Lifecycle.PENDING and state.rev is None
                 state.status = Lifecycle.TRANSIENT if never_written else Lifecycle.DETACHED
-        for signal, receiver in self._subscriptions:
-            signal.disconnect(receiver)
-        self._subscriptions.clear()
+        _disconnect_all(self._subscriptions)
         self._identity.clear()
         self._forget_pending()
         self._closed = True
@@ -203,9 +206,7 @@ class Session(QueryMixin):
         self._deleted.clear()
         self._required.clear()
         self._unnotified.clear()
-        self._notified.clear()
-        self._notified_added.clear()
-        self._notified_deleted.clear()
+        self._notices.clear()
         self._in_flight.clear()
 
     def _held(self, doc_id: str) -> Obj | None:
@@ -313,6 +314,7 @@ class Session(QueryMixin):
             old_state.status = Lifecycle.DETACHED
             old_state.session = None
             self._unnotified.pop(doc_id, None)
+            self._notices.pop(doc_id, None)  # the new object is notified as added
         self._adopt(obj, state, Lifecycle.PENDING)
         self._new[doc_id] = obj
         self._unnotified[doc_id] = obj
@@ -340,8 +342,7 @@ class Session(QueryMixin):
         if state.status is Lifecycle.PENDING and state.rev is None:
             self._new.pop(doc_id, None)
             self._unnotified.pop(doc_id, None)
-            self._notified.pop(doc_id, None)
-            self._notified_added.discard(doc_id)
+            self._notices.pop(doc_id, None)
             self._identity.pop(doc_id, None)
             state.session = None
             state.status = Lifecycle.TRANSIENT
@@ -371,7 +372,7 @@ class Session(QueryMixin):
         assert doc_id is not None
         for table in (self._new, self._dirty, self._deleted, self._required, self._unnotified):
             table.pop(doc_id, None)
-        self._notified.pop(doc_id, None)
+        self._notices.pop(doc_id, None)
         self._in_flight.pop(doc_id, None)
         if self._identity.get(doc_id) is obj:
             del self._identity[doc_id]
@@ -464,10 +465,8 @@ class Session(QueryMixin):
         state.status = Lifecycle.PERSISTENT
         for table in (self._new, self._dirty, self._deleted, self._unnotified):
             table.pop(doc_id, None)
-        self._notified.pop(doc_id, None)
+        self._notices.pop(doc_id, None)
         self._in_flight.pop(doc_id, None)
-        self._notified_added.discard(doc_id)
-        self._notified_deleted.discard(doc_id)
         self._identity[doc_id] = obj
 
     # ------------------------------------------------------------------------------------
@@ -549,15 +548,19 @@ class Session(QueryMixin):
         """Return the documents with these ids in order (None for missing), in one request."""
         self._check_open()
         wanted = [doc_id for doc_id in dict.fromkeys(ids) if self._lookup(doc_id) is None]
+        # Held here until returned: the identity map may hold clean objects weakly only.
+        found: dict[str, Obj] = {}
         if wanted:
             answer = self._call(self.backend.all_docs, keys=wanted, include_docs=True)
             for row in answer.get("rows", ()):
                 doc = row.get("doc")
                 if doc is not None:
-                    self._load(doc, cls)
-        return [
-            self._check_type(o, cls) if (o := self._lookup(i)) is not None else None for i in ids
-        ]
+                    found[doc["_id"]] = self._load(doc, cls)
+        result: list[Any] = []
+        for doc_id in ids:
+            obj = found[doc_id] if doc_id in found else self._lookup(doc_id)  # {} is falsy
+            result.append(None if obj is None else self._check_type(obj, cls))
+        return result
 
     def load_rows(self, docs: Iterable[JSONDict], cls: type[D] | None = None) -> list[Any]:
         """Identity-map already fetched documents (from a query) and return the objects."""
@@ -628,17 +631,27 @@ class Session(QueryMixin):
         """Connect a receiver for this session only (disconnected when the session closes).
 
         ``@session.on(signals.document_changed, sender=Tag)`` connects a function that fires
-        only for this session's documents.
+        only for this session's documents; ``@session.on(signals.after_flush)`` only for this
+        session's flushes. ``sender`` (document signals) is a class: receivers of a base class
+        fire for its subclasses. The receiver is held strongly until the session is closed
+        (or garbage collected).
         """
+        self._check_open()
+        owner = weakref.ref(self)
 
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             def receiver(sender_: Any, **kwargs: Any) -> Any:
-                if kwargs.get("session", self) is self or sender_ is self:
+                session = owner()
+                # Document signals name the session in ``session``; session signals send it.
+                origin = kwargs.get("session", sender_)
+                if session is not None and origin is session:
                     return fn(sender_, **kwargs)
                 return None
 
             receiver.__name__ = getattr(fn, "__name__", "receiver")
             receiver.__qualname__ = getattr(fn, "__qualname__", receiver.__name__)
+            receiver.__module__ = getattr(fn, "__module__", receiver.__module__)
+            receiver.__wrapped__ = fn  # type: ignore[attr-defined]
             if sender is None:
                 signal.connect(receiver, weak=False)
             else:
@@ -649,59 +662,125 @@ class Session(QueryMixin):
         return decorator
 
     def _run_hooks(self) -> None:
-        """Notify receivers of every unnotified document, round after round, until quiet."""
-        for _ in range(self.hook_rounds):
+        """Notify receivers of every document changed since its last notification, in rounds.
+
+        A round notifies what the previous one left; receivers' edits are picked up by the
+        next round. Stops when a round leaves nothing; past ``hook_rounds`` rounds raises
+        :class:`HookLimitError` naming the receivers that changed documents in the last one.
+        """
+        recheck = True  # first round: pick up edits made since an earlier (failed) flush
+        last_producers: list[str] = []
+        for round_no in range(self.hook_rounds + 1):
+            if recheck:
+                self._collect_changed_notices()
             if not self._unnotified:
                 return
-            batch = list(self._unnotified.items())
-            self._unnotified.clear()
-            for doc_id, obj in batch:
-                self._notify(doc_id, obj)
-        names = sorted({_receiver_name(r) for r in self._active_receivers()})
-        raise HookLimitError(self.hook_rounds, names)
+            if round_no == self.hook_rounds:
+                break
+            last = round_no == self.hook_rounds - 1
+            producers: list[str] | None = [] if last else None
+            self._receivers_ran = False
+            for doc_id in list(self._unnotified):
+                obj = self._unnotified.pop(doc_id, None)
+                if obj is None:
+                    continue  # a receiver expunged it, or deleted it before it was written
+                try:
+                    self._notify(doc_id, obj, producers)
+                except BaseException:
+                    # Not delivered: the next flush notifies it again (and the rest of the round).
+                    self._unnotified.setdefault(doc_id, obj)
+                    raise
+            # Only receivers can have changed documents during a round.
+            recheck = self._receivers_ran
+            if producers is not None:
+                last_producers = producers
+        raise HookLimitError(self.hook_rounds, list(dict.fromkeys(last_producers)))
 
-    def _active_receivers(self) -> list[Any]:
-        found = []
-        for doc_id, obj in self._unnotified.items():
-            del doc_id
-            for signal in (
-                signals.document_added,
-                signals.document_changed,
-                signals.document_deleted,
+    def _collect_changed_notices(self) -> None:
+        """Queue notified documents that changed again since (re-sets of a field included)."""
+        for doc_id, notice in self._notices.items():
+            if doc_id in self._unnotified:
+                continue
+            state = state_of(notice.obj)
+            if state is None or state.session is not self:
+                continue
+            deleted = state.status is Lifecycle.DELETED
+            if (deleted and not notice.deleted) or (
+                not deleted and state.changes != notice.changes
             ):
-                found += _receivers(signal, type(obj))
-        return found
+                self._unnotified[doc_id] = notice.obj
 
-    def _notify(self, doc_id: str, obj: Obj) -> None:
+    def _notify(self, doc_id: str, obj: Obj, producers: list[str] | None) -> None:
+        """Send the one signal ``obj`` is due (if any), then record what receivers were told."""
         state = state_of(obj)
         if state is None or state.session is not self:
             return
+        notice = self._notices.get(doc_id)
+        if notice is None or notice.obj is not obj:
+            notice = _Notice(obj)
+        cls = type(obj)
         current = state.changes
-        seen = self._notified.get(doc_id, ChangeList())
-        fresh = ChangeList(c for c in current if c not in seen)
-        self._notified[doc_id] = current
+        signal: Signal | None = None
+        changes = ChangeList()
         if state.status is Lifecycle.DELETED:
-            if doc_id not in self._notified_deleted:
-                self._notified_deleted.add(doc_id)
-                _send(
-                    signals.document_deleted, type(obj), session=self, document=obj, changes=fresh
-                )
-        elif state.status is Lifecycle.PENDING:
-            if doc_id not in self._notified_added:
-                self._notified_added.add(doc_id)
-                _send(
-                    signals.document_added,
-                    type(obj),
-                    session=self,
-                    document=obj,
-                    changes=ChangeList(),
-                )
-            elif fresh:
-                _send(
-                    signals.document_changed, type(obj), session=self, document=obj, changes=fresh
-                )
-        elif fresh:
-            _send(signals.document_changed, type(obj), session=self, document=obj, changes=fresh)
+            if not notice.deleted:
+                signal = signals.document_deleted
+                changes = _since(notice, current)
+        elif state.status is Lifecycle.PENDING and not notice.added:
+            signal = signals.document_added
+        else:
+            changes = _since(notice, current)
+            if changes:
+                signal = signals.document_changed
+        snapshot = notice.snapshot
+        if signal is not None and _has_document_receivers(cls):
+            # The JSON as receivers see it now: the old values of the next notification.
+            snapshot = _snapshot(obj)
+        if signal is not None:
+            self._deliver(signal, cls, producers, session=self, document=obj, changes=changes)
+            if signal is signals.document_added:
+                notice.added = True
+            elif signal is signals.document_deleted:
+                notice.deleted = True
+        notice.changes = current
+        notice.snapshot = snapshot
+        self._notices[doc_id] = notice
+
+    def _deliver(
+        self, signal: Signal, cls: type, producers: list[str] | None, **kwargs: Any
+    ) -> None:
+        """Call each receiver of ``signal`` for ``cls`` once (base-class receivers included).
+
+        With ``producers`` (the last allowed round), note the receivers that changed documents.
+        """
+        if not signal.receivers:
+            return
+        for receiver in _receivers(signal, cls):
+            self._receivers_ran = True
+            if producers is None:
+                receiver(cls, **kwargs)
+                continue
+            before = self._fingerprint()
+            receiver(cls, **kwargs)
+            if self._fingerprint() != before:
+                producers.append(_receiver_name(receiver))
+
+    def _fingerprint(self) -> dict[str, tuple[int, Lifecycle, ChangeList]]:
+        """Every document with pending work, its status and changes (to see who edits)."""
+        found: dict[str, tuple[int, Lifecycle, ChangeList]] = {}
+        for table in (self._new, self._dirty, self._deleted):
+            for doc_id, obj in table.items():
+                state = state_of(obj)
+                if state is not None:
+                    found[doc_id] = (id(obj), state.status, state.changes)
+        return found
+
+    def _prepare_query(self) -> None:
+        # Queries made by receivers during a flush read the pending state through the
+        # read-your-writes overlay; autoflush must not start a flush inside the flush.
+        self._check_open()
+        if self.autoflush and not self._flushing:
+            self.flush()
 
     # ------------------------------------------------------------------------------------
     # Flush.
@@ -709,10 +788,13 @@ class Session(QueryMixin):
     def flush(self, *, progress: Callable[[int, int], None] | None = None) -> list[WriteResult]:
         """Write every pending change in one ``_bulk_docs`` request.
 
-        Runs hook rounds first (receivers may add more edits), then sends new, changed and
-        deleted documents together, applies the per-document answers and resolves conflicts
-        by the conflict policy. Only objects with pending work are visited: the cost does
-        not depend on how many clean objects the session holds.
+        Sends ``before_flush``, then runs hook rounds (``document_added`` /
+        ``document_changed`` / ``document_deleted``; receivers may add more edits, which the
+        next round notifies), then sends new, changed and deleted documents together, applies
+        the per-document answers and resolves conflicts by the conflict policy. Only objects
+        with pending work are visited: the cost does not depend on how many clean objects the
+        session holds. ``after_flush`` gets one result per document of the request(s);
+        ``flush_failed`` is sent before any exception leaves the flush.
 
         Args:
             progress: called with (documents sent so far, documents to send) after each
@@ -730,17 +812,49 @@ class Session(QueryMixin):
             HookLimitError: receivers kept changing documents; nothing was sent.
             BackendUnavailable: the server did not answer; everything not confirmed stays
                 pending, and flushing again is safe.
+            SessionStateError: ``flush()`` was called by a receiver during this flush.
         """
         self._check_open()
+        if self._flushing:
+            msg = (
+                "flush() called during this session's flush (from a signal receiver?); edits "
+                "made by receivers go out with the running flush, so just make them"
+            )
+            raise SessionStateError(msg)
+        self._flushing = True
+        try:
+            return self._flush(progress)
+        finally:
+            self._flushing = False
+
+    def _flush(self, progress: Callable[[int, int], None] | None) -> list[WriteResult]:
         signals.before_flush.send(self)
-        self._run_hooks()
-        plan = self._plan()
+        try:
+            self._run_hooks()
+            plan = self._plan()
+        except Exception as exc:
+            # Nothing was sent: no per-document failures.
+            signals.flush_failed.send(self, failures=[], error=exc)
+            raise
         self._flushes += 1
         if not plan:
             return []
-        written, failures, overlap = self._write(plan, progress)
-        failed = [WriteResult(f.doc_id, None, f.error, f.reason) for f in failures]
-        signals.after_flush.send(self, results=written + failed)
+        written: list[WriteResult] = []
+        failures: list[FlushFailure] = []
+        try:
+            overlap = self._write(plan, progress, written, failures)
+        except BackendError as exc:
+            # No (usable) answer: what was not confirmed stays pending; report it per document.
+            done = {r.doc_id for r in written} | {f.doc_id for f in failures}
+            failures += [
+                FlushFailure(doc_id, exc.error, exc.reason, exc)
+                for doc_id in plan
+                if doc_id not in done
+            ]
+            self._after_flush(written, failures)
+            signals.flush_failed.send(self, failures=failures, error=exc)
+            raise
+        self._after_flush(written, failures)
         if failures:
             flush_error = FlushError(failures)
             error: Exception = flush_error
@@ -750,6 +864,10 @@ class Session(QueryMixin):
             signals.flush_failed.send(self, failures=failures, error=error)
             raise error
         return written
+
+    def _after_flush(self, written: list[WriteResult], failures: list[FlushFailure]) -> None:
+        failed = [WriteResult(f.doc_id, None, f.error, f.reason) for f in failures]
+        signals.after_flush.send(self, results=written + failed)
 
     def _plan(self) -> dict[str, JSONDict]:
         """The JSON to send, by document id (only objects with pending work are visited)."""
@@ -769,7 +887,7 @@ class Session(QueryMixin):
                 # Changed back to what was loaded: nothing to write. Reset the (empty) log so
                 # the next change reports the object as dirty again.
                 del self._dirty[doc_id]
-                self._notified.pop(doc_id, None)
+                self._notices.pop(doc_id, None)
                 state = state_of(obj)
                 if state is not None:
                     state.reset()
@@ -779,11 +897,17 @@ class Session(QueryMixin):
         return plan
 
     def _write(
-        self, plan: dict[str, JSONDict], progress: Callable[[int, int], None] | None
-    ) -> tuple[list[WriteResult], list[FlushFailure], ConflictError | None]:
-        """Send the plan, then resolve conflicts by policy; returns results and failures."""
-        written: list[WriteResult] = []
-        failures: list[FlushFailure] = []
+        self,
+        plan: dict[str, JSONDict],
+        progress: Callable[[int, int], None] | None,
+        written: list[WriteResult],
+        failures: list[FlushFailure],
+    ) -> ConflictError | None:
+        """Send the plan, then resolve conflicts by policy; returns a rebase's overlap error.
+
+        Results and failures are appended to ``written`` and ``failures`` as they arrive, so
+        the caller has them even when a later request raises.
+        """
         overlap: ConflictError | None = None
         pending = plan
         merged: set[str] = set()  # sent JSON differs from the object: a rebase merged it
@@ -852,7 +976,7 @@ class Session(QueryMixin):
                     overlap = error
                 failures.append(FlushFailure(doc_id, "conflict", error.reason, error))
             rebases += 1
-        return written, failures, overlap
+        return overlap
 
     def _send_bulk(
         self, docs: list[JSONDict], progress: Callable[[int, int], None] | None
@@ -955,9 +1079,7 @@ class Session(QueryMixin):
         state = state_of(obj) if obj is not None else None
         if state is None:
             return result
-        self._notified.pop(doc_id, None)
-        self._notified_added.discard(doc_id)
-        self._notified_deleted.discard(doc_id)
+        self._notices.pop(doc_id, None)
         self._in_flight.pop(doc_id, None)
         for table in (self._new, self._dirty, self._deleted, self._required):
             table.pop(doc_id, None)
@@ -1087,6 +1209,110 @@ def _rule_finder(obj: Obj) -> Callable[[tuple[PathKey, ...]], Any]:
     return find
 
 
+@attrs.define(eq=False)
+class _Notice:
+    """What signal receivers were last told about one document object.
+
+    Kept until the document is written (or the session forgets it), so a flush that failed
+    and is retried notifies only what changed since.
+    """
+
+    obj: Obj
+    added: bool = False  # document_added was sent
+    deleted: bool = False  # document_deleted was sent
+    changes: ChangeList = attrs.Factory(ChangeList)  # the change log at the notification
+    snapshot: JSONDict | None = None  # the JSON at the notification (old values of the next)
+
+
+_DOCUMENT_SIGNALS = (signals.document_added, signals.document_changed, signals.document_deleted)
+
+
+def _has_document_receivers(cls: type) -> bool:
+    return any(signal.receivers and _receivers(signal, cls) for signal in _DOCUMENT_SIGNALS)
+
+
+def _snapshot(obj: Obj) -> JSONDict | None:
+    try:
+        return dump(obj)
+    except (ValidationError, TypeError, ValueError):
+        return None  # the flush reports it; old values fall back to the change log
+
+
+def _value_at(doc: Any, path: tuple[PathKey, ...]) -> Any:
+    """The JSON value at ``path`` in ``doc`` (MISSING when there is none)."""
+    for key in path:
+        in_dict = isinstance(doc, dict) and isinstance(key, str) and key in doc
+        in_list = isinstance(doc, list) and isinstance(key, int) and 0 <= key < len(doc)
+        if not (in_dict or in_list):
+            return MISSING
+        doc = doc[key]
+    return doc
+
+
+def _related(a: tuple[PathKey, ...], b: tuple[PathKey, ...]) -> bool:
+    """Whether one path is the other or inside it."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
+
+
+def _since(notice: _Notice, current: ChangeList) -> ChangeList:
+    """The changes made since ``notice``, with the values of that time as old values.
+
+    ``current`` is the compacted change log now; ``notice.changes`` was the log then. A change
+    that is new (or differs) is reported with the old value the path had at the notification;
+    a notified change that has disappeared (set back to the loaded value) is reported as the
+    edit that undid it.
+    """
+    seen = notice.changes
+    if not seen:
+        return ChangeList(current)
+    fresh = ChangeList()
+    for change in current:
+        if change in seen:
+            continue
+        old = _notified_value(notice, change.path)
+        if old is None:
+            fresh.append(change)  # nothing known about this path then: the loaded value
+            continue
+        value = old[0]
+        if change.op == "add" and isinstance(change.path[-1], int):
+            fresh.append(change)  # a list insert stays an insert
+        elif change.op == "remove":
+            if value is not MISSING:
+                fresh.append(Change("remove", change.path, MISSING, value))
+        elif value is MISSING:
+            fresh.append(Change("add", change.path, change.value, MISSING))
+        elif value != change.value or type(value) is not type(change.value):
+            fresh.append(Change("replace", change.path, change.value, value))
+    for change in seen:
+        if change in current or any(_related(change.path, c.path) for c in current):
+            continue
+        # Set back to the loaded value since the notification: report the undoing edit.
+        if change.op == "add":
+            fresh.append(Change("remove", change.path, MISSING, change.value))
+        elif change.op == "remove":
+            fresh.append(Change("add", change.path, change.old, MISSING))
+        else:
+            fresh.append(Change("replace", change.path, change.old, change.value))
+    return fresh
+
+
+def _notified_value(notice: _Notice, path: tuple[PathKey, ...]) -> tuple[Any] | None:
+    """``(value,)`` that ``path`` had at the notification, or None when unknown."""
+    if notice.snapshot is not None:
+        return (_value_at(notice.snapshot, path),)
+    for change in reversed(notice.changes):
+        if change.path == path:
+            return (change.value,)
+    return None
+
+
+def _disconnect_all(subscriptions: list[tuple[Signal, Callable[..., Any]]]) -> None:
+    for signal, receiver in subscriptions:
+        signal.disconnect(receiver)
+    subscriptions.clear()
+
+
 def _receivers(signal: Signal, cls: type) -> list[Any]:
     """Receivers for ``cls`` and every base class (each once), then the ANY receivers."""
     found: dict[int, Any] = {}
@@ -1105,6 +1331,9 @@ def _send(signal: Signal, cls: type, **kwargs: Any) -> None:
 
 
 def _receiver_name(receiver: Any) -> str:
-    return str(
-        getattr(receiver, "__qualname__", None) or getattr(receiver, "__name__", repr(receiver))
-    )
+    """``module.qualified.name`` of a receiver (its repr when it has no name)."""
+    name = getattr(receiver, "__qualname__", None) or getattr(receiver, "__name__", None)
+    if not isinstance(name, str):
+        return repr(receiver)
+    module = getattr(receiver, "__module__", None)
+    return f"{module}.{name}" if isinstance(module, str) and module else name
