@@ -12,7 +12,7 @@ PACKAGE = Path(cm.__file__).parent
 # Lower layers first; a module may import only from its own layer or below.
 LADDER: list[set[str]] = [
     {"exceptions", "_url", "_collation"},
-    {"mango", "tracking", "signals"},
+    {"mango", "_changelog", "tracking", "signals"},
     {"conversion"},
     {"state", "query"},
     {"document", "unitofwork"},
@@ -21,6 +21,7 @@ LADDER: list[set[str]] = [
     {"_queries"},
     {"session"},
     {"__init__", "mypy"},
+    {"testing"},
 ]
 
 
