@@ -21,12 +21,12 @@ from typing import Any, ClassVar, Final, TypeVar, cast, dataclass_transform
 
 import attrs
 
+from couchmapper._codecs import item_guard
 from couchmapper.conversion import (
     JSON_SCALARS,
     Codec,
     Invalid,
     ModelInfo,
-    _item_guard,
     codec_for,
     is_scalar_type,
     model_info,
@@ -465,7 +465,7 @@ class RawDocument(TrackedDict):
     """A plain-dict document of the dict API: a tracked dict with its own state."""
 
     __slots__ = ("__weakref__", "_cm_tracker")
-    _cm_wrap = staticmethod(_item_guard(codec_for(Any).prepare))
+    _cm_wrap = staticmethod(item_guard(codec_for(Any).prepare))
 
     def __init__(self, items: Mapping[str, Any] | None = None) -> None:
         self._cm_tracker: InstanceState | None = None

@@ -13,6 +13,7 @@ PACKAGE = Path(cm.__file__).parent
 LADDER: list[set[str]] = [
     {"exceptions", "_url", "_collation"},
     {"mango", "_changelog", "tracking", "signals"},
+    {"_codecs"},
     {"conversion"},
     {"state", "query"},
     {"document", "unitofwork"},

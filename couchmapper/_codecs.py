@@ -1,0 +1,657 @@
+"""Codecs: how values of each type are loaded from JSON, dumped to JSON and assigned.
+
+A :class:`Codec` per type -- scalars, strings standing for dates, decimals, uuids and bytes,
+enums, literals, raw JSON (``Any``), lists, tuples, sets, dicts and unions. Model classes get
+generated codecs in :mod:`couchmapper.conversion`, which also picks the codec of a type.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import enum
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, TypeAlias, TypeVar
+
+import attrs
+
+from couchmapper.exceptions import FieldError, ValidationError
+from couchmapper.tracking import (
+    PathKey,
+    TrackedDict,
+    TrackedList,
+    TrackedSet,
+    format_path,
+    locate,
+    set_parent,
+    typed_container,
+)
+
+__all__ = [
+    "ANY_CODEC",
+    "JSON_SCALARS",
+    "TEXT_CODECS",
+    "Codec",
+    "Dumper",
+    "Invalid",
+    "Loader",
+    "bad",
+    "dict_codec",
+    "enum_codec",
+    "float_codec",
+    "item_guard",
+    "list_codec",
+    "literal_codec",
+    "scalar_codec",
+    "set_codec",
+    "sort_key",
+    "tracked_class",
+    "tuple_codec",
+    "union_codec",
+]
+
+JSON_SCALARS: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None)})
+"""The classes that are JSON values as they are."""
+
+T_C = TypeVar("T_C", TrackedList, TrackedDict)
+Loader: TypeAlias = Callable[[Any, Any, PathKey], Any]
+Dumper: TypeAlias = Callable[[Any], Any]
+
+
+class Invalid(Exception):
+    """Bad values found while converting; ``errors`` holds (path, expected, message) each."""
+
+    def __init__(self, errors: list[tuple[tuple[PathKey, ...], str, str]]) -> None:
+        self.errors = errors
+        super().__init__(errors)
+
+    def prefixed(self, key: PathKey) -> list[tuple[tuple[PathKey, ...], str, str]]:
+        """The errors with ``key`` put in front of each path."""
+        return [((key, *path), expected, message) for path, expected, message in self.errors]
+
+    def to_validation_error(
+        self, doc_id: str | None, cls_name: str = "", path: tuple[PathKey, ...] = ()
+    ) -> ValidationError:
+        """Turn the collected errors into the public exception.
+
+        Args:
+            doc_id: the id of the document the values belong to.
+            cls_name: the document's class name, for the message.
+            path: where the converted value sits in the document (put before every path).
+        """
+        errors = [FieldError(format_path((*path, *p)), e, m) for p, e, m in self.errors]
+        return ValidationError(doc_id, errors, cls_name)
+
+
+def bad(expected: str, value: Any) -> Invalid:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return Invalid([((), expected, f"got {type(value).__name__} {shown}")])
+
+
+@attrs.frozen
+class Codec:
+    """How one type is loaded, dumped and assigned.
+
+    Attributes:
+        expected: the type as people write it, for error messages.
+        fast: classes whose values pass through load, dump and prepare unchanged.
+        load: JSON value -> live value; ``(value, parent, key)``, raises :class:`Invalid`.
+        dump: live value -> JSON value; raises :class:`Invalid`.
+        prepare: a value assigned in Python -> the live value to store (validated, wrapped
+            for tracking, attached to ``parent``); raises :class:`Invalid`.
+    """
+
+    expected: str
+    fast: frozenset[type]
+    load: Loader
+    dump: Dumper
+    prepare: Loader
+
+
+# --------------------------------------------------------------------------------------
+# Codecs for scalars.
+
+
+def scalar_codec(expected: str, classes: frozenset[type]) -> Codec:
+    def load(value: Any, parent: Any, key: PathKey) -> Any:
+        if value.__class__ in classes:
+            return value
+        raise bad(expected, value)
+
+    def dump(value: Any) -> Any:
+        if value.__class__ in classes:
+            return value
+        raise bad(expected, value)
+
+    return Codec(expected, classes, load, dump, load)
+
+
+def float_codec() -> Codec:
+    def load(value: Any, parent: Any, key: PathKey) -> Any:
+        if value.__class__ is float:
+            return value
+        if value.__class__ is int:
+            return float(value)
+        raise bad("float", value)
+
+    def dump(value: Any) -> Any:
+        if value.__class__ is float or value.__class__ is int:
+            return value
+        raise bad("float", value)
+
+    return Codec("float", frozenset({float}), load, dump, load)
+
+
+def _text_codec(
+    expected: str,
+    live: type,
+    parse: Callable[[str], Any],
+    render: Callable[[Any], str],
+    exact: bool = True,
+) -> Codec:
+    """A value stored in JSON as a string (dates, decimals, uuids, bytes)."""
+
+    def load(value: Any, parent: Any, key: PathKey) -> Any:
+        if value.__class__ is not str:
+            raise bad(f"{expected} (as a string)", value)
+        try:
+            return parse(value)
+        except (ValueError, TypeError, InvalidOperation, binascii.Error):
+            raise bad(expected, value) from None
+
+    def accepts(value: Any) -> bool:
+        return value.__class__ is live if exact else isinstance(value, live)
+
+    def dump(value: Any) -> Any:
+        if accepts(value):
+            return render(value)
+        raise bad(expected, value)
+
+    def prepare(value: Any, parent: Any, key: PathKey) -> Any:
+        if accepts(value):
+            return value
+        raise bad(expected, value)
+
+    return Codec(expected, frozenset(), load, dump, prepare)
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def _b64encode(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _datetime_parse(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+
+
+def _decimal_parse(text: str) -> Decimal:
+    value = Decimal(text)
+    if not value.is_finite():
+        raise ValueError(text)
+    return value
+
+
+TEXT_CODECS: Final[dict[Any, Codec]] = {
+    dt.datetime: _text_codec("datetime", dt.datetime, _datetime_parse, dt.datetime.isoformat),
+    dt.date: _text_codec("date", dt.date, dt.date.fromisoformat, dt.date.isoformat),
+    dt.time: _text_codec("time", dt.time, dt.time.fromisoformat, dt.time.isoformat),
+    Decimal: _text_codec("Decimal", Decimal, _decimal_parse, str),
+    uuid.UUID: _text_codec("UUID", uuid.UUID, uuid.UUID, str),
+    bytes: _text_codec("bytes", bytes, _b64decode, _b64encode),
+}
+
+
+def enum_codec(cls: type[enum.Enum]) -> Codec:
+    members = {member.value: member for member in cls}
+    expected = f"{cls.__name__} ({', '.join(repr(v) for v in members)})"
+
+    def load(value: Any, parent: Any, key: PathKey) -> Any:
+        try:
+            if value.__class__ in JSON_SCALARS and value.__class__ is not bool:
+                return members[value]
+        except (KeyError, TypeError):
+            pass
+        raise bad(expected, value)
+
+    def dump(value: Any) -> Any:
+        if isinstance(value, cls):
+            return value.value
+        raise bad(expected, value)
+
+    def prepare(value: Any, parent: Any, key: PathKey) -> Any:
+        if isinstance(value, cls):
+            return value
+        raise bad(expected, value)
+
+    return Codec(expected, frozenset(), load, dump, prepare)
+
+
+def literal_codec(values: tuple[Any, ...]) -> Codec:
+    allowed = {(type(v), v) for v in values}
+    expected = f"one of {', '.join(repr(v) for v in values)}"
+
+    def check(value: Any, parent: Any = None, key: PathKey = "") -> Any:
+        if (type(value), value) in allowed:
+            return value
+        raise bad(expected, value)
+
+    return Codec(expected, frozenset(), check, check, check)
+
+
+# --------------------------------------------------------------------------------------
+# Any: raw JSON, tracked in place.
+
+
+def _check_json(value: Any) -> None:
+    if value.__class__ in JSON_SCALARS:
+        if value.__class__ is float and not math.isfinite(value):
+            raise bad("a finite JSON number", value)
+        return
+    if isinstance(value, (list, tuple)):
+        errors = []
+        for index, item in enumerate(value):
+            try:
+                _check_json(item)
+            except Invalid as error:
+                errors += error.prefixed(index)
+        if errors:
+            raise Invalid(errors)
+        return
+    if isinstance(value, Mapping):
+        errors = []
+        for key, item in value.items():
+            if key.__class__ is not str:
+                errors.append(((), "JSON object with string keys", f"key {key!r}"))
+                continue
+            try:
+                _check_json(item)
+            except Invalid as error:
+                errors += error.prefixed(key)
+        if errors:
+            raise Invalid(errors)
+        return
+    raise bad("a JSON value", value)
+
+
+def _any_wrap(value: Any, parent: Any, key: PathKey) -> Any:
+    if value.__class__ in JSON_SCALARS:
+        return value
+    if isinstance(value, (TrackedList, TrackedDict)) and value._cm_parent is None:
+        set_parent(value, parent, key)
+        return value
+    if isinstance(value, (list, tuple)):
+        return _AnyList(list(value), parent=parent, key=key)
+    if isinstance(value, Mapping):
+        return _AnyDict(value, parent=parent, key=key)
+    return value
+
+
+def _any_prepare(value: Any, parent: Any, key: PathKey) -> Any:
+    if value.__class__ not in JSON_SCALARS or value.__class__ is float:
+        _check_json(_plain(value))
+    return _any_wrap(_plain(value), parent, key)
+
+
+_item_guards: dict[Loader, Loader] = {}
+
+
+def item_guard(prepare: Loader) -> Loader:
+    """Wrap an item ``prepare`` for a tracked container: bad items raise ValidationError.
+
+    Inside a model the field descriptors turn :class:`Invalid` into the public error; a
+    container edit (``doc.tags.append(5)``) has no descriptor in between, so its wrap does it.
+    One guard per ``prepare`` keeps one container class per item type.
+    """
+    guard = _item_guards.get(prepare)
+    if guard is None:
+
+        def guard(value: Any, parent: Any, key: PathKey) -> Any:
+            try:
+                return prepare(value, parent, key)
+            except Invalid as error:
+                tracker, path = locate(parent)
+                if not isinstance(parent, list):
+                    path = (*path, key)
+                doc_id = getattr(tracker, "doc_id", None)
+                raise error.to_validation_error(doc_id, "", path) from None
+
+        _item_guards[prepare] = guard
+    return guard
+
+
+def tracked_class(base: type[T_C], item: Codec) -> type[T_C]:
+    """The tracked container class (list or dict) whose items are of ``item``'s type."""
+    return typed_container(base, item_guard(item.prepare), item.expected)
+
+
+_AnyList = typed_container(TrackedList, item_guard(_any_prepare), "Any")
+_AnyDict = typed_container(TrackedDict, item_guard(_any_prepare), "Any")
+
+
+def _any_load(value: Any, parent: Any, key: PathKey) -> Any:
+    if value.__class__ in JSON_SCALARS:
+        return value
+    return _any_wrap(value, parent, key)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (TrackedList, TrackedDict, TrackedSet)):
+        return value.to_plain()
+    return value
+
+
+def _any_dump(value: Any) -> Any:
+    if value.__class__ in JSON_SCALARS:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_any_dump(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _any_dump(item) for key, item in value.items()}
+    raise bad("a JSON value", value)
+
+
+ANY_CODEC: Final = Codec("Any (JSON)", JSON_SCALARS, _any_load, _any_dump, _any_prepare)
+
+
+# --------------------------------------------------------------------------------------
+# Containers.
+
+
+def _collect(
+    items: Any, convert: Callable[[Any, Any], Any], errors: list[Any], keyed: bool = False
+) -> Any:
+    """Convert each item, gathering errors with their index (or key) instead of stopping."""
+    if keyed:
+        out_dict = {}
+        for key, item in items.items():
+            try:
+                out_dict[key] = convert(key, item)
+            except Invalid as error:
+                errors += error.prefixed(key)
+        return out_dict
+    out = []
+    for index, item in enumerate(items):
+        try:
+            out.append(convert(index, item))
+        except Invalid as error:
+            errors += error.prefixed(index)
+    return out
+
+
+def list_codec(item: Codec, expected: str) -> Codec:
+    fast = item.fast
+    tracked_list = tracked_class(TrackedList, item)
+    new_list = list.__new__
+    extend = list.extend
+
+    def load(value: Any, parent: Any, key: PathKey) -> Any:
+        if value.__class__ is not list:
+            raise bad(expected, value)
+        tracked = new_list(tracked_list)
+        tracked._cm_parent = parent
+        tracked._cm_key = key
+        for x in value:
+            if x.__class__ not in fast:
+                break
+        else:
+            extend(tracked, value)
+            return tracked
+        errors: list[Any] = []
+        extend(tracked, _collect(value, lambda i, v: item.load(v, tracked, i), errors))
+        if errors:
+            raise Invalid(errors)
+        return tracked
+
+    def dump(value: Any) -> Any:
+        if not isinstance(value, list):
+            raise bad(expected, value)
+        for x in value:
+            if x.__class__ not in fast:
+                break
+        else:
+            return list(value)
+        errors: list[Any] = []
+        out = _collect(value, lambda i, v: item.dump(v), errors)
+        if errors:
+            raise Invalid(errors)
+        return out
+
+    def prepare(value: Any, parent: Any, key: PathKey) -> Any:
+        if value.__class__ is tracked_list and value._cm_parent is None:
+            value._cm_parent = parent
+            value._cm_key = key
+            return value
+        if not isinstance(value, (list, tuple)):
+            raise bad(expected, value)
+        tracked = new_list(tracked_list)
+        tracked._cm_parent = parent
+        tracked._cm_key = key
+        errors: list[Any] = []
+        items = _collect(_plain(value), lambda i, v: item.prepare(v, tracked, i), errors)
+        if errors:
+            raise Invalid(errors)
+        extend(tracked, items)
+        return tracked
+
+    return Codec(expected, frozenset(), load, dump, prepare)
+
+
+def tuple_codec(items: tuple[Codec, ...] | None, rest: Codec | None, expected: str) -> Codec:
+    def pick(index: int) -> Codec:
+        if items is not None:
+            return items[index]
+        assert rest is not None
+        return rest
+
+    def check_length(value: Any) -> None:
+        if items is not None and len(value) != len(items):
+            msg = f"{len(value)} item(s) instead of {len(items)}"
+            raise Invalid([((), expected, msg)])
+
+    def load(value: Any, parent: Any, key: PathKey) -> Any:
+        if value.__class__ is not list:
+            raise bad(expected, value)
+        check_length(value)
+        errors: list[Any] = []
+        out = _collect(value, lambda i, v: _frozen(pick(i).load(v, None, i)), errors)
+        if errors:
+            raise Invalid(errors)
+        return tuple(out)
+
+    def dump(value: Any) -> Any:
+        if not isinstance(value, tuple):
+            raise bad(expected, value)
+        check_length(value)
+        errors: list[Any] = []
+        out = _collect(value, lambda i, v: pick(i).dump(v), errors)
+        if errors:
+            raise Invalid(errors)
+        return out
+
+    def prepare(value: Any, parent: Any, key: PathKey) -> Any:
+        if not isinstance(value, (tuple, list)):
+            raise bad(expected, value)
+        check_length(value)
+        errors: list[Any] = []
+        out = _collect(value, lambda i, v: _frozen(pick(i).prepare(v, None, i)), errors)
+        if errors:
+            raise Invalid(errors)
+        return tuple(out)
+
+    return Codec(expected, frozenset(), load, dump, prepare)
+
+
+def _frozen(value: Any) -> Any:
+    """Tuples are immutable: their items are stored untracked."""
+    return _plain(value)
+
+
+def sort_key(value: Any) -> tuple[str, Any]:
+    return (type(value).__name__, value)
+
+
+def set_codec(item: Codec, expected: str, frozen: bool) -> Codec:
+    def build(values: list[Any], parent: Any, key: PathKey) -> Any:
+        if frozen:
+            return frozenset(values)
+        return TrackedSet(values, parent=parent, key=key)
+
+    def load(value: Any, parent: Any, key: PathKey) -> Any:
+        if value.__class__ is not list:
+            raise bad(expected, value)
+        errors: list[Any] = []
+        out = _collect(value, lambda i, v: _frozen(item.load(v, None, i)), errors)
+        if errors:
+            raise Invalid(errors)
+        return build(out, parent, key)
+
+    def dump(value: Any) -> Any:
+        if not isinstance(value, (set, frozenset)):
+            raise bad(expected, value)
+        errors: list[Any] = []
+        out = _collect(list(value), lambda i, v: item.dump(v), errors)
+        if errors:
+            raise Invalid(errors)
+        try:
+            return sorted(out)
+        except TypeError:
+            return sorted(out, key=sort_key)
+
+    def prepare(value: Any, parent: Any, key: PathKey) -> Any:
+        if not isinstance(value, (set, frozenset, list, tuple)):
+            raise bad(expected, value)
+        errors: list[Any] = []
+        out = _collect(list(value), lambda i, v: _frozen(item.prepare(v, None, i)), errors)
+        if errors:
+            raise Invalid(errors)
+        return build(out, parent, key)
+
+    return Codec(expected, frozenset(), load, dump, prepare)
+
+
+def dict_codec(key_codec: Codec, item: Codec, expected: str) -> Codec:
+    fast = item.fast
+    tracked_dict = tracked_class(TrackedDict, item)
+    new_dict = dict.__new__
+    update = dict.update
+
+    def check_key(key: Any) -> None:
+        if key.__class__ is not str:
+            raise Invalid([((), "str keys", f"key {key!r} is a {type(key).__name__}")])
+        if key_codec.fast != frozenset({str}):
+            key_codec.load(key, None, "")
+
+    def load(value: Any, parent: Any, key: PathKey) -> Any:
+        if value.__class__ is not dict:
+            raise bad(expected, value)
+        tracked = new_dict(tracked_dict)
+        tracked._cm_parent = parent
+        tracked._cm_key = key
+        errors: list[Any] = []
+
+        def one(k: Any, v: Any) -> Any:
+            check_key(k)
+            return v if v.__class__ in fast else item.load(v, tracked, k)
+
+        items = _collect(value, one, errors, keyed=True)
+        if errors:
+            raise Invalid(errors)
+        update(tracked, items)
+        return tracked
+
+    def dump(value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise bad(expected, value)
+        errors: list[Any] = []
+
+        def one(k: Any, v: Any) -> Any:
+            check_key(k)
+            return v if v.__class__ in fast else item.dump(v)
+
+        out = _collect(value, one, errors, keyed=True)
+        if errors:
+            raise Invalid(errors)
+        return out
+
+    def prepare(value: Any, parent: Any, key: PathKey) -> Any:
+        if value.__class__ is tracked_dict and value._cm_parent is None:
+            value._cm_parent = parent
+            value._cm_key = key
+            return value
+        if not isinstance(value, Mapping):
+            raise bad(expected, value)
+        tracked = new_dict(tracked_dict)
+        tracked._cm_parent = parent
+        tracked._cm_key = key
+        errors: list[Any] = []
+
+        def one(k: Any, v: Any) -> Any:
+            check_key(k)
+            return item.prepare(v, tracked, k)
+
+        items = _collect(_plain(value), one, errors, keyed=True)
+        if errors:
+            raise Invalid(errors)
+        update(tracked, items)
+        return tracked
+
+    return Codec(expected, frozenset(), load, dump, prepare)
+
+
+# --------------------------------------------------------------------------------------
+# Unions.
+
+
+def union_codec(members: list[Codec], expected: str) -> Codec:
+    fast = frozenset[type]().union(*(m.fast for m in members))
+
+    # ``X | None`` with a value that is not None: X's own errors (with their paths inside
+    # the value) say more than "expected X | None".
+    not_none = [m for m in members if m.fast != frozenset({type(None)})]
+    only = not_none[0] if len(not_none) == 1 else None
+
+    def attempt(method: Callable[[Codec], Any], value: Any) -> Any:
+        if only is not None and value is not None:
+            try:
+                return method(only)
+            except Invalid as error:
+                if any(path for path, _, _ in error.errors):
+                    raise
+        else:
+            for member in members:
+                try:
+                    return method(member)
+                except Invalid:
+                    continue
+        raise bad(expected, value)
+
+    def load(value: Any, parent: Any, key: PathKey) -> Any:
+        for member in members:
+            if value.__class__ in member.fast:
+                return value
+        return attempt(lambda m: m.load(value, parent, key), value)
+
+    def dump(value: Any) -> Any:
+        if value.__class__ in fast:
+            return value
+        return attempt(lambda m: m.dump(value), value)
+
+    def prepare(value: Any, parent: Any, key: PathKey) -> Any:
+        if value.__class__ in fast:
+            return value
+        return attempt(lambda m: m.prepare(value, parent, key), value)
+
+    return Codec(expected, fast, load, dump, prepare)
+
+
+# --------------------------------------------------------------------------------------
+# Models: generated per class.
