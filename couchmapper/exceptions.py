@@ -255,7 +255,8 @@ class HookLimitError(CouchMapperError):
     """Flush hooks kept producing changes past the round limit; nothing was sent.
 
     Attributes:
-        receivers: names of the receivers that produced changes in the last round.
+        receivers: qualified names of the receivers that still changed documents in the
+            last rounds (a cycle's receivers), in the order they did.
         rounds: the round limit that was reached.
     """
 
@@ -265,5 +266,5 @@ class HookLimitError(CouchMapperError):
         names = ", ".join(self.receivers) or "(unknown)"
         super().__init__(
             f"flush hooks still produced changes after {rounds} rounds; nothing was sent. "
-            f"Receivers changing documents in the last round: {names}"
+            f"Receivers still changing documents in the last rounds: {names}"
         )

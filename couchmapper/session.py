@@ -666,7 +666,7 @@ class Session(QueryMixin):
 
         A round notifies what the previous one left; receivers' edits are picked up by the
         next round. Stops when a round leaves nothing; past ``hook_rounds`` rounds raises
-        :class:`HookLimitError` naming the receivers that changed documents in the last one.
+        :class:`HookLimitError` naming the receivers that changed documents in the last rounds.
         """
         recheck = True  # first round: pick up edits made since an earlier (failed) flush
         last_producers: list[str] = []
@@ -677,8 +677,9 @@ class Session(QueryMixin):
                 return
             if round_no == self.hook_rounds:
                 break
-            last = round_no == self.hook_rounds - 1
-            producers: list[str] | None = [] if last else None
+            # Watch who edits in the last few rounds: a cycle's receivers, to name them.
+            watched = round_no >= self.hook_rounds - _WATCHED_ROUNDS
+            producers: list[str] | None = [] if watched else None
             self._receivers_ran = False
             for doc_id in list(self._unnotified):
                 obj = self._unnotified.pop(doc_id, None)
@@ -693,7 +694,7 @@ class Session(QueryMixin):
             # Only receivers can have changed documents during a round.
             recheck = self._receivers_ran
             if producers is not None:
-                last_producers = producers
+                last_producers += producers
         raise HookLimitError(self.hook_rounds, list(dict.fromkeys(last_producers)))
 
     def _collect_changed_notices(self) -> None:
@@ -1223,6 +1224,8 @@ class _Notice:
     changes: ChangeList = attrs.Factory(ChangeList)  # the change log at the notification
     snapshot: JSONDict | None = None  # the JSON at the notification (old values of the next)
 
+
+_WATCHED_ROUNDS = 5  # the round limit error names who edited in this many last rounds
 
 _DOCUMENT_SIGNALS = (signals.document_added, signals.document_changed, signals.document_deleted)
 

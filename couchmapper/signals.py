@@ -69,8 +69,10 @@ document_changed = namespace.signal(
     doc="""A stored document was changed; sent during flush, before it is written.
 
     Sender: the document's class. Keyword arguments: ``session``, ``document`` and ``changes``
-    (the :class:`~couchmapper.tracking.Change` list since the document's last notification,
-    with old values). Receivers may edit documents through ``session``.
+    (the :class:`~couchmapper.tracking.Change` list since the document's last notification;
+    each ``old`` is the value at that notification, so a receiver that edits a document
+    already notified makes it notified again in the next round with only the new edits).
+    Receivers may edit documents through ``session``.
     """,
 )
 
@@ -85,23 +87,31 @@ document_deleted = namespace.signal(
 
 before_flush = namespace.signal(
     "before_flush",
-    doc="""A flush is starting. Sender: the session. No keyword arguments.""",
+    doc="""A flush is starting, before any hook round. Sender: the session. No keyword arguments.
+
+    Receivers may still edit documents; the hook rounds notify those edits.
+    """,
 )
 
 after_flush = namespace.signal(
     "after_flush",
-    doc="""A flush request was answered. Sender: the session.
+    doc="""A flush sent its documents. Sender: the session.
 
-    Keyword arguments: ``results``, a list of :class:`~couchmapper.unitofwork.WriteResult`
-    (document id, new rev or error and reason), one per document sent.
+    Keyword arguments: ``results``, a list of :class:`~couchmapper.unitofwork.WriteResult`,
+    one per document of the flush: the new ``rev`` of each written document, ``error`` and
+    ``reason`` of each that was not (also when the server stopped answering part way). Not
+    sent when the flush had nothing to write or stopped before sending.
     """,
 )
 
 flush_failed = namespace.signal(
     "flush_failed",
-    doc="""A flush left documents unwritten. Sender: the session.
+    doc="""A flush is about to raise. Sender: the session.
 
-    Keyword arguments: ``failures`` (a list of :class:`~couchmapper.exceptions.FlushFailure`)
-    and ``error`` (the exception about to be raised).
+    Keyword arguments: ``failures`` (a list of :class:`~couchmapper.exceptions.FlushFailure`,
+    one per document not written; empty when nothing was sent, e.g. a receiver raised or
+    :class:`~couchmapper.exceptions.HookLimitError`) and ``error`` (the exception about to be
+    raised). Documents that failed keep their changes; already notified changes are not
+    notified again when the flush is retried.
     """,
 )
