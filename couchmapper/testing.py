@@ -1,0 +1,117 @@
+"""Helpers for testing code that uses couchmapper: signal capture and pytest fixtures.
+
+``capture_signals`` records what couchmapper's signals send while a block runs (like
+blinker's ``connected_to``, for several signals at once)::
+
+    from couchmapper import signals
+    from couchmapper.testing import capture_signals
+
+    with capture_signals(signals.document_changed, sender=Tag) as calls:
+        session.flush()
+    assert [(c.name, c.kwargs["document"].id) for c in calls] == [("document_changed", "t1")]
+
+Used as a pytest plugin (``pytest_plugins = ["couchmapper.testing"]`` in a ``conftest.py``),
+this module also provides fixtures:
+
+    memory_db        a fresh in-memory database (``cm.connect()``), dropped after the test
+    memory_session   a :class:`~couchmapper.session.Session` over ``memory_db``, closed after
+    signal_log       every couchmapper signal sent during the test (a list of SignalCall)
+
+The fixtures need pytest; ``capture_signals`` does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from blinker import ANY, Signal
+
+from couchmapper import signals
+from couchmapper.backends.base import Backend
+from couchmapper.backends.memory import MemoryBackend, memory_server
+from couchmapper.connect import connect
+from couchmapper.session import Session
+
+__all__ = ["ALL_SIGNALS", "SignalCall", "capture_signals"]
+
+ALL_SIGNALS: tuple[Signal, ...] = (
+    signals.document_loaded,
+    signals.document_added,
+    signals.document_changed,
+    signals.document_deleted,
+    signals.before_flush,
+    signals.after_flush,
+    signals.flush_failed,
+)
+"""Every couchmapper signal, in the order a flush sends them."""
+
+
+class SignalCall(NamedTuple):
+    """One signal sent: its name, sender and keyword arguments."""
+
+    name: str
+    sender: Any
+    kwargs: dict[str, Any]
+
+
+@contextlib.contextmanager
+def capture_signals(*watched: Signal, sender: Any = ANY) -> Iterator[list[SignalCall]]:
+    """Record the signals sent while the block runs; yields the (growing) list of calls.
+
+    Args:
+        watched: the signals to record (default: every couchmapper signal).
+        sender: record only this sender (a document class records its subclasses too;
+            a session records that session's signals); default: every sender.
+
+    The receivers are connected strongly for the block and disconnected after it.
+    """
+    calls: list[SignalCall] = []
+    connected: list[tuple[Signal, Any]] = []
+    try:
+        for signal in watched or ALL_SIGNALS:
+            name = getattr(signal, "name", repr(signal))
+
+            def record(sent_by: Any, *, _name: str = name, **kwargs: Any) -> None:
+                calls.append(SignalCall(_name, sent_by, kwargs))
+
+            signal.connect(record, sender=sender, weak=False)
+            connected.append((signal, record))
+        yield calls
+    finally:
+        for signal, receiver in connected:
+            signal.disconnect(receiver)
+
+
+def _drop(db: Backend) -> None:
+    if isinstance(db, MemoryBackend):
+        with contextlib.suppress(Exception):
+            memory_server().delete(db.name)
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - the fixtures need pytest, capture_signals does not
+    pass
+else:
+
+    @pytest.fixture
+    def memory_db() -> Iterator[Backend]:
+        """A fresh in-memory database (``cm.connect()``), dropped after the test."""
+        db = connect()
+        yield db
+        _drop(db)
+
+    @pytest.fixture
+    def memory_session(memory_db: Backend) -> Iterator[Session]:
+        """A session over ``memory_db``; closed after the test (pending work is dropped)."""
+        session = Session(memory_db)
+        yield session
+        session.close()
+
+    @pytest.fixture
+    def signal_log() -> Iterator[list[SignalCall]]:
+        """Every couchmapper signal sent during the test, in order."""
+        with capture_signals() as calls:
+            yield calls
