@@ -387,18 +387,32 @@ def _collect(
     return out
 
 
+def _fresh(cls: type[T_C], parent: Any, key: PathKey) -> T_C:
+    """An empty tracked container attached to ``parent`` (items are added untracked)."""
+    tracked = cls.__new__(cls)
+    tracked._cm_parent = parent
+    tracked._cm_key = key
+    return tracked
+
+
+def _adopted(value: Any, cls: type, parent: Any, key: PathKey) -> bool:
+    """Attach a detached container of exactly the right class instead of copying it."""
+    if value.__class__ is not cls or value._cm_parent is not None:
+        return False
+    value._cm_parent = parent
+    value._cm_key = key
+    return True
+
+
 def list_codec(item: Codec, expected: str) -> Codec:
     fast = item.fast
     tracked_list = tracked_class(TrackedList, item)
-    new_list = list.__new__
     extend = list.extend
 
     def load(value: Any, parent: Any, key: PathKey) -> Any:
         if value.__class__ is not list:
             raise bad(expected, value)
-        tracked = new_list(tracked_list)
-        tracked._cm_parent = parent
-        tracked._cm_key = key
+        tracked = _fresh(tracked_list, parent, key)
         for x in value:
             if x.__class__ not in fast:
                 break
@@ -426,15 +440,11 @@ def list_codec(item: Codec, expected: str) -> Codec:
         return out
 
     def prepare(value: Any, parent: Any, key: PathKey) -> Any:
-        if value.__class__ is tracked_list and value._cm_parent is None:
-            value._cm_parent = parent
-            value._cm_key = key
+        if _adopted(value, tracked_list, parent, key):
             return value
         if not isinstance(value, (list, tuple)):
             raise bad(expected, value)
-        tracked = new_list(tracked_list)
-        tracked._cm_parent = parent
-        tracked._cm_key = key
+        tracked = _fresh(tracked_list, parent, key)
         errors: list[Any] = []
         items = _collect(_plain(value), lambda i, v: item.prepare(v, tracked, i), errors)
         if errors:
@@ -541,7 +551,6 @@ def set_codec(item: Codec, expected: str, frozen: bool) -> Codec:
 def dict_codec(key_codec: Codec, item: Codec, expected: str) -> Codec:
     fast = item.fast
     tracked_dict = tracked_class(TrackedDict, item)
-    new_dict = dict.__new__
     update = dict.update
 
     def check_key(key: Any) -> None:
@@ -553,9 +562,7 @@ def dict_codec(key_codec: Codec, item: Codec, expected: str) -> Codec:
     def load(value: Any, parent: Any, key: PathKey) -> Any:
         if value.__class__ is not dict:
             raise bad(expected, value)
-        tracked = new_dict(tracked_dict)
-        tracked._cm_parent = parent
-        tracked._cm_key = key
+        tracked = _fresh(tracked_dict, parent, key)
         errors: list[Any] = []
 
         def one(k: Any, v: Any) -> Any:
@@ -583,15 +590,11 @@ def dict_codec(key_codec: Codec, item: Codec, expected: str) -> Codec:
         return out
 
     def prepare(value: Any, parent: Any, key: PathKey) -> Any:
-        if value.__class__ is tracked_dict and value._cm_parent is None:
-            value._cm_parent = parent
-            value._cm_key = key
+        if _adopted(value, tracked_dict, parent, key):
             return value
         if not isinstance(value, Mapping):
             raise bad(expected, value)
-        tracked = new_dict(tracked_dict)
-        tracked._cm_parent = parent
-        tracked._cm_key = key
+        tracked = _fresh(tracked_dict, parent, key)
         errors: list[Any] = []
 
         def one(k: Any, v: Any) -> Any:

@@ -127,6 +127,9 @@ def field(
 # Field descriptors.
 
 
+_UNCHANGED: Final = object()
+
+
 class Field(FieldPath):
     """A tracked field: the descriptor on the class, and the handle queries are built from.
 
@@ -168,6 +171,12 @@ class Field(FieldPath):
         self._codec = codec
         self._fast = codec.fast
         return codec
+
+    def _incoming(self, obj: Any, value: Any) -> Any:
+        """Validate and wrap a value being set (``_UNCHANGED`` when it is already there)."""
+        if obj.__dict__.get(self.name, MISSING) is value:
+            return _UNCHANGED  # ``doc.tags += [...]`` assigns the edited container back to itself
+        return self._prepare(obj, value)
 
     def _prepare(self, obj: Any, value: Any) -> Any:
         codec = self._codec or self._resolve()
@@ -224,9 +233,9 @@ class DocumentField(NestedAccess, Field):
 
     def __set__(self, obj: Any, value: Any) -> None:
         if value.__class__ not in self._fast:
-            if obj.__dict__.get(self.name, MISSING) is value:
-                return  # ``doc.tags += [...]`` assigns the edited container back to itself
-            value = self._prepare(obj, value)
+            value = self._incoming(obj, value)
+            if value is _UNCHANGED:
+                return
         d = obj.__dict__
         state = d.get("_cm_state")
         name = self.name
@@ -288,9 +297,9 @@ class EmbeddedField(NestedAccess, Field):
 
     def __set__(self, obj: Any, value: Any) -> None:
         if value.__class__ not in self._fast:
-            if obj.__dict__.get(self.name, MISSING) is value:
-                return  # ``doc.tags += [...]`` assigns the edited container back to itself
-            value = self._prepare(obj, value)
+            value = self._incoming(obj, value)
+            if value is _UNCHANGED:
+                return
         d = obj.__dict__
         old = d.get(self.name, MISSING)
         d[self.name] = value
