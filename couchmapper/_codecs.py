@@ -397,10 +397,13 @@ def _fresh(cls: type[T_C], parent: Any, key: PathKey) -> T_C:
 
 def _adopted(value: Any, cls: type, parent: Any, key: PathKey) -> bool:
     """Attach a detached container of exactly the right class instead of copying it."""
-    if value.__class__ is not cls or value._cm_parent is not None:
+    if type(value) is not cls:
         return False
-    value._cm_parent = parent
-    value._cm_key = key
+    container: Any = value
+    if container._cm_parent is not None:
+        return False
+    container._cm_parent = parent
+    container._cm_key = key
     return True
 
 
