@@ -351,8 +351,10 @@ def test_a_document_set_back_by_whole_fields_is_clean(
 
 # CouchDB reserves top-level keys starting with "_", and the model's own keys are not unknown.
 unknown_keys = st.text(alphabet="defghijklmnopqrsuvw_", min_size=1, max_size=6).filter(
-    lambda key: not key.startswith("_")
-    and key not in {"name", "age", "email", "tags", "meta", "geo", "street", "city", "type"}
+    lambda key: (
+        not key.startswith("_")
+        and key not in {"name", "age", "email", "tags", "meta", "geo", "street", "city", "type"}
+    )
 )
 unknown_fields = st.dictionaries(unknown_keys, json_values, min_size=1, max_size=3)
 
