@@ -43,19 +43,34 @@ def _serve(routes: DbRoutes, att: Attachment) -> Response:
     from couchmapper.backends._memory_db_routes import Response, json_response
 
     etag = f'"{att.digest[4:]}"'
+    if routes.headers.get("if-none-match") == etag:
+        return Response(304, {"etag": etag}, None)
     headers = {"content-type": att.content_type, "etag": etag}
+    wanted = _RANGE_RE.match(routes.headers.get("range") or "")
+    bounds = _bounds(wanted, len(att.data)) if wanted is not None else None
+    if wanted is not None and bounds is None:
+        body = {
+            "error": "requested_range_not_satisfiable",
+            "reason": "Requested range not satisfiable",
+        }
+        return json_response(416, body, {"content-range": f"bytes */{len(att.data)}"})
     if att.gzipped:
+        # Stored gzip-encoded: CouchDB refuses ranges on these (but still checks them).
         headers["accept-ranges"] = "none"
         if "gzip" in routes.headers.get("accept-encoding", ""):
             headers["content-encoding"] = "gzip"
             return Response(200, headers, att.gzip_bytes())
         return Response(200, headers, att.data)
     headers["accept-ranges"] = "bytes"
-    wanted = routes.headers.get("range")
-    found = _RANGE_RE.match(wanted or "")
-    if found is None:
+    if bounds is None:
         return Response(200, headers, att.data)
-    size = len(att.data)
+    first, last = bounds
+    headers["content-range"] = f"bytes {first}-{last}/{len(att.data)}"
+    return Response(206, headers, att.data[first : last + 1])
+
+
+def _bounds(found: re.Match[str], size: int) -> tuple[int, int] | None:
+    """The first and last byte of a ``bytes=`` range, or None when it is unsatisfiable."""
     first_text, last_text = found.groups()
     if first_text == "":
         first, last = max(size - int(last_text or 0), 0), size - 1
@@ -63,10 +78,5 @@ def _serve(routes: DbRoutes, att: Attachment) -> Response:
         first = int(first_text)
         last = min(int(last_text), size - 1) if last_text else size - 1
     if first >= size or first > last:
-        body = {
-            "error": "requested_range_not_satisfiable",
-            "reason": "Requested range not satisfiable",
-        }
-        return json_response(416, body, {"content-range": f"bytes */{size}"})
-    headers["content-range"] = f"bytes {first}-{last}/{size}"
-    return Response(206, headers, att.data[first : last + 1])
+        return None
+    return first, last

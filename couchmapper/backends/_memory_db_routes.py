@@ -98,6 +98,8 @@ class DbRoutes:
         head = unquote_plus(segments[0])
         if head == "_design" and len(segments) >= 2:
             return self.design(method, unquote_plus(segments[1]), segments[2:], segments[1])
+        if head == "_local" and len(segments) > 2:
+            raise bad_request("_local documents do not accept attachments.")
         if head == "_local" and len(segments) >= 2:
             doc_id = "_local/" + unquote_plus("/".join(segments[1:]))
             return self.document(method, doc_id, [])
@@ -184,6 +186,8 @@ class DbRoutes:
         if "rev" in self.params:
             options["rev"] = self.params.get("rev")
             parse_rev(options["rev"])
+        if "atts_since" in self.params:
+            options["atts_since"] = self.params.json("atts_since")
         if "open_revs" in self.params:
             raw = self.params.get("open_revs")
             options["open_revs"] = "all" if raw == "all" else self.params.json("open_revs")
@@ -373,7 +377,7 @@ def _bulk_get_entry(db: Database, entry: Any, options: dict[str, Any]) -> dict[s
     doc_id = entry.get("id")
     rev = entry.get("rev")
     if doc_id is None:
-        return failure(None, rev, "bad_request", "document id missed")
+        return failure(None, None, "bad_request", "document id missed")
     try:
         if rev is not None:
             parse_rev(rev)

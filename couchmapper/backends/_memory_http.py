@@ -82,7 +82,14 @@ class MemoryHTTP:
             return self._root(method)
         first = unquote_plus(raw_segments[0])
         if first.startswith("_") and first not in ("_users", "_replicator", "_global_changes"):
-            return self._server_endpoint(method, first, raw_segments[1:], params, body)
+            found = self._server_endpoint(method, first, raw_segments[1:], params, body)
+            if found is not None:
+                return found
+            if len(raw_segments) == 1:
+                # Not a server endpoint: CouchDB treats it as a database name, which
+                # PUT refuses as illegal and GET finds missing (01/db-name-leading-underscore).
+                return self._database(method, first, params, body, headers)
+            return _error(404, "not_found", "Database does not exist.")
         if len(raw_segments) == 1:
             return self._database(method, first, params, body, headers)
         database = self.server.raw(first)
@@ -114,7 +121,7 @@ class MemoryHTTP:
 
     def _server_endpoint(
         self, method: str, name: str, rest: list[str], params: QueryParams, body: bytes | None
-    ) -> Response:
+    ) -> Response | None:
         if name == "_up" and not rest:
             return _json(200, {"status": "ok", "seeds": {}})
         if name == "_uuids" and not rest:
@@ -140,7 +147,7 @@ class MemoryHTTP:
             if not isinstance(keys, list):
                 raise BackendError(400, "bad_request", "`keys` member must exist.")
             return _json(200, self.server.dbs_info(keys))
-        return _error(404, "not_found", "Database does not exist.")
+        return None
 
     def _database(
         self,

@@ -230,29 +230,47 @@ def changes(db: Database, **options: Any) -> dict[str, Any]:
     since = parse_since(since_value)
     style = options.get("style", "main_only")
     if style not in ("main_only", "all_docs"):
-        raise BackendError(500, "badarg", "badarg")
+        raise BackendError(500, "unknown_error", "badarg")
     with db.lock:
         accept = _changes_filter(db, options)
         if since is None:
             since = db.seq
         records = sorted((r for r in db.docs.values() if r.seq > since), key=lambda r: r.seq)
+        changed = len(records)
         if options.get("descending"):
             records = sorted(db.docs.values(), key=lambda r: r.seq, reverse=True)
-        records = [r for r in records if accept(r)]
+        # CouchDB counts `pending` down for every change it looks at, passing or not. The
+        # `_doc_ids` and `_design` filters look only at the docs they name (a fast path by
+        # id), so the others stay pending (05/changes-doc-ids-filter, changes-design-filter).
+        if _by_id_filter(options):
+            records = [r for r in records if accept(r)]
         limit = options.get("limit")
-        shown = records if limit is None else records[:limit]
+        shown: list[DocRecord] = []
+        visited = 0
+        for record in records:
+            if limit is not None and len(shown) >= limit:
+                break
+            visited += 1
+            if accept(record):
+                shown.append(record)
         rows = [_change_row(db, r, options, style) for r in shown]
+        cut = visited < len(records)
         if options.get("descending"):
             last = shown[-1].seq if shown else db.seq
-        elif limit is not None and len(records) > limit:
+        elif cut:
             last = shown[-1].seq if shown else since
         else:
             last = db.seq
         return {
             "results": rows,
             "last_seq": format_seq(last),
-            "pending": len(records) - len(shown),
+            "pending": max(changed - visited, 0),
         }
+
+
+def _by_id_filter(options: dict[str, Any]) -> bool:
+    name = options.get("filter")
+    return name in ("_doc_ids", "_design") or (name is None and options.get("doc_ids") is not None)
 
 
 def _change_row(
@@ -330,7 +348,8 @@ def _js_filter(db: Database, name: str, options: dict[str, Any]) -> Callable[[Do
         raise NotFoundError("not_found", f"missing json key: {fname}")
     runner = _memory_js.MapRunner()
     index = runner.compile(source)
-    request = {"query": {k: v for k, v in options.items() if isinstance(v, str)}}
+    query = options.get("query")
+    request = {"query": dict(query) if isinstance(query, dict) else {}}
 
     def by_js(record: DocRecord) -> bool:
         winner = record.winner()

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from couchmapper.backends import _memory_js as js
+from couchmapper.backends._memory_params import erlang_float
 from couchmapper.backends._memory_revs import (
     Attachment,
     DocRecord,
@@ -83,7 +84,7 @@ class ParsedDoc:
 def _decode_attachments(raw: Any) -> dict[str, Any] | None:
     """Validate inline attachments: names, base64 data; stubs are resolved at write time."""
     if not isinstance(raw, dict):
-        return None
+        raise bad_request("Bad special document member: _attachments", "doc_validation")
     out: dict[str, Any] = {}
     for name, att in raw.items():
         if name.startswith("_"):
@@ -94,6 +95,9 @@ def _decode_attachments(raw: Any) -> dict[str, Any] | None:
             out[name] = None
             continue
         data = att.get("data")
+        if data is None and att.get("follows") is True:
+            # "follows" outside a multipart/related request: CouchDB crashes on it.
+            raise BackendError(500, "unknown_error", "function_clause")
         if not isinstance(data, str):
             raise bad_request(f"Invalid attachment data for {name}")
         try:
@@ -139,8 +143,15 @@ _NO_ID: Any = object()
 
 
 def json_copy(value: Any) -> Any:
-    """A deep copy of a JSON value (C-speed, and shallow in Python stack frames)."""
-    return json.loads(json.dumps(value))
+    """A deep copy of a JSON value (C-speed, and shallow in Python stack frames).
+
+    Floats come back as CouchDB stores them (a subnormal becomes ``0.0``).
+    """
+    return json.loads(json.dumps(value), parse_float=_read_float)
+
+
+def _read_float(text: str) -> float:
+    return erlang_float(float(text))
 
 
 def _is_special(doc_id: Any) -> bool:
@@ -215,7 +226,15 @@ class Database:
         pos = parent_node.pos + 1 if parent_node is not None else 1
         if parent_node is None and item.revisions and item.rev is None:
             pos = parse_rev(item.revisions[0])[0] + 1
-        atts = self._resolve_attachments(item, parent_node, pos)
+        # New attachments get the incoming doc's pos + 1 (couch_db:set_new_att_revpos), so a
+        # doc re-created on a tombstone without a rev stores them at revpos 1.
+        if item.rev is not None:
+            incoming = parse_rev(item.rev)[0]
+        elif item.revisions:
+            incoming = parse_rev(item.revisions[0])[0]
+        else:
+            incoming = 0
+        atts = self._resolve_attachments(item, parent_node, incoming + 1)
         if item.doc_id.startswith("_design/") and not item.deleted:
             js.validate_design_doc(item.body)
             options = item.body.get("options")
@@ -226,7 +245,10 @@ class Database:
             ):
                 reason = "partitioned option cannot be true in a non-partitioned database."
                 raise BackendError(400, "invalid_design_doc", reason)
-        self._validate_update(item, record, atts)
+        if not item.doc_id.startswith("_design/"):
+            # CouchDB validates design docs only by their admin-only rule, not by the
+            # validate_doc_update functions (couch_db:validate_doc_update).
+            self._validate_update(item, record, atts)
         new_hash = rev_hash(item.body, item.deleted, parent, atts)
         self.seq += 1
         node = RevNode(
@@ -400,8 +422,16 @@ class Database:
         if node.deleted:
             out["_deleted"] = True
         if node.atts:
+            since_pos = 0
+            if atts_since:
+                # The newest revision of this doc's own history that the caller names:
+                # attachments stored after it carry data, older ones stay stubs.
+                known = set(atts_since)
+                since_pos = next((n.pos for n in record.ancestry(node.rev) if n.rev in known), 0)
             out["_attachments"] = {
-                name: att.to_json(data=attachments, encoding_info=att_encoding_info)
+                name: att.to_json(
+                    data=attachments and att.revpos > since_pos, encoding_info=att_encoding_info
+                )
                 for name, att in node.atts.items()
             }
         return out
@@ -427,11 +457,17 @@ class Database:
 
     def _decorate(self, record: DocRecord, node: RevNode, options: dict[str, Any]) -> Any:
         meta = bool(options.get("meta"))
+        atts_since = options.get("atts_since") or ()
+        if not isinstance(atts_since, list | tuple) or not all(
+            isinstance(r, str) for r in atts_since
+        ):
+            raise bad_request("`atts_since` must be a list of revs")
         out = self.doc_json(
             record,
             node,
-            attachments=bool(options.get("attachments")),
+            attachments=bool(options.get("attachments") or atts_since),
             att_encoding_info=bool(options.get("att_encoding_info")),
+            atts_since=atts_since,
         )
         if options.get("revs"):
             out["_revisions"] = record.revisions(node.rev)
@@ -446,7 +482,7 @@ class Database:
             dead = [n.rev for n in leaves if n.deleted and n.rev != node.rev]
             if dead and options.get("rev") is None:
                 out["_deleted_conflicts"] = dead
-        if options.get("local_seq") or meta:
+        if options.get("local_seq"):
             out["_local_seq"] = node.seq
         return out
 
@@ -589,8 +625,10 @@ class Database:
                     continue
                 entry: dict[str, Any] = {"missing": missing}
                 if record is not None:
-                    lowest = min(parse_rev(r)[0] for r in missing)
-                    ancestors = [n.rev for n in record.leaves() if n.pos < lowest]
+                    # couch_db:find_missing: a leaf older than any missing rev, in reverse
+                    # leaf order (the fold prepends).
+                    highest = max(parse_rev(r)[0] for r in missing)
+                    ancestors = [n.rev for n in reversed(record.leaves()) if n.pos < highest]
                     if ancestors:
                         entry["possible_ancestors"] = ancestors
                 out[doc_id] = entry

@@ -62,6 +62,19 @@ def _check_counts(options: dict[str, Any]) -> None:
         options[name] = number
 
 
+def _as_query(options: dict[str, Any]) -> dict[str, str]:
+    """Options as the query string CouchDB would see (``req.query`` of a filter)."""
+    query: dict[str, str] = {}
+    for name, value in options.items():
+        if value is None or name in ("doc_ids", "selector"):
+            continue
+        if isinstance(value, bool):
+            query[name] = "true" if value else "false"
+        else:
+            query[name] = value if isinstance(value, str) else json.dumps(value)
+    return query
+
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -314,7 +327,12 @@ class MemoryBackend:
 
     @_query
     def changes(self, **options: Any) -> JSONDict:
-        """``_changes`` (normal feed)."""
+        """``_changes``; a JavaScript filter sees the other options as ``req.query``.
+
+        ``feed="longpoll"`` waits (up to ``timeout`` ms) for a change when there is none.
+        """
+        if "query" not in options:
+            options["query"] = _as_query(options)
         return listing.changes(self._db, **options)
 
     @_query

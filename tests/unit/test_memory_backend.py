@@ -428,3 +428,92 @@ def test_all_docs_list_key_names_the_joined_id(db: MemoryBackend) -> None:
     rows = db.all_docs(keys=[["a"], 1])["rows"]  # type: ignore[list-item]
     assert (rows[0]["id"], rows[0]["key"]) == (["a"], ["a"])
     assert rows[1] == {"key": 1, "error": "not_found"}
+
+
+def test_subnormal_floats_are_stored_as_zero(db: MemoryBackend) -> None:
+    """CouchDB reads 5e-324 as 0.0 (02/doc-float-values); normal floats are kept."""
+    db.put({"_id": "f", "tiny": 5e-324, "small": 1e-300})
+    doc = db.get("f")
+    assert (doc["tiny"], doc["small"]) == (0.0, 1e-300)
+
+
+def test_meta_and_local_seq(db: MemoryBackend) -> None:
+    """meta=true adds revs_info/conflicts but not _local_seq; local_seq=true adds it."""
+    db.put({"_id": "m"})
+    assert "_local_seq" not in db.get("m", meta=True)
+    assert "_revs_info" in db.get("m", meta=True)
+    assert db.get("m", local_seq=True)["_local_seq"] == 1
+
+
+def test_validate_doc_update_skips_design_docs(db: MemoryBackend) -> None:
+    """Design docs are written without running validate_doc_update (admin-only rule)."""
+    pytest.importorskip("quickjs")
+    vdu = "function(d){ if (!d._deleted && !d.ok) throw({forbidden: 'need ok'}); }"
+    db.put({"_id": "_design/v", "validate_doc_update": vdu})
+    assert db.put({"_id": "_design/w", "views": {}})["ok"] is True
+    with pytest.raises(BackendError) as info:
+        db.put({"_id": "bad"})
+    assert (info.value.status, info.value.reason) == (403, "need ok")
+
+
+def test_revs_diff_possible_ancestors(db: MemoryBackend) -> None:
+    """A leaf older than any missing rev is a possible ancestor."""
+    rev1 = db.put({"_id": "a", "v": 1})["rev"]
+    rev2 = db.put({"_id": "a", "_rev": rev1, "v": 2})["rev"]
+    low, high = "1-" + "0" * 32, "3-" + "0" * 32
+    diff = db.revs_diff({"a": [rev1, rev2, high, low]})
+    assert diff == {"a": {"missing": [low, high], "possible_ancestors": [rev2]}}
+
+
+def test_changes_pending_with_filters(db: MemoryBackend) -> None:
+    """pending counts the changes a filter never looked at, like CouchDB's fast paths."""
+    db.bulk_docs([{"_id": "a"}, {"_id": "b"}, {"_id": "c"}, {"_id": "_design/d"}])
+    by_ids = db.changes(filter="_doc_ids", doc_ids=["a", "nope"])
+    assert ([r["id"] for r in by_ids["results"]], by_ids["pending"]) == (["a"], 3)
+    design = db.changes(filter="_design")
+    assert ([r["id"] for r in design["results"]], design["pending"]) == (["_design/d"], 3)
+    limited = db.changes(limit=1)
+    assert (len(limited["results"]), limited["pending"]) == (1, 3)
+
+
+def test_changes_js_filter_sees_the_query(db: MemoryBackend) -> None:
+    """A JavaScript filter gets req.query; a deleted doc is seen as its tombstone."""
+    pytest.importorskip("quickjs")
+    source = "function(doc, req){ return doc.type === req.query.t; }"
+    db.put({"_id": "_design/f", "filters": {"by": source}})
+    rev = db.bulk_docs([{"_id": "a", "type": "x"}, {"_id": "b", "type": "y"}])[1]["rev"]
+    assert [r["id"] for r in db.changes(filter="f/by", t="y")["results"]] == ["b"]
+    db.delete("b", rev)
+    assert db.changes(filter="f/by", t="y")["results"] == []
+
+
+def test_atts_since_and_revpos_after_recreate(db: MemoryBackend) -> None:
+    """atts_since inlines only newer attachments; a re-created doc's attachment has revpos 1."""
+    rev1 = db.put_attachment("d", "a.txt", b"one", "text/plain")["rev"]
+    rev2 = db.put_attachment("d", "b.txt", b"two", "text/plain", rev=rev1)["rev"]
+    atts = db.get("d", atts_since=[rev1])["_attachments"]
+    assert (atts["a.txt"].get("stub"), atts["b.txt"]["data"]) == (True, "dHdv")
+    db.delete("d", rev2)
+    rev4 = db.put_attachment("d", "c.txt", b"x", "text/plain")["rev"]
+    assert rev4.startswith("4-")
+    assert db.get("d")["_attachments"]["c.txt"]["revpos"] == 1
+
+
+def test_http_attachment_ranges_and_etags(server: MemoryServer) -> None:
+    """206/416 for ranges (compressible types ignore a satisfiable one); If-None-Match: 304."""
+    http = MemoryHTTP(server)
+    http.handle("PUT", "/r")
+    rev = http.handle(
+        "PUT", "/r/d/a.txt", body=b"0123456789", headers={"Content-Type": "text/plain"}
+    )
+    ctype = {"Content-Type": "application/octet-stream"}
+    http.handle("PUT", "/r/d/b.bin", f"rev={rev.body['rev']}", b"0123456789", ctype)
+    text = http.handle("GET", "/r/d/a.txt", headers={"Range": "bytes=0-4"})
+    assert (text.status, text.headers["accept-ranges"], text.body) == (200, "none", b"0123456789")
+    assert http.handle("GET", "/r/d/a.txt", headers={"Range": "bytes=100-"}).status == 416
+    part = http.handle("GET", "/r/d/b.bin", headers={"Range": "bytes=-3"})
+    assert (part.status, part.headers["content-range"], part.body) == (206, "bytes 7-9/10", b"789")
+    again = http.handle("GET", "/r/d/b.bin", headers={"If-None-Match": part.headers["etag"]})
+    assert (again.status, again.body) == (304, None)
+    local = http.handle("PUT", "/r/_local/l/a.txt", body=b"x")
+    assert local.body["reason"] == "_local documents do not accept attachments."

@@ -8,23 +8,11 @@ from _replay import TRANSCRIPTS, Case, load_cases, replay_case
 # Cases the engine does not answer like CouchDB yet, each with the reason. They run as
 # xfail(strict=True): when one starts passing, the test fails until it is removed here.
 KNOWN_FAILURES: dict[str, str] = {
-    # 01-databases
-    "db-name-leading-underscore": "server endpoints answer 404 before the db-name check",
     # 02-documents
-    "doc-get-conflicts": "meta=true does not add _local_seq",
     "doc-get-open-revs": "no multipart/mixed answer for Accept: multipart/mixed",
-    "doc-validate-doc-update": "a later validate_doc_update sees docs the earlier one forbids",
-    "doc-float-values": "5e-324 is kept instead of CouchDB's 0.0",
     "doc-batch-ok": "batch=ok stores at once (README: safe), but the recorded GET saw 404",
-    # 03-bulk-docs
-    "revs-diff": "possible_ancestors computed slightly differently",
     # 05-bulk-get-changes
-    "bulkget-errors": "entry without id echoes its rev instead of null",
     "changes-limit": "limit with since=0 row set differs (shard order)",
-    "changes-doc-ids-filter": "pending counts unfiltered changes in CouchDB",
-    "changes-design-filter": "pending counts unfiltered changes in CouchDB",
-    "changes-js-filter": "req.query is not passed to JS filters yet",
-    "changes-bad-params": "style=bogus error name (unknown_error/badarg)",
     "changes-continuous": "feed=continuous answers JSON, not a line stream",
     "changes-seq-interval-and-heartbeat": "seq_interval leaves seqs in (README: safe)",
     # 07-views
@@ -33,13 +21,7 @@ KNOWN_FAILURES: dict[str, str] = {
     "view-post-body-params": "offset of keys queries (CouchDB's follows its shards)",
     # 08-attachments
     "att-attachments-true": "no multipart/related answer",
-    "att-range": "unsatisfiable Range on a non-compressed attachment",
-    "att-atts-since": "atts_since is not implemented",
-    "att-inline-non-string-data": "non-string data gives 400 instead of CouchDB's 500",
-    "att-local-doc": "attachment PUT on _local docs: body decoded before the check",
-    "att-etag-304": "If-None-Match on attachments",
     "att-content-types": "JSON attachments are served as bytes, recorded as JSON",
-    "att-deleted-doc": "revpos of a re-created attachment",
     # 10-errors
     "err-large-json-body": "large body handling",
 }
