@@ -7,17 +7,13 @@ holds ever aliases stored state.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from couchmapper.backends import _memory_js as js
-from couchmapper.backends._memory_params import erlang_float
+from couchmapper.backends._memory_parse import ParsedDoc, json_copy, parse_doc, validate_docid
 from couchmapper.backends._memory_revs import (
     Attachment,
     DocRecord,
@@ -36,135 +32,6 @@ from couchmapper.exceptions import (
 )
 
 __all__ = ["Database", "ParsedDoc", "validate_docid"]
-
-# Special members CouchDB accepts in a written body and then drops.
-_IGNORED_SPECIALS = ("_conflicts", "_deleted_conflicts", "_revs_info", "_local_seq")
-_CONFLICT = "Document update conflict."
-
-
-def validate_docid(doc_id: Any, partitioned: bool = False) -> str:
-    """Check an id like CouchDB's ``couch_doc:validate_docid``; return it."""
-    if not isinstance(doc_id, str):
-        raise bad_request("Document id must be a string", "illegal_docid")
-    if doc_id == "":
-        raise bad_request("Document id must not be empty", "illegal_docid")
-    if doc_id in ("_design/", "_local/"):
-        raise bad_request(f"Illegal document id `{doc_id}`", "illegal_docid")
-    if doc_id.startswith(("_design/", "_local/")):
-        return doc_id
-    if doc_id.startswith("_"):
-        raise bad_request("Only reserved document ids may start with underscore.", "illegal_docid")
-    if partitioned:
-        partition, sep, rest = doc_id.partition(":")
-        if not sep:
-            raise bad_request("Doc id must be of form partition:id", "illegal_docid")
-        if partition == "":
-            raise bad_request("Partition must not be empty", "illegal_partition")
-        if rest == "":
-            raise bad_request("Document id must not be empty", "illegal_docid")
-        if partition.startswith("_"):
-            raise bad_request("Partition must not start with an underscore", "illegal_partition")
-    return doc_id
-
-
-class ParsedDoc:
-    """A written document split into CouchDB's parts (id, rev, body, deleted, attachments)."""
-
-    __slots__ = ("atts", "body", "deleted", "doc_id", "rev", "revisions")
-
-    def __init__(self) -> None:
-        self.doc_id = ""
-        self.rev: str | None = None
-        self.revisions: list[str] | None = None
-        self.body: dict[str, Any] = {}
-        self.deleted = False
-        self.atts: dict[str, Any] | None = None
-
-
-def _decode_attachments(raw: Any) -> dict[str, Any] | None:
-    """Validate inline attachments: names, base64 data; stubs are resolved at write time."""
-    if not isinstance(raw, dict):
-        raise bad_request("Bad special document member: _attachments", "doc_validation")
-    out: dict[str, Any] = {}
-    for name, att in raw.items():
-        if name.startswith("_"):
-            raise bad_request(f"Attachment name '{name}' starts with prohibited character '_'")
-        if not isinstance(att, dict):
-            continue
-        if att.get("stub") is True:
-            out[name] = None
-            continue
-        data = att.get("data")
-        if data is None and att.get("follows") is True:
-            # "follows" outside a multipart/related request: CouchDB crashes on it.
-            raise BackendError(500, "unknown_error", "function_clause")
-        if not isinstance(data, str):
-            raise bad_request(f"Invalid attachment data for {name}")
-        try:
-            raw_bytes = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise bad_request(f"Invalid attachment data for {name}") from exc
-        content_type = att.get("content_type")
-        if not isinstance(content_type, str):
-            content_type = "application/octet-stream"
-        out[name] = (raw_bytes, content_type)
-    return out
-
-
-def parse_doc(doc: Any, doc_id: Any = None, *, partitioned: bool = False) -> ParsedDoc:
-    """Split and validate one written document; errors are CouchDB's whole-request 400s."""
-    if not isinstance(doc, dict):
-        raise bad_request("Document must be a JSON object")
-    parsed = ParsedDoc()
-    given_id = doc_id if doc_id is not None else doc.get("_id", _NO_ID)
-    if given_id is _NO_ID:
-        given_id = uuid.uuid4().hex
-    parsed.doc_id = validate_docid(given_id, partitioned and not _is_special(given_id))
-    for key, value in doc.items():
-        if not key.startswith("_"):
-            parsed.body[key] = json_copy(value)
-        elif key == "_rev":
-            parse_rev(value)
-            parsed.rev = value
-        elif key == "_deleted":
-            if not isinstance(value, bool):
-                raise bad_request("Bad special document member: _deleted", "doc_validation")
-            parsed.deleted = value
-        elif key == "_attachments":
-            parsed.atts = _decode_attachments(value)
-        elif key == "_revisions":
-            parsed.revisions = _parse_revisions(value)
-        elif key not in _IGNORED_SPECIALS and key != "_id":
-            raise bad_request(f"Bad special document member: {key}", "doc_validation")
-    return parsed
-
-
-_NO_ID: Any = object()
-
-
-def json_copy(value: Any) -> Any:
-    """A deep copy of a JSON value (C-speed, and shallow in Python stack frames).
-
-    Floats come back as CouchDB stores them (a subnormal becomes ``0.0``).
-    """
-    return json.loads(json.dumps(value), parse_float=_read_float)
-
-
-def _read_float(text: str) -> float:
-    return erlang_float(float(text))
-
-
-def _is_special(doc_id: Any) -> bool:
-    return isinstance(doc_id, str) and doc_id.startswith(("_design/", "_local/"))
-
-
-def _parse_revisions(value: Any) -> list[str] | None:
-    if not isinstance(value, dict):
-        return None
-    start, ids = value.get("start"), value.get("ids")
-    if not isinstance(start, int) or not isinstance(ids, list):
-        raise bad_request("Invalid rev format")
-    return [f"{start - i}-{h}" for i, h in enumerate(ids)]
 
 
 class Database:
