@@ -298,6 +298,7 @@ def _written(session: Session, result: WriteResult, sent: JSONDict, *, merged: b
     if state is None:
         return result
     session._notices.pop(doc_id, None)
+    session._unnotified.pop(doc_id, None)
     session._in_flight.pop(doc_id, None)
     for table in (session._new, session._dirty, session._deleted, session._required):
         table.pop(doc_id, None)

@@ -38,6 +38,10 @@ def run_hooks(session: Session) -> None:
     next round. Stops when a round leaves nothing; past ``hook_rounds`` rounds raises
     :class:`HookLimitError` naming the receivers that changed documents in the last rounds.
     """
+    if not any(signal.receivers for signal in _DOCUMENT_SIGNALS):
+        # Nobody listens: nothing to tell, and no notification to record. Documents stay
+        # queued until written, so a receiver connected before a retry still hears of them.
+        return
     recheck = True  # first round: pick up edits made since an earlier (failed) flush
     last_producers: list[str] = []
     for round_no in range(session.hook_rounds + 1):

@@ -114,7 +114,11 @@ class Tracker:
         """Whether anything is recorded (a field set back to its old value is no change)."""
         if self._changes:
             return True
-        return bool(self._scalars) and any(True for _ in self._scalar_changes())
+        for name, old in (self._scalars or {}).items():
+            new = self.current_value(name)
+            if new is not MISSING and not same_json(new, old):
+                return True
+        return False
 
     def reset(self) -> None:
         """Forget every change (after a flush wrote them, or a rollback undid them)."""
