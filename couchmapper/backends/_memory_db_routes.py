@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, unquote, unquote_plus
 
+from couchmapper.backends import _memory_feeds
 from couchmapper.backends import _memory_listing as listing
+from couchmapper.backends import _memory_multipart as multipart
 from couchmapper.backends._memory_params import QueryParams, body_view_options, parse_json_body
-from couchmapper.backends._memory_revs import bad_request, parse_rev
+from couchmapper.backends._memory_revs import Attachment, bad_request, parse_rev
 from couchmapper.backends._memory_store import Database
 from couchmapper.exceptions import BackendError, ConflictError, DocumentNotFound, NotFoundError
 
@@ -191,13 +193,33 @@ class DbRoutes:
         if "open_revs" in self.params:
             raw = self.params.get("open_revs")
             options["open_revs"] = "all" if raw == "all" else self.params.json("open_revs")
+        accept = self.headers.get("accept")
+        if options.get("open_revs") not in (None, []) and multipart.accepts(
+            accept, "multipart/mixed"
+        ):
+            options["attachments"] = True  # CouchDB sends every attachment, following
+            revs = self.db.get(doc_id, **options)
+            content_type, body = multipart.mixed(revs, lambda rev: self._atts(doc_id, rev))
+            return Response(200, {"content-type": content_type}, body)
         result = self.db.get(doc_id, **options)
         if isinstance(result, list):
             return json_response(200, result)
         etag = f'"{result["_rev"]}"'
         if self.headers.get("if-none-match") == etag:
             return Response(304, {"etag": etag}, None)
+        inline = options.get("attachments") or options.get("atts_since")
+        if inline and result.get("_attachments") and multipart.accepts(accept, "multipart/related"):
+            atts = self._atts(doc_id, result["_rev"])
+            content_type, body = multipart.related(result, atts)
+            return Response(200, {"content-type": content_type, "etag": etag}, body)
         return json_response(200, result, {"etag": etag})
+
+    def _atts(self, doc_id: str, rev: str) -> Mapping[str, Attachment]:
+        """The stored attachments of one revision (for multipart answers)."""
+        with self.db.lock:
+            record = self.db.docs.get(doc_id)
+            node = record.revs.get(rev) if record is not None else None
+            return dict(node.atts) if node is not None else {}
 
     def _rev_from_request(self, payload: dict[str, Any] | None) -> str | None:
         query_rev = self.params.get("rev")
@@ -406,7 +428,7 @@ def _changes(routes: DbRoutes, method: str, rest: list[str]) -> Response:
     params = routes.params
     options: dict[str, Any] = {}
     feed = params.get("feed", "normal")
-    if feed not in ("normal", "continuous", "live", "longpoll", "eventsource"):
+    if feed not in _memory_feeds.FEEDS:
         raise bad_request("Supported `feed` types: normal, continuous, live, longpoll, eventsource")
     if "since" in params:
         options["since"] = params.get("since")
@@ -418,7 +440,7 @@ def _changes(routes: DbRoutes, method: str, rest: list[str]) -> Response:
     for flag in ("include_docs", "descending", "conflicts", "attachments"):
         if params.flag(flag, strict=False):
             options[flag] = True
-    for key in ("style", "filter", "view"):
+    for key in ("style", "filter", "view", "feed", "timeout"):
         if key in params:
             options[key] = params.get(key)
     if "doc_ids" in params:
@@ -435,10 +457,13 @@ def _changes(routes: DbRoutes, method: str, rest: list[str]) -> Response:
     if name == "_selector" and not isinstance(options.get("selector"), dict):
         raise bad_request("Selector error: expected a JSON object")
     options["query"] = dict(params.raw)
-    result = listing.changes(routes.db, **options)
-    if feed == "continuous":
-        return Response(200, {"content-type": "application/json"}, result)
-    return json_response(200, result)
+    if feed in ("continuous", "live", "eventsource"):
+        stream = _memory_feeds.continuous(routes.db, options)
+        kind = "text/event-stream" if feed == "eventsource" else "application/json"
+        return Response(200, {"content-type": kind}, stream)
+    if feed == "longpoll":
+        return json_response(200, _memory_feeds.longpoll(routes.db, options))
+    return json_response(200, listing.changes(routes.db, **options))
 
 
 def _revs_diff(routes: DbRoutes, method: str, rest: list[str]) -> Response:

@@ -43,6 +43,8 @@ class Database:
         self.q = q
         self.n = n
         self.lock = threading.RLock()
+        # Notified on every new sequence (longpoll and continuous _changes feeds wait on it).
+        self.changed = threading.Condition(self.lock)
         self.docs: dict[str, DocRecord] = {}
         # Ids of the design docs in self.docs, in insertion order (an ordered set).
         self.design_ids: dict[str, None] = {}
@@ -118,6 +120,7 @@ class Database:
             self._validate_update(item, record, atts)
         new_hash = rev_hash(item.body, item.deleted, parent, atts)
         self.seq += 1
+        self.changed.notify_all()
         node = RevNode(
             pos, new_hash, parent, body=item.body, deleted=item.deleted, atts=atts, seq=self.seq
         )
@@ -201,6 +204,7 @@ class Database:
             if item.doc_id.startswith("_design/"):
                 self.design_ids[item.doc_id] = None
         self.seq += 1
+        self.changed.notify_all()
         chain = list(reversed(path))
         for index, rev in enumerate(chain):
             pos, hash_ = parse_rev(rev)

@@ -191,7 +191,15 @@ def _select(rows: list[tuple[Any, str, Any]], opts: dict[str, Any]) -> tuple[lis
             raise _qerror("`keys` must be an array of strings.")
         ordered = list(reversed(keys)) if opts.get("descending") else keys
         chosen = [r for k in ordered for r in rows if mango.collate(r[0], k) == 0]
-        return chosen, 0
+        # The rows before the first row returned (README: `offset` in ranges). On a
+        # sharded CouchDB it is a sum of per-shard offsets; the replay compares it by type.
+        scan = list(reversed(rows)) if opts.get("descending") else rows
+        if chosen:
+            return chosen, scan.index(chosen[0])
+        if not ordered:
+            return chosen, 0
+        sign = -1 if opts.get("descending") else 1
+        return chosen, sum(1 for r in scan if sign * mango.collate(r[0], ordered[-1]) < 0)
     scan = list(reversed(rows)) if opts.get("descending") else rows
     if "key" in opts:
         lower = upper = opts["key"]

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from couchmapper.backends import _memory_feeds
 from couchmapper.backends import _memory_listing as listing
 from couchmapper.backends._memory_store import Database
 from couchmapper.backends.base import JSONDict
@@ -333,6 +334,12 @@ class MemoryBackend:
         """
         if "query" not in options:
             options["query"] = _as_query(options)
+        feed = options.get("feed", "normal")
+        if feed == "longpoll":
+            return _memory_feeds.longpoll(self._db, options)
+        if feed != "normal":
+            msg = f"changes() supports feed='normal' or 'longpoll', not {feed!r}"
+            raise ValueError(msg)
         return listing.changes(self._db, **options)
 
     @_query

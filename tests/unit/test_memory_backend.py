@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 import threading
 from typing import Any
@@ -517,3 +519,63 @@ def test_http_attachment_ranges_and_etags(server: MemoryServer) -> None:
     assert (again.status, again.body) == (304, None)
     local = http.handle("PUT", "/r/_local/l/a.txt", body=b"x")
     assert local.body["reason"] == "_local documents do not accept attachments."
+
+
+def test_longpoll_waits_for_a_change(db: MemoryBackend) -> None:
+    """feed=longpoll answers at once when there are changes, else at the first one (or timeout)."""
+    db.put({"_id": "a"})
+    assert len(db.changes(feed="longpoll")["results"]) == 1
+    empty = db.changes(feed="longpoll", since="now", timeout=10)
+    assert (empty["results"], empty["pending"]) == ([], 0)
+    writer = threading.Timer(0.05, lambda: db.put({"_id": "b"}))
+    writer.start()
+    woken = db.changes(feed="longpoll", since="now", timeout=5000)
+    writer.join()
+    assert [r["id"] for r in woken["results"]] == ["b"]
+    with pytest.raises(ValueError, match="continuous"):
+        db.changes(feed="continuous")
+
+
+def test_http_continuous_feed(server: MemoryServer) -> None:
+    """feed=continuous: one JSON row a line, then last_seq, ending at the timeout."""
+    http = MemoryHTTP(server)
+    http.handle("PUT", "/c")
+    http.handle("POST", "/c/_bulk_docs", body=b'{"docs":[{"_id":"a"},{"_id":"b"}]}')
+    answer = http.handle("GET", "/c/_changes", "feed=continuous&timeout=10")
+    lines = answer.body.decode().split("\n")
+    assert [json.loads(line)["id"] for line in lines[:2]] == ["a", "b"]
+    assert set(json.loads(lines[2])) == {"last_seq", "pending"}
+    assert lines[3:] == ["", ""]
+    limited = http.handle("GET", "/c/_changes", "feed=continuous&limit=1&timeout=5000")
+    assert len(limited.body.decode().split("\n")) == 4  # one row, last_seq, blank line
+
+
+def test_http_multipart_answers(server: MemoryServer) -> None:
+    """attachments=true with Accept multipart/related; open_revs with multipart/mixed."""
+    http = MemoryHTTP(server)
+    http.handle("PUT", "/m")
+    ctype = {"Content-Type": "text/plain"}
+    http.handle("PUT", "/m/d/h.txt", body=b"hello", headers=ctype)
+    related = http.handle(
+        "GET", "/m/d", "attachments=true", headers={"Accept": "multipart/related"}
+    )
+    assert related.headers["content-type"].startswith('multipart/related; boundary="')
+    boundary = related.headers["content-type"].split('"')[1].encode()
+    doc_part, att_part = related.body.split(b"--" + boundary)[1:3]
+    stub = json.loads(doc_part.split(b"\r\n\r\n", 1)[1])["_attachments"]["h.txt"]
+    assert (stub["follows"], stub["length"], stub["encoding"]) == (True, 5, "gzip")
+    assert gzip.decompress(att_part.split(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n")) == b"hello"
+    plain = http.handle("GET", "/m/d", "attachments=true")
+    assert plain.body["_attachments"]["h.txt"]["data"] == "aGVsbG8="
+    mixed = http.handle("GET", "/m/d", "open_revs=all", headers={"Accept": "multipart/mixed"})
+    assert mixed.headers["content-type"].startswith('multipart/mixed; boundary="')
+    assert b"Content-Type: multipart/related" in mixed.body
+
+
+def test_view_keys_offset(db: MemoryBackend) -> None:
+    """offset of a keys query: the rows before the first row returned."""
+    pytest.importorskip("quickjs")
+    db.put({"_id": "_design/s", "views": {"t": {"map": "function(doc){ emit(doc.t, 1); }"}}})
+    db.bulk_docs([{"_id": "a", "t": "x"}, {"_id": "b", "t": "y"}, {"_id": "c", "t": "z"}])
+    assert db.view("s", "t", keys=["y", "x"])["offset"] == 1
+    assert db.view("s", "t", keys=["zz"])["offset"] == 3

@@ -7,24 +7,7 @@ from _replay import TRANSCRIPTS, Case, load_cases, replay_case
 
 # Cases the engine does not answer like CouchDB yet, each with the reason. They run as
 # xfail(strict=True): when one starts passing, the test fails until it is removed here.
-KNOWN_FAILURES: dict[str, str] = {
-    # 02-documents
-    "doc-get-open-revs": "no multipart/mixed answer for Accept: multipart/mixed",
-    "doc-batch-ok": "batch=ok stores at once (README: safe), but the recorded GET saw 404",
-    # 05-bulk-get-changes
-    "changes-limit": "limit with since=0 row set differs (shard order)",
-    "changes-continuous": "feed=continuous answers JSON, not a line stream",
-    "changes-seq-interval-and-heartbeat": "seq_interval leaves seqs in (README: safe)",
-    # 07-views
-    "view-keys": "duplicate keys: CouchDB's order is cluster-dependent (README)",
-    "view-queries": "offset of keys queries (CouchDB's follows its shards)",
-    "view-post-body-params": "offset of keys queries (CouchDB's follows its shards)",
-    # 08-attachments
-    "att-attachments-true": "no multipart/related answer",
-    "att-content-types": "JSON attachments are served as bytes, recorded as JSON",
-    # 10-errors
-    "err-large-json-body": "large body handling",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def _params() -> list[object]:
