@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from couchmapper import mango
+from couchmapper.backends._memory_indexes import (
+    SPECIAL_INDEX,
+    Index,
+    create_index,
+    delete_index,
+    indexes,
+    list_indexes,
+    term,
+)
 from couchmapper.backends._memory_listing import check_partition
-from couchmapper.backends._memory_revs import ErlAtom, ErlTuple, bad_request, term_to_binary
-from couchmapper.exceptions import BackendError, NotFoundError, QueryError
+from couchmapper.backends._memory_revs import bad_request
+from couchmapper.exceptions import NotFoundError, QueryError
 
 if TYPE_CHECKING:
     from couchmapper.backends._memory_db_routes import DbRoutes, Response
@@ -47,189 +55,6 @@ _KEYS = frozenset(
         "allow_fallback",
     }
 )
-_SPECIAL_INDEX = {
-    "ddoc": None,
-    "name": "_all_docs",
-    "type": "special",
-    "def": {"fields": [{"_id": "asc"}]},
-}
-
-
-def _term(value: Any) -> str:
-    return mango._erlang_term(value)
-
-
-class _Index:
-    """One JSON index read from a ``language: "query"`` design document."""
-
-    def __init__(self, ddoc: str, name: str, view: dict[str, Any], partitioned: bool) -> None:
-        self.ddoc = ddoc
-        self.name = name
-        mapping = view.get("map") or {}
-        self.fields = list((mapping.get("fields") or {}).items())
-        self.partial = mapping.get("partial_filter_selector") or {}
-        self.definition = (view.get("options") or {}).get("def") or {}
-        self.partitioned = partitioned
-
-    def describe(self) -> dict[str, Any]:
-        definition: dict[str, Any] = {"fields": [{f: d} for f, d in self.fields]}
-        if self.partial:
-            definition["partial_filter_selector"] = self.partial
-        return {
-            "ddoc": self.ddoc,
-            "name": self.name,
-            "type": "json",
-            "partitioned": self.partitioned,
-            "def": definition,
-        }
-
-
-def _indexes(db: Database) -> list[_Index]:
-    found = []
-    for doc_id in sorted(db.docs):
-        if not doc_id.startswith("_design/"):
-            continue
-        node = db.docs[doc_id].winner()
-        body = node.body or {}
-        if node.deleted or body.get("language") != "query":
-            continue
-        partitioned = bool((body.get("options") or {}).get("partitioned", db.partitioned))
-        for name, view in sorted((body.get("views") or {}).items()):
-            if isinstance(view, dict) and isinstance(view.get("map"), dict):
-                found.append(_Index(doc_id, name, view, partitioned))
-    return found
-
-
-# -- _index ---------------------------------------------------------------------------
-
-
-def _validate_fields(fields: Any) -> list[tuple[str, str]]:
-    if not isinstance(fields, list):
-        reason = (
-            f"Sort must be an array of sort specs, not: {mango._erlang_term(fields, pretty=True)}"
-        )
-        raise QueryError("invalid_sort_json", reason)
-    out = []
-    for spec in fields:
-        if isinstance(spec, str):
-            out.append((spec, "asc"))
-        elif isinstance(spec, dict) and len(spec) == 1:
-            name, direction = next(iter(spec.items()))
-            if direction not in ("asc", "desc"):
-                reason = f"Invalid sort field: {mango._erlang_term(spec, pretty=True)}"
-                raise QueryError("invalid_sort_field", reason)
-            out.append((name, direction))
-        else:
-            reason = f"Invalid sort field: {mango._erlang_term(spec, pretty=True)}"
-            raise QueryError("invalid_sort_field", reason)
-    return out
-
-
-def create_index(db: Database, body: Any, **options: Any) -> dict[str, Any]:
-    """``POST /db/_index``: store the index as a design document; created or exists."""
-    if not isinstance(body, dict):
-        raise bad_request("Request body must be a JSON object")
-    if "index" not in body:
-        raise QueryError("missing_required_key", "Missing required key: index")
-    index = body["index"]
-    if not isinstance(index, dict) or "fields" not in index:
-        raise QueryError("missing_required_key", "Missing required key: fields")
-    kind = body.get("type", "json")
-    if kind == "text":
-        raise BackendError(503, "required index service unavailable", "text")
-    if kind != "json":
-        raise QueryError("invalid_index", f"Invalid type for index: {kind}")
-    fields = _validate_fields(index["fields"])
-    for key in ("name", "ddoc"):
-        if key in body and not isinstance(body[key], str):
-            raise QueryError("invalid_string", f"Invalid string: {_term(body[key])}")
-    partial = index.get("partial_filter_selector") or {}
-    if partial:
-        partial = mango.normalize_selector(partial)
-    partitioned = body.get("partitioned", db.partitioned)
-    if partitioned and not db.partitioned:
-        reason = "Unknown error while saving the design document: invalid_design_doc"
-        raise BackendError(500, "error_saving_ddoc", reason)
-    definition = {"fields": index["fields"]}
-    if partial:
-        definition["partial_filter_selector"] = index.get("partial_filter_selector")
-    digest = _auto_name(body)
-    name = body.get("name", digest)
-    ddoc = body.get("ddoc", digest)
-    ddoc_id = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
-    view = {
-        "map": {"fields": dict(fields), "partial_filter_selector": partial},
-        "reduce": "_count",
-        "options": {"def": definition},
-    }
-    with db.lock:
-        record = db.docs.get(ddoc_id)
-        existing: dict[str, Any] = {}
-        rev = None
-        if record is not None and not record.winner().deleted:
-            existing = db.doc_json(record, record.winner())
-            rev = existing["_rev"]
-            if (existing.get("views") or {}).get(name) == view:
-                return {"result": "exists", "id": ddoc_id, "name": name}
-        doc = {k: v for k, v in existing.items() if k != "_id"}
-        doc["language"] = "query"
-        doc.setdefault("views", {})[name] = view
-        if partitioned != db.partitioned:
-            doc.setdefault("options", {})["partitioned"] = partitioned
-        if rev:
-            doc["_rev"] = rev
-        db.put(doc, ddoc_id)
-    return {"result": "created", "id": ddoc_id, "name": name}
-
-
-def _auto_name(body: dict[str, Any]) -> str:
-    """CouchDB's generated index/ddoc name: sha1 of ``term_to_binary({Def, usort(Opts)})``.
-
-    ``Opts`` are mango_opts' validated ``_index`` options with their defaults (``auto_name``,
-    ``db_default``, ``w: 2``), so the same request gets the same name as on CouchDB 3.5.
-    """
-
-    def given(key: str, default: Any) -> Any:
-        return body.get(key, default)
-
-    opts = [
-        ErlTuple((ErlAtom("ddoc"), given("ddoc", ErlAtom("auto_name")))),
-        ErlTuple((ErlAtom("def"), body["index"])),
-        ErlTuple((ErlAtom("name"), given("name", ErlAtom("auto_name")))),
-        ErlTuple((ErlAtom("partitioned"), given("partitioned", ErlAtom("db_default")))),
-        ErlTuple((ErlAtom("type"), given("type", "json"))),
-        ErlTuple((ErlAtom("w"), given("w", 2))),
-    ]
-    term = ErlTuple((body["index"], opts))
-    return hashlib.sha1(term_to_binary(term)).hexdigest()
-
-
-def list_indexes(db: Database, **options: Any) -> dict[str, Any]:
-    """``GET /db/_index``: the special ``_all_docs`` index, then every JSON index."""
-    with db.lock:
-        found = [dict(_SPECIAL_INDEX)] + [i.describe() for i in _indexes(db)]
-    return {"total_rows": len(found), "indexes": found}
-
-
-def delete_index(db: Database, ddoc: str, name: str) -> dict[str, Any]:
-    """``DELETE /db/_index/{ddoc}/json/{name}``."""
-    ddoc_id = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
-    with db.lock:
-        record = db.docs.get(ddoc_id)
-        if record is None or record.winner().deleted:
-            raise NotFoundError("not_found", "missing")
-        doc = db.doc_json(record, record.winner())
-        views = doc.get("views") or {}
-        if name not in views or doc.get("language") != "query":
-            raise NotFoundError("not_found", "missing")
-        del views[name]
-        if views:
-            db.put({k: v for k, v in doc.items() if k != "_id"}, ddoc_id)
-        else:
-            db.delete(ddoc_id, doc["_rev"])
-    return {"ok": True}
-
-
 # -- _find ----------------------------------------------------------------------------
 
 
@@ -242,25 +67,25 @@ def _validate_query(query: Any) -> dict[str, Any]:
     if "selector" not in query:
         raise QueryError("missing_required_key", "Missing required key: selector")
     if not isinstance(query["selector"], dict):
-        reason = f"Selector must be a JSON object, not: {_term(query['selector'])}"
+        reason = f"Selector must be a JSON object, not: {term(query['selector'])}"
         raise QueryError("invalid_selector_json", reason)
     for key in ("limit", "skip"):
         value = query.get(key, 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            reason = f"{_term(value)} is not an integer greater than or equal to zero"
+            reason = f"{term(value)} is not an integer greater than or equal to zero"
             raise QueryError("invalid_non_neg_integer", reason)
     r = query.get("r", 1)
     if not isinstance(r, int) or isinstance(r, bool) or r < 1:
-        raise QueryError("invalid_pos_integer", f"{_term(r)} is not an integer greater than zero")
+        raise QueryError("invalid_pos_integer", f"{term(r)} is not an integer greater than zero")
     fields = query.get("fields", [])
     if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-        reason = f"Fields must be an array of strings, not: {_term(fields)}"
+        reason = f"Fields must be an array of strings, not: {term(fields)}"
         raise QueryError("invalid_fields", reason)
     use_index = query.get("use_index", [])
     if isinstance(use_index, str):
         use_index = [use_index]
     if not isinstance(use_index, list) or not all(isinstance(u, str) for u in use_index):
-        raise QueryError("invalid_index_name", f"Invalid index name: {_term(query['use_index'])}")
+        raise QueryError("invalid_index_name", f"Invalid index name: {term(query['use_index'])}")
     return query
 
 
@@ -294,8 +119,8 @@ def _choose_index(
     sort_fields: list[str],
     use_index: list[str],
     partition: str | None = None,
-) -> tuple[_Index | None, str | None]:
-    candidates = _indexes(db)
+) -> tuple[Index | None, str | None]:
+    candidates = indexes(db)
     if db.partitioned:
         # A partition query uses partitioned indexes only, a global query global ones only.
         candidates = [i for i in candidates if i.partitioned == (partition is not None)]
@@ -313,7 +138,7 @@ def _choose_index(
         if isinstance(condition, dict) and "$eq" in condition
     }
 
-    def usable(index: _Index) -> bool:
+    def usable(index: Index) -> bool:
         columns = [f for f, _ in index.fields]
         if not columns or not all(c in available for c in columns):
             return False
@@ -476,7 +301,7 @@ def _id_sort_ok(selector: dict[str, Any], sort_fields: list[str]) -> bool:
     return sort_fields == ["_id"] and "_id" in _constrained(selector)
 
 
-def _in_index(index: _Index, doc: dict[str, Any]) -> bool:
+def _in_index(index: Index, doc: dict[str, Any]) -> bool:
     for field, _ in index.fields:
         if mango.get_field(doc, mango.parse_field(field)) is mango.MISSING:
             return False
@@ -495,7 +320,7 @@ def explain(db: Database, query: Any, *, partition: str | None = None) -> dict[s
     use_index = [use_index] if isinstance(use_index, str) else use_index
     with db.lock:
         index, _ = _choose_index(db, selector, sort_fields, use_index, partition)
-        every = _indexes(db)
+        every = indexes(db)
     fields = query.get("fields", [])
     covering = (
         index is not None
@@ -504,7 +329,7 @@ def explain(db: Database, query: Any, *, partition: str | None = None) -> dict[s
     )
     return {
         "dbname": db.name,
-        "index": index.describe() if index is not None else dict(_SPECIAL_INDEX),
+        "index": index.describe() if index is not None else dict(SPECIAL_INDEX),
         "partitioned": db.partitioned,
         "selector": selector,
         "opts": {
@@ -553,7 +378,7 @@ def _selector_fields(selector: dict[str, Any]) -> set[str]:
 
 
 def _index_candidates(
-    chosen: _Index | None, every: list[_Index], use_index: list[str]
+    chosen: Index | None, every: list[Index], use_index: list[str]
 ) -> list[dict[str, Any]]:
     """The indexes _explain shows as considered but not used, with CouchDB's analysis."""
     if chosen is None:
@@ -561,7 +386,7 @@ def _index_candidates(
     special_reason = "excluded_by_user" if use_index else "field_mismatch"
     out: list[dict[str, Any]] = [
         {
-            "index": dict(_SPECIAL_INDEX),
+            "index": dict(SPECIAL_INDEX),
             "analysis": {
                 "usable": bool(use_index),
                 "reasons": [{"name": special_reason}],
@@ -588,7 +413,7 @@ def _index_candidates(
 
 
 def _mrargs(
-    index: _Index | None,
+    index: Index | None,
     selector: dict[str, Any],
     sort: Any,
     covering: bool,
