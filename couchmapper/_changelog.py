@@ -107,7 +107,11 @@ class Change:
 
 
 class ChangeList(list[Change]):
-    """The changes of one document, oldest first."""
+    """The changes of one document, in the order they apply.
+
+    Sets of top-level fields from one scalar to another commute with every other change, so
+    they are listed last, whenever they happened.
+    """
 
     def to_json_patch(self) -> list[dict[str, Any]]:
         """Return the changes as an RFC 6902 JSON Patch document."""

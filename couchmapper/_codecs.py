@@ -153,9 +153,14 @@ def _text_codec(
     live: type,
     parse: Callable[[str], Any],
     render: Callable[[Any], str],
+    *,
     exact: bool = True,
+    valid: Callable[[Any], bool] | None = None,
 ) -> Codec:
-    """A value stored in JSON as a string (dates, decimals, uuids, bytes)."""
+    """A value stored in JSON as a string (dates, decimals, uuids, bytes).
+
+    ``valid`` refuses values of the right class that could not be loaded back (NaN decimals).
+    """
 
     def load(value: Any, parent: Any, key: PathKey) -> Any:
         if value.__class__ is not str:
@@ -166,7 +171,8 @@ def _text_codec(
             raise bad(expected, value) from None
 
     def accepts(value: Any) -> bool:
-        return value.__class__ is live if exact else isinstance(value, live)
+        right_class = value.__class__ is live if exact else isinstance(value, live)
+        return right_class and (valid is None or valid(value))
 
     def dump(value: Any) -> Any:
         if accepts(value):
@@ -204,7 +210,7 @@ TEXT_CODECS: Final[dict[Any, Codec]] = {
     dt.datetime: _text_codec("datetime", dt.datetime, _datetime_parse, dt.datetime.isoformat),
     dt.date: _text_codec("date", dt.date, dt.date.fromisoformat, dt.date.isoformat),
     dt.time: _text_codec("time", dt.time, dt.time.fromisoformat, dt.time.isoformat),
-    Decimal: _text_codec("Decimal", Decimal, _decimal_parse, str),
+    Decimal: _text_codec("Decimal", Decimal, _decimal_parse, str, valid=Decimal.is_finite),
     uuid.UUID: _text_codec("UUID", uuid.UUID, uuid.UUID, str),
     bytes: _text_codec("bytes", bytes, _b64decode, _b64encode),
 }
@@ -322,7 +328,9 @@ def item_guard(prepare: Loader) -> Loader:
                 if not isinstance(parent, list):
                     path = (*path, key)
                 doc_id = getattr(tracker, "doc_id", None)
-                raise error.to_validation_error(doc_id, "", path) from None
+                owner = getattr(tracker, "obj", None)
+                cls_name = type(owner).__name__ if owner is not None else ""
+                raise error.to_validation_error(doc_id, cls_name, path) from None
 
         _item_guards[prepare] = guard
     return guard

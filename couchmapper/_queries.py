@@ -474,8 +474,9 @@ def sync_design(db: Backend | Session, *classes: type) -> dict[str, str]:
     again (no new revision).
 
     Returns:
-        What happened to each design document / index: ``"created"``, ``"updated"``,
-        ``"exists"`` or ``"unchanged"``.
+        What happened, keyed ``"_design/<ddoc>/<index name>"`` for indexes (``"created"`` or
+        ``"exists"``) and ``"_design/<ddoc>"`` for view design documents (``"created"``,
+        ``"updated"`` or ``"unchanged"``).
     """
     backend: Backend = db.backend if hasattr(db, "backend") else db
     outcome: dict[str, str] = {}
@@ -487,7 +488,7 @@ def sync_design(db: Backend | Session, *classes: type) -> dict[str, str]:
             done.add(owner)
             for index in declared_indexes(owner):
                 ddoc, name, result = _create_index(backend, design_name(owner) + "-idx", index)
-                outcome[f"{ddoc}/{name}"] = result
+                outcome[f"_design/{ddoc}/{name}"] = result
         for name, view in declared_views(cls).items():
             designs.setdefault(view.design or design_name(cls), {})[name] = view.definition()
     for ddoc, views in designs.items():

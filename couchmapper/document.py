@@ -185,8 +185,7 @@ class Field(FieldPath):
         try:
             return codec.prepare(value, obj, self.name)
         except Invalid as error:
-            doc_id, path = _where(obj)
-            cls_name = type(obj).__name__
+            doc_id, path, cls_name = _where(obj)
             raise error.to_validation_error(doc_id, cls_name, (*path, self.name)) from None
 
 
@@ -212,18 +211,19 @@ def resolved_fields(cls: type) -> dict[str, Any]:
     return resolved
 
 
-def _where(obj: Any) -> tuple[str | None, tuple[PathKey, ...]]:
+def _where(obj: Any) -> tuple[str | None, tuple[PathKey, ...], str]:
+    """The document id, the path of ``obj`` in its document, and the document's class name."""
     tracker, path = locate(obj)
+    root = obj
+    while True:
+        link = root.__dict__.get("_cm_parent") if hasattr(root, "__dict__") else None
+        if link is None:
+            break
+        root = link[0]
     doc_id = getattr(tracker, "doc_id", None)
     if doc_id is None:
-        root = obj
-        while True:
-            link = root.__dict__.get("_cm_parent") if hasattr(root, "__dict__") else None
-            if link is None:
-                break
-            root = link[0]
         doc_id = getattr(root, "__dict__", {}).get("id")
-    return doc_id, path
+    return doc_id, path, type(root).__name__
 
 
 class DocumentField(NestedAccess, Field):
@@ -360,6 +360,18 @@ def _register(cls: type, info: ModelInfo) -> None:
             base_info.subclasses[info.type_name] = cls
 
 
+_POLICIES: Final = ("raise", "rebase", "overwrite")
+
+
+def _check_meta(cls: type) -> None:
+    """Refuse a ``class Meta`` setting a session would otherwise ignore or misread."""
+    meta = cls.__dict__.get("Meta")
+    policy = getattr(meta, "conflict", None)
+    if policy is not None and policy not in _POLICIES:
+        msg = f"{cls.__name__}.Meta.conflict must be one of {', '.join(_POLICIES)}, not {policy!r}"
+        raise ValueError(msg)
+
+
 def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
@@ -384,6 +396,7 @@ def _build_model(
         weakref_slot=False,
         on_setattr=attrs.setters.NO_OP,
     )
+    _check_meta(cls)
     name = None if abstract or not is_document else (type_name or cls.__name__)
     info = ModelInfo(cls, is_document, name, discriminator, resolve=resolved_fields)
     cls.__cm_info__ = info  # type: ignore[attr-defined]
@@ -499,9 +512,14 @@ def _subclass_for(cls: type, info: ModelInfo, raw: Mapping[str, Any], name: Any)
             registry.get(info.discriminator or "", {}).get(name) if isinstance(name, str) else None
         )
         what = f"of type {name!r}" + (f" ({known.__name__})" if known else "")
-        msg = f"document {raw.get('_id')!r} is {what}, not a {cls.__name__}"
+        msg = f"document {raw.get('_id')!r} is {what}, not {with_article(cls.__name__)}"
         raise Invalid([((info.discriminator or "type",), cls.__name__, msg)])
     return found
+
+
+def with_article(name: str) -> str:
+    """``"a Person"``, ``"an Article"``."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _info(cls: type) -> ModelInfo:

@@ -131,7 +131,19 @@ class ConflictError(BackendError):
         return text
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.doc_id, self.rev, self.reason))
+        extra = {"paths": self.paths, "base": self.base, "mine": self.mine, "theirs": self.theirs}
+        return (_rebuild_conflict, (type(self), self.doc_id, self.rev, self.reason, extra))
+
+
+def _rebuild_conflict(
+    cls: type[ConflictError],
+    doc_id: str | None,
+    rev: str | None,
+    reason: str,
+    extra: dict[str, Any],
+) -> ConflictError:
+    """Unpickle a :class:`ConflictError` with its keyword-only attributes."""
+    return cls(doc_id, rev, reason, **extra)
 
 
 class PreconditionFailed(BackendError):

@@ -33,6 +33,7 @@ from couchmapper.document import (
     load,
     registry,
     state_of,
+    with_article,
 )
 from couchmapper.exceptions import (
     DocumentNotFound,
@@ -518,7 +519,7 @@ class Session(QueryMixin):
                 what = "a raw dict document"
             else:
                 what = f"of type {info.type_name!r} ({type(obj).__name__})"
-            message = f"document {doc_id!r} is {what}, not a {target.__name__}"
+            message = f"document {doc_id!r} is {what}, not {with_article(target.__name__)}"
             raise ValidationError(doc_id, [FieldError("type", target.__name__, message)])
         return obj
 

@@ -326,14 +326,14 @@ def test_sync_design_is_idempotent(db: Db) -> None:
     """A second sync_design writes nothing: the design documents keep their _rev."""
     first = cm.sync_design(db.backend, Person, Employee)
     assert first["_design/cm-q-person"] == "created"
-    assert first["cm-q-person-idx/idx-age"] == "created"
+    assert first["_design/cm-q-person-idx/idx-age"] == "created"
     # Employee inherits Person's views and indexes: no design documents of its own.
     assert not any("q-employee" in key for key in first)
     views_rev = db.backend.get("_design/cm-q-person")["_rev"]
     index_rev = db.backend.get("_design/cm-q-person-idx")["_rev"]
     again = cm.sync_design(cm.Session(db.backend), Person, Employee)
     assert again["_design/cm-q-person"] == "unchanged"
-    assert again["cm-q-person-idx/idx-age"] == "exists"
+    assert again["_design/cm-q-person-idx/idx-age"] == "exists"
     assert db.backend.get("_design/cm-q-person")["_rev"] == views_rev
     assert db.backend.get("_design/cm-q-person-idx")["_rev"] == index_rev
     names_ = {i["name"] for i in db.backend.list_indexes()["indexes"]}

@@ -236,3 +236,15 @@ def test_unsupported_type_is_a_clear_type_error() -> None:
 def test_codecs_are_cached_per_type() -> None:
     """codec_for returns the same codec for the same type."""
     assert codec_for(list[int]) is codec_for(list[int])
+
+
+def test_conflict_error_pickles_with_its_merge_details() -> None:
+    """A rebase ConflictError keeps paths, base, mine and theirs through pickling."""
+    import pickle
+
+    error = cm.ConflictError(
+        "d1", "2-x", paths=("name",), base={"a": 1}, mine={"a": 2}, theirs={"a": 3}
+    )
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.doc_id, again.rev, again.paths) == ("d1", "2-x", ("name",))
+    assert (again.base, again.mine, again.theirs) == ({"a": 1}, {"a": 2}, {"a": 3})

@@ -373,3 +373,42 @@ def test_invoice_decimal_field() -> None:
     doc = cm.load(Invoice, {"_id": "i", "type": "invoice", "number": 7, "total": "12.30"})
     assert doc.total == Decimal("12.30")
     assert cm.dump(doc)["total"] == "12.30"
+
+
+def test_meta_conflict_is_checked_when_the_class_is_defined() -> None:
+    """An unknown Meta.conflict policy fails at class definition, naming the class."""
+    with pytest.raises(ValueError, match=r"Broken\.Meta\.conflict must be one of"):
+
+        class Broken(cm.Document):
+            a: int = 0
+
+            class Meta:
+                conflict = "merge"
+
+
+def test_decimal_nan_is_refused_at_assignment() -> None:
+    """A NaN decimal could be written but never loaded back, so assignment refuses it."""
+
+    class Priced(cm.Document):
+        price: Decimal = Decimal(0)
+
+    doc = Priced()
+    with pytest.raises(cm.ValidationError, match="price"):
+        doc.price = Decimal("NaN")
+
+
+def test_bad_embedded_assignment_names_the_document_class() -> None:
+    """An error inside an embedded object names the document's class and the full path."""
+
+    class Spot(cm.Embedded):
+        city: str
+
+    class Visit(cm.Document):
+        spot: Spot | None = None
+
+    visit = cm.load(Visit, {"_id": "v1", "type": "Visit", "spot": {"city": "Oslo"}})
+    assert visit.spot is not None
+    with pytest.raises(cm.ValidationError) as caught:
+        visit.spot.city = 5  # type: ignore[assignment]
+    assert str(caught.value).startswith("Visit document 'v1'")
+    assert caught.value.errors[0].path == "spot.city"
