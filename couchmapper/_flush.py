@@ -9,8 +9,10 @@ document; conflicts are resolved by the document's policy with the sans-IO helpe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from couchmapper import signals
 from couchmapper._hooks import run_hooks
@@ -22,11 +24,19 @@ from couchmapper.exceptions import (
     ConflictError,
     FlushError,
     FlushFailure,
+    NotFoundError,
     ValidationError,
 )
 from couchmapper.state import Lifecycle
-from couchmapper.tracking import PathKey
-from couchmapper.unitofwork import ConflictPolicy, WriteResult, landed, rebase, results_in_order
+from couchmapper.tracking import Change, PathKey
+from couchmapper.unitofwork import (
+    ConflictPolicy,
+    WriteResult,
+    changes_between,
+    landed,
+    rebase,
+    results_in_order,
+)
 
 if TYPE_CHECKING:
     from couchmapper.session import Session
@@ -101,6 +111,7 @@ def _plan(session: Session) -> dict[str, JSONDict]:
             # the next change reports the object as dirty again.
             del session._dirty[doc_id]
             session._notices.pop(doc_id, None)
+            session._unnotified.pop(doc_id, None)
             state = state_of(obj)
             if state is not None:
                 state.reset()
@@ -155,32 +166,26 @@ def _write(
             break
         current = _fetch_current(session, list(conflicts))
         pending = {}
-        for doc_id, (sent, _answer) in conflicts.items():
+        for doc_id, (_sent, _answer) in conflicts.items():
             theirs = current.get(doc_id)
-            if landed(sent, theirs):
-                # An earlier attempt (whose answer was lost) already wrote exactly this.
-                rev = theirs.get("_rev") if theirs is not None else sent.get("_rev")
-                landed_result = WriteResult(doc_id, rev)
-                written.append(_written(session, landed_result, sent, merged=doc_id in merged))
-                continue
             flight = session._in_flight.get(doc_id)
-            if flight is not None and theirs is not None and landed(flight[1], theirs):
-                # A flush whose answer was lost wrote this (maybe a rebase's merge).
-                if flight[0] == plan[doc_id]:
-                    landed_result = WriteResult(doc_id, theirs.get("_rev"))
-                    written.append(_written(session, landed_result, flight[1], merged=True))
+            base: JSONDict | None = None
+            since: list[Change] | None = None
+            if flight is not None:
+                lost = _after_lost_answer(session, doc_id, flight, plan[doc_id], theirs)
+                if lost is not None and lost.done is not None:
+                    body = lost.body if lost.body is not None else flight[1]
+                    written.append(_written(session, lost.done, body, merged=True))
                     continue
-                reason = (
-                    "Document update conflict: an earlier flush of this document was "
-                    "written although its answer was lost, and the document was changed "
-                    "since; refresh() it and apply the new changes again."
-                )
-                lost = ConflictError(doc_id, plan[doc_id].get("_rev"), reason)
-                failures.append(FlushFailure(doc_id, "conflict", reason, lost))
-                continue
-            # Rebase from what this session wants (the planned JSON), never from an earlier
-            # merge: that would count the other writers' changes as ours (sum: twice).
-            resolved, error = _resolve(session, doc_id, plan[doc_id], theirs, rebases)
+                if lost is not None and lost.send is not None:
+                    pending[doc_id] = lost.send
+                    merged.add(doc_id)
+                    continue
+                if lost is not None:
+                    base, since = lost.base, lost.changes
+            resolved, error = _resolve(
+                session, doc_id, plan[doc_id], theirs, rebases, base=base, changes=since
+            )
             if resolved is not None:
                 pending[doc_id] = resolved
                 merged.add(doc_id)
@@ -191,6 +196,101 @@ def _write(
             failures.append(FlushFailure(doc_id, "conflict", error.reason, error))
         rebases += 1
     return overlap
+
+
+def _after_lost_answer(
+    session: Session,
+    doc_id: str,
+    flight: tuple[JSONDict, JSONDict],
+    planned: JSONDict,
+    theirs: JSONDict | None,
+) -> _LostAnswer | None:
+    """Handle a conflict on a document whose earlier write got no answer.
+
+    ``flight`` is (what was planned then, what was sent then). None when that write did not
+    land (an ordinary conflict); otherwise what to do now that it is known to be stored.
+    """
+    planned_then, sent_then = flight
+    if sent_then.get("_deleted"):
+        return (
+            _LostAnswer(done=WriteResult(doc_id, None), body=sent_then) if theirs is None else None
+        )
+    landed_rev = _landed_revision(session, doc_id, sent_then)
+    if landed_rev is None:
+        return None
+    session._in_flight.pop(doc_id, None)
+    # The earlier write is stored: it becomes the base, and what is left are the edits made
+    # since (never the ones it already carried: a sum would count twice).
+    obj = session._held(doc_id)
+    state = state_of(obj) if obj is not None else None
+    stored = {**sent_then, "_rev": landed_rev}
+    if state is not None:
+        state.loaded = stored
+        state.rev = landed_rev
+        if state.status is Lifecycle.PENDING:
+            state.status = Lifecycle.PERSISTENT
+            session._new.pop(doc_id, None)
+            session._dirty[doc_id] = obj
+    since = changes_between(planned_then, planned)
+    if theirs is None:
+        return _LostAnswer(base=stored, changes=since)  # deleted since: the policy decides
+    if not since:
+        # Nothing new here: the document is ours, plus whatever others wrote after it.
+        return _LostAnswer(done=WriteResult(doc_id, theirs["_rev"]), body=theirs)
+    if theirs["_rev"] == landed_rev:
+        # Nobody wrote since: put this session's later edits on top of its own write.
+        outcome = rebase(stored, planned, since, stored, _rule_finder(obj))
+        if outcome.document is not None:
+            return _LostAnswer(send={**outcome.document, "_id": doc_id, "_rev": landed_rev})
+    return _LostAnswer(base=stored, changes=since)
+
+
+@attrs.frozen
+class _LostAnswer:
+    """What to do about a document whose earlier write landed although its answer was lost.
+
+    Exactly one of: ``done`` (written; the object takes ``body``), ``send`` (this JSON goes
+    out next), or ``base``/``changes`` (resolve by the conflict policy from that base).
+    """
+
+    done: WriteResult | None = None
+    body: JSONDict | None = None
+    send: JSONDict | None = None
+    base: JSONDict | None = None
+    changes: list[Change] | None = None
+
+
+def _landed_revision(session: Session, doc_id: str, sent: JSONDict) -> str | None:
+    """The revision ``sent`` became on the server, if the document's history shows it.
+
+    The child of the revision ``sent`` named (or the first revision, for a create) must hold
+    exactly ``sent``: another writer storing equal content elsewhere in the history does not
+    count.
+    """
+    try:
+        current = session._call(session.backend.get, doc_id, revs=True)
+    except NotFoundError:
+        return None
+    info = current.get("_revisions") or {}
+    start, ids = info.get("start"), info.get("ids")
+    if not isinstance(start, int) or not isinstance(ids, list) or not ids:
+        return None
+    history = [f"{start - index}-{rev_id}" for index, rev_id in enumerate(ids)]  # newest first
+    parent = sent.get("_rev")
+    if parent is None:
+        candidate = history[-1] if history[-1].startswith("1-") else current["_rev"]
+    elif parent in history and history.index(parent) > 0:
+        candidate = history[history.index(parent) - 1]
+    else:
+        return None
+    if candidate == current["_rev"]:
+        body = current
+    else:
+        try:
+            body = session._call(session.backend.get, doc_id, rev=candidate)
+        except NotFoundError:
+            return None  # compacted away: cannot tell
+    return candidate if landed(sent, body) else None
 
 
 def _send_bulk(
@@ -219,11 +319,21 @@ def _fetch_current(session: Session, ids: list[str]) -> dict[str, JSONDict | Non
 
 
 def _resolve(
-    session: Session, doc_id: str, sent: JSONDict, theirs: JSONDict | None, rebases: int
+    session: Session,
+    doc_id: str,
+    sent: JSONDict,
+    theirs: JSONDict | None,
+    rebases: int,
+    *,
+    base: JSONDict | None = None,
+    changes: Sequence[Change] | None = None,
 ) -> tuple[JSONDict | None, ConflictError | None]:
     """Decide what to send after a conflict, by the document's conflict policy.
 
     ``sent`` is the JSON this session planned for the document (base plus its changes).
+    ``base`` and ``changes`` replace the loaded state and the change log when an earlier
+    write of this session landed although its answer was lost: only the edits made since
+    are re-applied.
     """
     obj = session._held(doc_id)
     state = state_of(obj) if obj is not None else None
@@ -260,6 +370,12 @@ def _resolve(
             "Document update conflict: deleted in this session but changed on the server; "
             "refresh() and delete again, or use conflict='overwrite'."
         )
+    if doc_id in session._replaced:
+        return refuse(
+            "Document update conflict: deleted and created again in this session, but "
+            "changed on the server meanwhile; refresh() the stored document first, or use "
+            "conflict='overwrite'."
+        )
     if state.loaded is None or state.status is Lifecycle.PENDING:
         return refuse(
             "Document update conflict: created in this session, but the server has "
@@ -267,9 +383,10 @@ def _resolve(
         )
     # Fields missing from stored JSON load as their defaults: compare like with like, or a
     # default that another session merely wrote out would look like a change of theirs.
-    base = _normalized(obj, state.loaded)
+    base = _normalized(obj, base if base is not None else state.loaded)
     theirs = _normalized(obj, theirs)
-    outcome = rebase(base, sent, state.changes, theirs, _rule_finder(obj))
+    mine = state.changes if changes is None else changes
+    outcome = rebase(base, sent, mine, theirs, _rule_finder(obj))
     if outcome.document is None:
         return None, ConflictError(
             doc_id,
@@ -300,12 +417,15 @@ def _written(session: Session, result: WriteResult, sent: JSONDict, *, merged: b
     session._notices.pop(doc_id, None)
     session._unnotified.pop(doc_id, None)
     session._in_flight.pop(doc_id, None)
+    session._replaced.pop(doc_id, None)
     for table in (session._new, session._dirty, session._deleted, session._required):
         table.pop(doc_id, None)
     if sent.get("_deleted"):
+        # Gone from the database: adding the object again creates the document anew.
         state.status = Lifecycle.DETACHED
         state.session = None
-        state.rev = result.rev
+        state.rev = None
+        state.loaded = None
         state.reset()
         if session._identity.get(doc_id) is obj:
             del session._identity[doc_id]
@@ -375,11 +495,20 @@ def _rule_finder(obj: Obj) -> Callable[[tuple[PathKey, ...]], Any]:
     info = model_info(type(obj))
 
     def find(path: tuple[PathKey, ...]) -> Any:
-        if info is None or not path or not isinstance(path[0], str):
+        """The outermost field on ``path`` with a merge rule, walking embedded objects."""
+        if info is None:
             return None
-        descriptor = getattr(type(obj), path[0], None)
-        options = getattr(descriptor, "options", None)
-        merge = getattr(options, "merge", None)
-        return ((path[0],), merge) if merge is not None else None
+        node: Any = obj
+        for depth, key in enumerate(path):
+            if isinstance(key, int) or model_info(type(node)) is None:
+                return None  # inside a list or raw JSON: no declared fields below here
+            descriptor = type(node).__dict__.get(key) or getattr(type(node), key, None)
+            merge = getattr(getattr(descriptor, "options", None), "merge", None)
+            if merge is not None:
+                return (path[: depth + 1], merge)
+            node = node.__dict__.get(key)
+            if node is None:
+                return None
+        return None
 
     return find

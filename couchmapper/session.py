@@ -133,6 +133,9 @@ class Session(QueryMixin):
         self._dirty: dict[str, Obj] = {}
         self._deleted: dict[str, Obj] = {}
         self._required: dict[str, Obj] = {}
+        # Objects deleted and then re-created under the same id as another object, until the
+        # write: rollback() brings them back.
+        self._replaced: dict[str, Obj] = {}
         # Hook bookkeeping: documents to notify in the next round, and what receivers were
         # last told about each document (kept until the document is written, so a failed
         # flush that is retried does not notify the same changes again).
@@ -172,14 +175,14 @@ class Session(QueryMixin):
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:
-            try:
-                self.flush()
-            finally:
-                self.close()
-        else:
+        if exc_type is not None:
             self.rollback()
             self.close()
+            return
+        # A failed flush leaves the session open: its documents stay pending with their
+        # changes, so the caller can inspect the error, fix them and flush again.
+        self.flush()
+        self.close()
 
     def close(self) -> None:
         """Detach every object and refuse further use. Pending work is dropped."""
@@ -201,6 +204,7 @@ class Session(QueryMixin):
         self._dirty.clear()
         self._deleted.clear()
         self._required.clear()
+        self._replaced.clear()
         self._unnotified.clear()
         self._notices.clear()
         self._in_flight.clear()
@@ -295,6 +299,9 @@ class Session(QueryMixin):
             if state.has_changes:
                 self._dirty[doc_id] = obj
                 self._unnotified[doc_id] = obj
+            else:
+                # Changed and set back elsewhere: forget that, so the next change reports.
+                state.reset()
             return obj
         if state is None:
             state = attach_state(obj, None, Lifecycle.PENDING)
@@ -309,6 +316,7 @@ class Session(QueryMixin):
             state.loaded = old_state.loaded
             old_state.status = Lifecycle.DETACHED
             old_state.session = None
+            self._replaced[doc_id] = replaced  # rollback() puts it back
             self._unnotified.pop(doc_id, None)
             self._notices.pop(doc_id, None)  # the new object is notified as added
         self._adopt(obj, state, Lifecycle.PENDING)
@@ -418,6 +426,12 @@ class Session(QueryMixin):
                 state.status = Lifecycle.TRANSIENT
                 state.reset()
             self._identity.pop(doc_id, None)
+        for doc_id, replaced in self._replaced.items():
+            # Deleted, then re-created as another object: the original comes back.
+            state = state_of(replaced)
+            if state is not None:
+                self._adopt(replaced, state, Lifecycle.PERSISTENT)
+                self._deleted[doc_id] = replaced  # restored with the other deletions below
         for obj in list(self._dirty.values()) + list(self._deleted.values()):
             state = state_of(obj)
             if state is not None and state.loaded is not None:
@@ -605,7 +619,8 @@ class Session(QueryMixin):
 
     def __len__(self) -> int:
         count = int(self.info().get("doc_count", 0))
-        return count + len(self._new) - sum(1 for i in self._deleted if i not in self._new)
+        created = sum(1 for doc_id in self._new if doc_id not in self._replaced)
+        return count + created - len(self._deleted)
 
     def view(self, view: View | str, **options: Any) -> ViewResult:
         """Query a design-document view; rows' ``doc`` come from the identity map.

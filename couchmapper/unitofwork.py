@@ -19,6 +19,7 @@ __all__ = [
     "RebaseResult",
     "WriteResult",
     "changed_paths",
+    "changes_between",
     "landed",
     "rebase",
     "results_in_order",
@@ -115,6 +116,20 @@ def changed_paths(
             found |= changed_paths(base.get(key, MISSING), theirs.get(key, MISSING), (*prefix, key))
         return found
     return set() if _same(base, theirs) else {prefix}
+
+
+def changes_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
+    """The changes that turn ``before`` into ``after`` (lists are replaced whole)."""
+    found = []
+    for path in sorted(changed_paths(dict(before), dict(after)), key=lambda p: [str(k) for k in p]):
+        old, new = _get(before, path), _get(after, path)
+        if old is MISSING:
+            found.append(Change("add", path, new))
+        elif new is MISSING:
+            found.append(Change("remove", path, MISSING, old))
+        else:
+            found.append(Change("replace", path, new, old))
+    return found
 
 
 def _overlaps(path: tuple[PathKey, ...], others: Iterable[tuple[PathKey, ...]]) -> bool:
