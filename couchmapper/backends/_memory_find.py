@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from couchmapper import mango
+from couchmapper._collation import raw_key
 from couchmapper.backends._memory_indexes import (
     SPECIAL_INDEX,
     Index,
@@ -173,12 +174,19 @@ def _choose_index(
     return None, warning
 
 
-def _encode_bookmark(position: int) -> str:
-    raw = json.dumps({"position": position}).encode()
+def _encode_bookmark(key: Any, doc_id: str) -> str:
+    """An opaque token naming the last row of a page: its index key and its doc id.
+
+    CouchDB's bookmark is the same idea (the last ``{key, docid}`` of each shard, as an
+    Erlang term in base64); sending it back continues after that row, so a doc written
+    before the cursor does not shift the next page (the old offset bookmark repeated a row).
+    """
+    raw = json.dumps({"k": key, "id": doc_id}, separators=(",", ":")).encode()
     return "g1AAAA" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_bookmark(bookmark: Any) -> int:
+def _decode_bookmark(bookmark: Any) -> tuple[Any, str]:
+    """The (key, doc id) of a bookmark; 400 ``invalid_bookmark`` as CouchDB for anything else."""
     bad = QueryError("invalid_bookmark", f"Invalid bookmark value: {json.dumps(bookmark)}")
     if not isinstance(bookmark, str) or not bookmark.startswith("g1AAAA"):
         raise bad
@@ -187,9 +195,24 @@ def _decode_bookmark(bookmark: Any) -> int:
         data = json.loads(base64.urlsafe_b64decode(tail + "=" * (-len(tail) % 4)))
     except (ValueError, binascii.Error):
         raise bad from None
-    if not isinstance(data, dict) or not isinstance(data.get("position"), int):
+    if not isinstance(data, dict) or set(data) != {"k", "id"} or not isinstance(data["id"], str):
         raise bad
-    return int(data["position"])
+    return data["k"], data["id"]
+
+
+def _row_key(doc: dict[str, Any], paths: list[tuple[str, ...]] | None) -> Any:
+    """The index key of a result row: its sort fields' values (None for an _all_docs scan)."""
+    if paths is None:
+        return None
+    return [mango.get_field(doc, path) for path in paths]
+
+
+def _rank(key: Any, doc_id: str, paths: list[tuple[str, ...]] | None) -> tuple[Any, ...]:
+    """The order of rows in the scanned index: index keys by collation, then raw doc ids."""
+    if paths is None:
+        return (raw_key(doc_id),)
+    values = key if isinstance(key, list) else []
+    return (*map(mango.collation_key, values), raw_key(doc_id))
 
 
 def _project(doc: dict[str, Any], fields: list[str]) -> dict[str, Any]:
@@ -244,7 +267,7 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
     limit = query.get("limit", 25)
     skip = query.get("skip", 0)
     bookmark = query.get("bookmark")
-    start = _decode_bookmark(bookmark) if bookmark is not None else 0
+    after = _decode_bookmark(bookmark) if bookmark is not None else None
     with db.lock:
         index, warning = _choose_index(db, selector, sort_fields, use_index, partition)
         if sort_fields and index is None and not _id_sort_ok(selector, sort_fields):
@@ -266,7 +289,9 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
                 if query.get("conflicts"):
                     doc = db._decorate(record, node, {"conflicts": True})
                 docs.append(doc)
+        paths: list[tuple[str, ...]] | None = None
         if index is not None:
+            paths = [mango.parse_field(f) for f, _ in index.fields]
             ordered = mango.sort_docs(
                 docs, [{f: "desc" if descending else "asc"} for f, _ in index.fields]
             )
@@ -274,12 +299,23 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
             ordered = sorted(docs, key=lambda d: d["_id"], reverse=descending)
         else:
             ordered = docs
-    page = ordered[start + skip :][:limit]
+    if after is not None:
+        # Continue after the bookmarked row (which need not exist any more).
+        mark = _rank(after[0], after[1], paths)
+        ordered = [
+            d
+            for d in ordered
+            if (_rank(_row_key(d, paths), d["_id"], paths) < mark)
+            == (descending and (index is not None or bool(sort_fields)))
+            and _rank(_row_key(d, paths), d["_id"], paths) != mark
+        ]
+    page = ordered[skip:][:limit]
     out: dict[str, Any] = {"docs": [_project(d, query.get("fields", [])) for d in page]}
     if selector == {"$or": []}:
         return out
     if page:
-        out["bookmark"] = _encode_bookmark(start + skip + len(page))
+        last = page[-1]
+        out["bookmark"] = _encode_bookmark(_row_key(last, paths), last["_id"])
     else:
         out["bookmark"] = bookmark if bookmark is not None else "nil"
     if query.get("execution_stats"):

@@ -59,13 +59,22 @@ class Database:
         self.start_time = str(int(time.time()))
         # View indexes built so far, keyed by (ddoc id, view name); see _memory_views.
         self.view_state: dict[Any, Any] = {}
+        # Set by MemoryServer.delete: handles still held answer 404 from then on.
+        self.deleted = False
 
     # -- writes -------------------------------------------------------------------------
 
     def bulk_docs(self, docs: Sequence[Any], *, new_edits: bool = True) -> list[dict[str, Any]]:
-        """``_bulk_docs``: parse everything first (a bad doc rejects all), then write in order."""
+        """``_bulk_docs``: parse and check everything first (a bad doc rejects all), then write.
+
+        As in CouchDB, a request-level error (a bad ``_local`` rev, a missing attachment stub
+        of a replicated doc, a doc without a rev under ``new_edits=false``) changes nothing.
+        """
         with self.lock:
             parsed = [parse_doc(doc, partitioned=self.partitioned) for doc in docs]
+            for item in parsed:
+                if item.doc_id.startswith("_local/"):
+                    _local_number(item)
             if not new_edits:
                 for item in parsed:
                     if item.rev is None and item.revisions is None:
@@ -73,7 +82,10 @@ class Database:
                             "When `new_edits: false`, the document needs `_rev` or "
                             "`_revisions` specified"
                         )
-                results = [self._replicate(item) for item in parsed]
+                plans = [self._replication_plan(item) for item in parsed]
+                results = [
+                    self._replicate(item, plan) for item, plan in zip(parsed, plans, strict=True)
+                ]
                 return [r for r in results if r is not None]
             return [self.write(item) for item in parsed]
 
@@ -105,15 +117,7 @@ class Database:
             incoming = 0
         atts = self._resolve_attachments(item, parent_node, incoming + 1)
         if item.doc_id.startswith("_design/") and not item.deleted:
-            js.validate_design_doc(item.body)
-            options = item.body.get("options")
-            if (
-                not self.partitioned
-                and isinstance(options, dict)
-                and options.get("partitioned") is True
-            ):
-                reason = "partitioned option cannot be true in a non-partitioned database."
-                raise BackendError(400, "invalid_design_doc", reason)
+            self._validate_design(item)
         if not item.doc_id.startswith("_design/"):
             # CouchDB validates design docs only by their admin-only rule, not by the
             # validate_doc_update functions (couch_db:validate_doc_update).
@@ -147,6 +151,17 @@ class Database:
         if node is None or node.deleted or node not in record.leaves():
             raise ConflictError(item.doc_id, prev)
         return prev
+
+    def _validate_design(self, item: ParsedDoc) -> None:
+        js.validate_design_doc(item.body)
+        options = item.body.get("options")
+        if (
+            not self.partitioned
+            and isinstance(options, dict)
+            and options.get("partitioned") is True
+        ):
+            reason = "partitioned option cannot be true in a non-partitioned database."
+            raise BackendError(400, "invalid_design_doc", reason)
 
     def _resolve_attachments(
         self, item: ParsedDoc, parent: RevNode | None, pos: int
@@ -185,20 +200,53 @@ class Database:
         for source in functions:
             js.run_validate(source, new_doc, old_doc, self.name)
 
-    def _replicate(self, item: ParsedDoc) -> dict[str, Any] | None:
-        """Merge a ``new_edits=false`` revision (with its history) into the tree."""
+    def _replication_plan(self, item: ParsedDoc) -> tuple[list[str], dict[str, Attachment]] | None:
+        """Check a ``new_edits=false`` revision without writing: its rev path and attachments.
+
+        None when nothing is to be written (a ``_local`` doc is written elsewhere; a revision
+        already stored with its body is skipped). Raises 412 ``missing_stub``.
+        """
         path = item.revisions or [item.rev]  # type: ignore[list-item]
         if item.rev is not None and path[0] != item.rev:
             path = [item.rev]
         if item.doc_id.startswith("_local/"):
-            self._write_local(item)
             return None
         record = self.docs.get(item.doc_id)
         if record is not None and path[0] in record.revs and record.revs[path[0]].body is not None:
             return None
         leaf_pos = parse_rev(path[0])[0]
         parent_node = record.revs.get(path[1]) if record is not None and len(path) > 1 else None
-        atts = self._resolve_attachments(item, parent_node, leaf_pos)
+        return path, self._resolve_attachments(item, parent_node, leaf_pos)
+
+    def _replicate(
+        self,
+        item: ParsedDoc,
+        plan: tuple[list[str], dict[str, Attachment]] | None,
+        *,
+        raise_errors: bool = False,
+    ) -> dict[str, Any] | None:
+        """Merge a checked ``new_edits=false`` revision (with its history) into the tree.
+
+        Design docs are validated and ``validate_doc_update`` functions run, as CouchDB does
+        for replicated updates too; a refusal is a per-document error (with the rev).
+        """
+        if item.doc_id.startswith("_local/"):
+            self._write_local(item)
+            return None
+        if plan is None:
+            return None
+        path, atts = plan
+        record = self.docs.get(item.doc_id)
+        try:
+            if item.doc_id.startswith("_design/"):
+                if not item.deleted:
+                    self._validate_design(item)
+            else:
+                self._validate_update(item, record, atts)
+        except BackendError as exc:
+            if raise_errors:
+                raise
+            return {"id": item.doc_id, "rev": path[0], "error": exc.error, "reason": exc.reason}
         if record is None:
             record = self.docs[item.doc_id] = DocRecord(item.doc_id)
             if item.doc_id.startswith("_design/"):
@@ -223,12 +271,7 @@ class Database:
         return None
 
     def _write_local(self, item: ParsedDoc) -> dict[str, Any]:
-        number = 0
-        if item.rev is not None:
-            pos, tail = parse_rev(item.rev)
-            if pos != 0 or not tail.isdigit():
-                raise BackendError(500, "error", "Invalid rev format")
-            number = int(tail)
+        number = _local_number(item)
         if item.deleted:
             self.local.pop(item.doc_id, None)
             return {"ok": True, "id": item.doc_id, "rev": "0-0"}
@@ -245,7 +288,9 @@ class Database:
                         "When `new_edits: false`, the document needs `_rev` or "
                         "`_revisions` specified"
                     )
-                self._replicate(item)
+                if item.doc_id.startswith("_local/"):
+                    _local_number(item)
+                self._replicate(item, self._replication_plan(item), raise_errors=True)
                 rev = item.rev or (item.revisions or [""])[0]
                 return {"ok": True, "id": item.doc_id, "rev": rev}
             if item.doc_id.startswith("_local/"):
@@ -506,7 +551,11 @@ class Database:
             return out
 
     def purge(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``_purge``: drop leaf revisions (and the whole doc when nothing is left)."""
+        """``_purge``: drop leaf revisions (and the whole doc when nothing is left).
+
+        A purge that removes something is an update: ``update_seq`` grows by one (03/purge
+        [4]: 2 -> 3), so view indexes rebuild and longpoll feeds wake up.
+        """
         with self.lock:
             purged: dict[str, list[str]] = {}
             for doc_id, revs in body.items():
@@ -527,4 +576,17 @@ class Database:
                         self.design_ids.pop(doc_id, None)
                     self.purge_seq += 1
                 purged[doc_id] = done
+            if any(purged.values()):
+                self.seq += 1
+                self.changed.notify_all()
             return {"purge_seq": None, "purged": purged}
+
+
+def _local_number(item: ParsedDoc) -> int:
+    """The number of a ``_local`` doc's ``0-N`` rev (0 without one); 500 for another rev."""
+    if item.rev is None:
+        return 0
+    pos, tail = parse_rev(item.rev)
+    if pos != 0 or not tail.isdigit():
+        raise BackendError(500, "error", "Invalid rev format")
+    return int(tail)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from couchmapper import mango
 from couchmapper.backends._memory_js import MapRunner
 from couchmapper.backends._memory_listing import check_keys_options, check_partition
+from couchmapper.backends._memory_parse import json_copy
 from couchmapper.backends._memory_revs import format_seq
 from couchmapper.exceptions import BackendError, NotFoundError, QueryError
 
@@ -179,9 +180,14 @@ def query_view(db: Database, ddoc: str, view: str, **opts: Any) -> dict[str, Any
                 raise BackendError(
                     500, "invalid_ejson", "JavaScript reduce is not supported in partitioned views"
                 )
+        # Keys and values of the cached index are never handed out: a caller that mutates a
+        # returned row must not change later answers (one deep copy of the answer).
         if reduce:
-            return {"rows": _reduce(db, ddoc_id, view, str(reducer), rows=rows, opts=opts)}
-        return _map_result(db, rows, opts)
+            result = {"rows": _reduce(db, ddoc_id, view, str(reducer), rows=rows, opts=opts)}
+        else:
+            result = _map_result(db, rows, opts)
+        answer: dict[str, Any] = json_copy(result)
+        return answer
 
 
 def _select(rows: list[tuple[Any, str, Any]], opts: dict[str, Any]) -> tuple[list[Any], int]:

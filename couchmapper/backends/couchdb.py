@@ -48,6 +48,13 @@ import couchdb
 import couchdb.http as couchdb_http
 
 from couchmapper._url import MASK, Credentials, redact_text, split_credentials
+from couchmapper.backends._memory_parse import (
+    check_attachment,
+    check_doc_id,
+    check_docs,
+    check_document,
+    check_json,
+)
 from couchmapper.backends.base import JSONDict
 from couchmapper.exceptions import (
     BackendError,
@@ -349,6 +356,8 @@ class _Requester:
     ) -> Any:
         """Send one request; JSON answers are decoded, ``raw`` gives ``(headers, bytes)``."""
         _log.debug("%s %s %s", method, self.what, "/".join(path))
+        if body is not None and not isinstance(body, bytes):
+            check_json(body, "the request body")
         try:
             return self._send(
                 method, list(path), body=body, params=dict(params or {}), headers=headers, raw=raw
@@ -532,6 +541,7 @@ class CouchDBBackend:
         attachments: bool = False,
     ) -> JSONDict:
         """``GET /db/{doc_id}``; raises DocumentNotFound (reason "missing" or "deleted")."""
+        check_doc_id(doc_id)
         params = _encode_params(
             {
                 "rev": rev,
@@ -550,6 +560,9 @@ class CouchDBBackend:
         server does not give one (pouchdb-server 4.2.0 answers ``[]``; CouchDB answers
         ``{"ok", "id", "rev"}`` with that same revision).
         """
+        # Checked before sending: a value JSON cannot carry is the caller's error, not a bad
+        # server answer (NaN/inf get CouchDB's 400 "invalid UTF-8 JSON", others TypeError).
+        check_document(doc)
         doc_id = doc.get("_id")
         if not isinstance(doc_id, str) or not doc_id:
             msg = "put() needs a document with a non-empty string '_id'; use bulk_docs() instead"
@@ -566,6 +579,7 @@ class CouchDBBackend:
 
     def delete(self, doc_id: str, rev: str) -> JSONDict:
         """``DELETE /db/{doc_id}?rev=``: returns ``{"ok", "id", "rev"}``."""
+        check_doc_id(doc_id)
         result: JSONDict = self._http.send(
             "DELETE", _doc_path(doc_id), params={"rev": rev}, doc_id=doc_id, rev=rev
         )
@@ -577,7 +591,8 @@ class CouchDBBackend:
         Each result is ``{"ok": True, "id", "rev"}`` or ``{"id", "error", "reason"}``. With
         ``new_edits=False`` CouchDB reports failures only: ``[]`` means all were stored.
         """
-        body: JSONDict = {"docs": list(docs)}
+        docs = check_docs(docs)
+        body: JSONDict = {"docs": docs}
         if not new_edits:
             body["new_edits"] = False
         results: list[JSONDict] = self._http.send("POST", ["_bulk_docs"], body=body)
@@ -692,6 +707,7 @@ class CouchDBBackend:
         self, doc_id: str, name: str, *, rev: str | None = None
     ) -> tuple[bytes, str]:
         """``GET /db/{doc_id}/{name}``: the bytes and the content type."""
+        check_doc_id(doc_id)
         params = _encode_params({"rev": rev})
         headers, data = self._http.send(
             "GET", [*_doc_path(doc_id), name], params=params, raw=True, doc_id=doc_id
@@ -703,6 +719,7 @@ class CouchDBBackend:
         self, doc_id: str, name: str, data: bytes, content_type: str, *, rev: str | None = None
     ) -> JSONDict:
         """``PUT /db/{doc_id}/{name}?rev=``: returns ``{"ok", "id", "rev"}``."""
+        check_attachment(doc_id, name, data, content_type)
         result: JSONDict = self._http.send(
             "PUT",
             [*_doc_path(doc_id), name],
@@ -716,6 +733,7 @@ class CouchDBBackend:
 
     def delete_attachment(self, doc_id: str, name: str, *, rev: str) -> JSONDict:
         """``DELETE /db/{doc_id}/{name}?rev=``: returns ``{"ok", "id", "rev"}``."""
+        check_doc_id(doc_id)
         result: JSONDict = self._http.send(
             "DELETE", [*_doc_path(doc_id), name], params={"rev": rev}, doc_id=doc_id, rev=rev
         )

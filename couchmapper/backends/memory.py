@@ -29,8 +29,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from couchmapper._url import redact_text, redact_url
 from couchmapper.backends import _memory_feeds
 from couchmapper.backends import _memory_listing as listing
+from couchmapper.backends._memory_parse import (
+    check_attachment,
+    check_doc_id,
+    check_docs,
+    check_document,
+)
 from couchmapper.backends._memory_store import Database
 from couchmapper.backends.base import JSONDict
 from couchmapper.exceptions import (
@@ -130,6 +137,9 @@ class MemoryServer:
         self, name: str, *, partitioned: bool = False, q: int = 2, n: int = 1
     ) -> MemoryBackend:
         """``PUT /{db}``: 412 ``file_exists`` when it exists, 400 for an illegal name."""
+        if not isinstance(name, str):
+            msg = f"a database name must be a str, not {type(name).__name__}"
+            raise TypeError(msg)
         check_db_name(name)
         with self._lock:
             if name in self._dbs:
@@ -152,10 +162,14 @@ class MemoryServer:
         return found
 
     def delete(self, name: str) -> None:
-        """``DELETE /{db}``."""
+        """``DELETE /{db}``: the data is gone, and every handle to it answers 404 from now on."""
         with self._lock:
-            if self._dbs.pop(name, None) is None:
+            found = self._dbs.pop(name, None)
+            if found is None:
                 raise NotFoundError("not_found", "Database does not exist.")
+        with found.lock:
+            found.deleted = True
+            found.changed.notify_all()
 
     def __contains__(self, name: object) -> bool:
         with self._lock:
@@ -219,8 +233,27 @@ class MemoryBackend:
     """One in-memory CouchDB database implementing :class:`~couchmapper.backends.Backend`."""
 
     def __init__(self, database: Database, server: MemoryServer | None = None) -> None:
-        self._db = database
+        self._database = database
         self.server = server
+
+    @property
+    def _db(self) -> Database:
+        """The engine database; 404 "Database does not exist." once it was deleted."""
+        if self._database.deleted:
+            raise NotFoundError("not_found", "Database does not exist.")
+        return self._database
+
+    def drop(self) -> None:
+        """Delete this database from its server (``DELETE /{db}``), freeing its memory.
+
+        ``cm.connect()`` creates a new database on the process-wide server each time; tests
+        that call it often should drop it afterwards. Later calls on this (or any other)
+        handle to it raise NotFoundError("Database does not exist."), as CouchDB answers.
+        """
+        if self.server is None:
+            msg = "this database has no server to be dropped from"
+            raise ValueError(msg)
+        self.server.delete(self._db.name)
 
     @classmethod
     def from_url(
@@ -229,10 +262,18 @@ class MemoryBackend:
         """Open ``memory://name`` (creating it when ``create``) on the process-wide server."""
         parts = urlsplit(url)
         if parts.scheme != "memory":
-            msg = f"not a memory:// URL: {url!r}"
+            msg = f"not a memory:// URL: {redact_url(url)!r}"
             raise ValueError(msg)
         name = unquote((parts.netloc + parts.path).strip("/"))
         target = server if server is not None else memory_server()
+        try:
+            check_db_name(name)
+        except BackendError as exc:
+            # The name comes from the whole URL: a "user:password@" in it must not show.
+            shown = unquote(redact_url(url).split("://", 1)[1].strip("/"))
+            secrets = [parts.password] if parts.password else []
+            reason = redact_text(exc.reason.replace(name, shown), secrets)
+            raise BackendError(exc.status, exc.error, reason) from None
         if create and name not in target:
             try:
                 return target.create(name)
@@ -243,7 +284,7 @@ class MemoryBackend:
     @property
     def name(self) -> str:
         """The database name."""
-        return self._db.name
+        return self._database.name
 
     @property
     def engine(self) -> Database:
@@ -251,7 +292,7 @@ class MemoryBackend:
         return self._db
 
     def __repr__(self) -> str:
-        return f"<MemoryBackend {self._db.name!r}>"
+        return f"<MemoryBackend {self._database.name!r}>"
 
     def info(self) -> JSONDict:
         """``GET /db``."""
@@ -268,6 +309,7 @@ class MemoryBackend:
         **options: Any,
     ) -> JSONDict:
         """``GET /db/{doc_id}``; raises DocumentNotFound ("missing" or "deleted")."""
+        check_doc_id(doc_id)
         found: JSONDict = self._db.get(
             doc_id, rev=rev, revs=revs, conflicts=conflicts, attachments=attachments, **options
         )
@@ -275,12 +317,14 @@ class MemoryBackend:
 
     def put(self, doc: JSONDict, *, new_edits: bool = True) -> JSONDict:
         """``PUT /db/{doc["_id"]}``: ``{"ok", "id", "rev"}``; raises ConflictError."""
+        check_document(doc)
         if "_id" not in doc:
             raise BackendError(400, "bad_request", "Document id must be a string")
         return self._db.put(doc, doc["_id"], new_edits=new_edits)
 
     def post(self, doc: JSONDict) -> JSONDict:
         """``POST /db``: like put, with a generated id when the doc has none."""
+        check_document(doc)
         item = dict(doc)
         if "_id" not in item and self.server is not None:
             item["_id"] = self.server.uuids()[0]
@@ -288,10 +332,12 @@ class MemoryBackend:
 
     def delete(self, doc_id: str, rev: str) -> JSONDict:
         """``DELETE /db/{doc_id}?rev=``."""
+        check_doc_id(doc_id)
         return self._db.delete(doc_id, rev)
 
     def bulk_docs(self, docs: Sequence[JSONDict], *, new_edits: bool = True) -> list[JSONDict]:
         """``POST /db/_bulk_docs``: one result per document, in order."""
+        docs = check_docs(docs)
         if self.server is not None:
             docs = [self._with_id(d) for d in docs]
         return self._db.bulk_docs(docs, new_edits=new_edits)
@@ -404,6 +450,7 @@ class MemoryBackend:
         self, doc_id: str, name: str, *, rev: str | None = None
     ) -> tuple[bytes, str]:
         """``GET /db/{doc_id}/{name}``: the bytes and the content type."""
+        check_doc_id(doc_id)
         att = self._db.get_attachment(doc_id, name, rev)
         return att.data, att.content_type
 
@@ -411,10 +458,12 @@ class MemoryBackend:
         self, doc_id: str, name: str, data: bytes, content_type: str, *, rev: str | None = None
     ) -> JSONDict:
         """``PUT /db/{doc_id}/{name}?rev=``."""
+        check_attachment(doc_id, name, data, content_type)
         return self._db.put_attachment(doc_id, name, bytes(data), content_type, rev)
 
     def delete_attachment(self, doc_id: str, name: str, *, rev: str) -> JSONDict:
         """``DELETE /db/{doc_id}/{name}?rev=``."""
+        check_doc_id(doc_id)
         return self._db.delete_attachment(doc_id, name, rev)
 
     def partition_info(self, partition: str) -> JSONDict:

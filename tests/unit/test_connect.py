@@ -97,3 +97,22 @@ def test_http_url_gives_a_couchdb_backend(monkeypatch: pytest.MonkeyPatch) -> No
         ("https://u:p@host:6984/people", False, 5.0),
         ("HTTP://host:5984/people", True, None),
     ]
+
+
+def test_memory_url_credentials_not_shown() -> None:
+    """A memory:// URL with user info: the illegal-name reason masks the password."""
+    with pytest.raises(BackendError) as caught:
+        connect("memory://admin:hunter22pw@x/db")
+    assert caught.value.error == "illegal_database_name"
+    assert "hunter22pw" not in str(caught.value)
+    assert "admin:***@x/db" in caught.value.reason
+
+
+def test_fresh_database_can_be_dropped() -> None:
+    """connect() databases live on the process-wide server until dropped."""
+    db = connect()
+    assert isinstance(db, MemoryBackend)
+    name = db.name
+    assert name in memory_server()
+    db.drop()
+    assert name not in memory_server()

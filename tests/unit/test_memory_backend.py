@@ -579,3 +579,147 @@ def test_view_keys_offset(db: MemoryBackend) -> None:
     db.bulk_docs([{"_id": "a", "t": "x"}, {"_id": "b", "t": "y"}, {"_id": "c", "t": "z"}])
     assert db.view("s", "t", keys=["y", "x"])["offset"] == 1
     assert db.view("s", "t", keys=["zz"])["offset"] == 3
+
+
+# -- review fixes: rejected requests, purge, aliasing, replicated validation, bad input ------
+
+
+def _state(db: MemoryBackend) -> tuple[str, list[str], list[str]]:
+    ids = [row["id"] for row in db.all_docs()["rows"]]
+    local = [row["id"] for row in db.local_docs()["rows"]]
+    return db.info()["update_seq"], ids, local
+
+
+def test_rejected_bulk_changes_nothing(server: MemoryServer) -> None:
+    """CouchDB checks every doc (stubs, _local revs) before it writes any of them."""
+    db = server.create("rej1")
+    before = _state(db)
+    stub = {"x.txt": {"stub": True}}
+    replicated: list[dict[str, Any]] = [
+        {"_id": "a", "_rev": "1-aaaa", "v": 1},
+        {"_id": "b", "_rev": "1-bb", "_attachments": stub},
+    ]
+    with pytest.raises(PreconditionFailed):
+        db.bulk_docs(replicated, new_edits=False)
+    assert _state(db) == before
+    with pytest.raises(BackendError) as caught:
+        db.bulk_docs([{"_id": "a", "v": 1}, {"_id": "_local/l", "_rev": "1-abc"}])
+    assert caught.value.status == 500
+    assert _state(db) == before
+    with pytest.raises(BackendError):
+        db.bulk_docs([{"_id": "_local/ok", "v": 1}, {"_id": "_local/l", "_rev": "0-x"}])
+    assert _state(db) == before
+
+
+def test_purge_updates_views_and_seq(db: MemoryBackend) -> None:
+    """A purge is an update (03/purge [4]: update_seq 2 -> 3) and leaves no stale view rows."""
+    ddoc = {"_id": "_design/d", "views": {"v": {"map": "function(d){ emit(d._id, 1); }"}}}
+    first = db.bulk_docs([{"_id": "a"}, {"_id": "b"}, ddoc])
+    assert [r["id"] for r in db.view("d", "v")["rows"]] == ["a", "b"]
+    seq = int(db.info()["update_seq"].split("-")[0])
+    db.purge({"a": [first[0]["rev"]]})
+    assert int(db.info()["update_seq"].split("-")[0]) == seq + 1
+    assert [r["id"] for r in db.view("d", "v")["rows"]] == ["b"]
+    db.purge({"nope": ["1-" + "0" * 32]})
+    assert int(db.info()["update_seq"].split("-")[0]) == seq + 1
+
+
+def test_view_rows_do_not_alias_the_index(db: MemoryBackend) -> None:
+    """Mutating a returned row's key or value does not change the next answer."""
+    db.put({"_id": "_design/d", "views": {"v": {"map": "function(d){ emit([d._id], {t: d.t}); }"}}})
+    db.put({"_id": "a", "t": ["x"]})
+    rows = db.view("d", "v")["rows"]
+    rows[0]["key"].append("K")
+    rows[0]["value"]["t"].append("M")
+    assert db.view("d", "v")["rows"] == [{"id": "a", "key": ["a"], "value": {"t": ["x"]}}]
+
+
+def test_replicated_writes_are_validated(db: MemoryBackend) -> None:
+    """new_edits=false runs validate_doc_update and design-doc validation, as CouchDB does."""
+    vdu = "function(n, o){ if (n.secret) throw({forbidden: 'no secrets'}); }"
+    db.put({"_id": "_design/v", "validate_doc_update": vdu})
+    rev = "1-" + "a" * 32
+    answer = db.bulk_docs([{"_id": "y", "_rev": rev, "secret": 1}], new_edits=False)
+    assert answer == [{"id": "y", "rev": rev, "error": "forbidden", "reason": "no secrets"}]
+    with pytest.raises(DocumentNotFound):
+        db.get("y")
+    bad = {"_id": "_design/bad", "_rev": "1-" + "b" * 32, "views": 5}
+    (error,) = db.bulk_docs([bad], new_edits=False)
+    assert error["error"] == "invalid_design_doc"
+    with pytest.raises(DocumentNotFound):
+        db.get("_design/bad")
+    with pytest.raises(BackendError) as caught:
+        db.put({"_id": "z", "_rev": rev, "secret": 1}, new_edits=False)
+    assert (caught.value.status, caught.value.error) == (403, "forbidden")
+
+
+def test_handle_to_deleted_database_answers_404(server: MemoryServer) -> None:
+    db = server.create("gone")
+    server.delete("gone")
+    with pytest.raises(NotFoundError, match="Database does not exist"):
+        db.put({"_id": "a"})
+    with pytest.raises(NotFoundError):
+        db.info()
+    again = server.create("gone")
+    assert again.all_docs()["rows"] == []
+    again.drop()
+    assert "gone" not in server
+    with pytest.raises(NotFoundError):
+        again.drop()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_rejected(db: MemoryBackend, value: float) -> None:
+    """CouchDB refuses them (02/doc-float-overflow): 400 "invalid UTF-8 JSON"; nothing stored."""
+    for write in (lambda: db.put({"_id": "n", "x": [value]}), lambda: db.bulk_docs([{"x": value}])):
+        with pytest.raises(BackendError) as caught:
+            write()
+        assert (caught.value.status, caught.value.error, caught.value.reason) == (
+            400,
+            "bad_request",
+            "invalid UTF-8 JSON",
+        )
+    assert db.info()["doc_count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda db: db.put({"_id": "k", 1: 2}), "object key 1 is not a string"),
+        (lambda db: db.put({"_id": "s", "x": {1}}), "set value"),
+        (lambda db: db.put(None), "must be a dict"),
+        (lambda db: db.post([1]), "must be a dict"),
+        (lambda db: db.bulk_docs(None), "takes a list"),
+        (lambda db: db.bulk_docs("ab"), "takes a list"),
+        (lambda db: db.bulk_docs([1]), "must be a dict"),
+        (lambda db: db.get(123), "must be a str"),
+        (lambda db: db.get(None), "must be a str"),
+        (lambda db: db.delete(None, "1-a"), "must be a str"),
+        (lambda db: db.put_attachment("a", "x.txt", "text", "text/plain"), "must be bytes"),
+    ],
+)
+def test_bad_arguments_raise_type_error(db: MemoryBackend, call: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        call(db)
+    assert db.info()["doc_count"] == 0
+
+
+def test_bookmark_is_a_cursor(db: MemoryBackend) -> None:
+    """A bookmark continues after the last (key, id) of its page, not at an offset."""
+    db.bulk_docs([{"_id": f"d{i}", "n": i} for i in range(10, 20)])
+    query: dict[str, Any] = {"selector": {"n": {"$gte": 0}}, "limit": 3}
+    first = db.find(query)
+    assert [d["_id"] for d in first["docs"]] == ["d10", "d11", "d12"]
+    db.put({"_id": "a0", "n": 0})  # sorts before the cursor
+    second = db.find({**query, "bookmark": first["bookmark"]})
+    assert [d["_id"] for d in second["docs"]] == ["d13", "d14", "d15"]
+    db.create_index({"index": {"fields": ["n"]}})
+    sorted_query: dict[str, Any] = {"selector": {"n": {"$gte": 0}}, "sort": [{"n": "desc"}]}
+    page = db.find({**sorted_query, "limit": 2})
+    assert [d["n"] for d in page["docs"]] == [19, 18]
+    db.delete("d19", db.get("d19")["_rev"])
+    page = db.find({**sorted_query, "limit": 2, "bookmark": page["bookmark"]})
+    assert [d["n"] for d in page["docs"]] == [17, 16]
+    for bad in ("nil", "xyz", "g1AAAAeyJ4IjoxfQ"):
+        with pytest.raises(QueryError, match="invalid_bookmark"):
+            db.find({**query, "bookmark": bad})
