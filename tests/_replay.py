@@ -35,28 +35,43 @@ _REV = re.compile(r"^(\d+)-[0-9a-f]{32}$")
 _SEQ = re.compile(r"^\d+-\S*$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX40 = re.compile(r"^(_design/)?[0-9a-f]{40}$")
-# Values the server chooses: only their presence (and JSON type family) is compared.
-_ANY_VALUE = frozenset(
-    {
-        "instance_start_time",
-        "uuid",
-        "git_sha",
-        "ref",
-        "signature",
-        "sizes",
-        "execution_time_ms",
-        "elapsed_ms",
-        "results_returned",
-        "update_seq",
-        "purge_seq",
-        "last_seq",
-        "seq",
-        "bookmark",
-        "file",
-        "external",
-        "active",
-    }
+_BOOKMARK = re.compile(r"^[A-Za-z0-9_-]+$")
+_DIGITS = re.compile(r"^\d+$")
+
+# Where the server chooses a value (README "Server-chosen values"): the answer's top-level
+# members, the rows of _changes (and of a continuous feed), the db infos of _dbs_info, the
+# view_index of a design doc's _info and execution_stats. Paths are anchored: a user field
+# named like one of these (a doc's "seq", "ref" or "active") is compared as any other value.
+_SEQ_KEYS = "update_seq|purge_seq|last_seq|seq"
+_SERVER_CHOSEN = re.compile(
+    r"^(?:body|part \d+)(?:"
+    rf"\.({_SEQ_KEYS}|instance_start_time|uuid|git_sha|ref|bookmark|sizes)"
+    rf"|\.results\.\d+\.({_SEQ_KEYS})"  # _changes rows; /queries answers
+    rf"|\.\d+\.({_SEQ_KEYS})"  # continuous feed lines
+    r"|\.\d+\.info\.(update_seq|purge_seq|instance_start_time|sizes)"  # _dbs_info
+    r"|\.view_index\.(signature|sizes|update_seq|purge_seq)"  # _design/x/_info
+    r"|\.execution_stats\.(execution_time_ms)"
+    r")$"
 )
+
+
+def _server_value_problem(expected: Any, actual: Any) -> bool:
+    """True when ``actual`` does not have the shape of the server-chosen ``expected``."""
+    if expected is None or actual is None:
+        return (expected is None) != (actual is None)
+    if isinstance(expected, str):
+        if not isinstance(actual, str):
+            return True
+        if _SEQ.match(expected):
+            return not _SEQ.match(actual)
+        if expected == "nil":  # the bookmark of an empty answer
+            return actual != "nil"
+        if _DIGITS.match(expected):
+            return not _DIGITS.match(actual)
+        return not _BOOKMARK.match(actual)
+    if isinstance(expected, dict):  # sizes: the same members, numbers
+        return not isinstance(actual, dict) or set(expected) != set(actual)
+    return type(expected) is not type(actual)
 
 
 def load_cases() -> Iterator[tuple[str, Case]]:
@@ -177,34 +192,48 @@ def _answer_record(response: Response) -> dict[str, Any]:
     return {"status": response.status, "headers": response.headers, "body": body}
 
 
-def _same_shape(expected: Any, actual: Any, where: str, problems: list[str]) -> None:
-    key = where.rsplit(".", 1)[-1]
-    if key in _ANY_VALUE:
-        if (expected is None) != (actual is None):
-            problems.append(f"{where}: expected {expected!r}, got {actual!r}")
+class _Ids(NamedTuple):
+    """Server-generated ids: where this answer holds new ones, and those seen before.
+
+    ``known`` maps CouchDB's generated id to ours, so a later answer that echoes it (a listing,
+    a GET) must show our id for it: an id is compared by shape only where it is born.
+    """
+
+    fresh: frozenset[str]
+    known: dict[str, str]
+
+
+def _same_shape(
+    expected: Any, actual: Any, where: str, problems: list[str], generated: _Ids
+) -> None:
+    if _SERVER_CHOSEN.match(where):
+        if _server_value_problem(expected, actual):
+            problems.append(f"{where}: expected a value like {expected!r}, got {actual!r}")
         return
     if isinstance(expected, dict) and isinstance(actual, dict):
         if set(expected) != set(actual):
             problems.append(f"{where}: keys {sorted(expected)} != {sorted(actual)}")
         for name in expected.keys() & actual.keys():
-            _same_shape(expected[name], actual[name], f"{where}.{name}", problems)
+            _same_shape(expected[name], actual[name], f"{where}.{name}", problems, generated)
         return
     if isinstance(expected, list) and isinstance(actual, list):
         if len(expected) != len(actual):
             problems.append(f"{where}: {len(expected)} items expected, got {len(actual)}")
             return
         for index, (e, a) in enumerate(zip(expected, actual, strict=True)):
-            _same_shape(e, a, f"{where}.{index}", problems)
+            _same_shape(e, a, f"{where}.{index}", problems, generated)
         return
     strings = isinstance(expected, str) and isinstance(actual, str)
-    if strings and _same_server_string(expected, actual):
+    if strings and expected in generated.known:
+        if actual == generated.known[expected]:
+            return
+    elif strings and where in generated.fresh and _HEX32.match(expected) and _HEX32.match(actual):
+        generated.known[expected] = actual
         return
+    elif strings and _same_server_string(expected, actual):
+        return
+    # JSON-strict: 1, 1.0 and true are three different answers (README "Numbers").
     if type(expected) is type(actual) and expected == actual:
-        return
-    numbers = all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in (expected, actual)
-    )
-    if numbers and expected == actual:
         return
     problems.append(f"{where}: expected {expected!r}, got {actual!r}")
 
@@ -215,8 +244,6 @@ def _same_server_string(expected: str, actual: str) -> bool:
     rev_e, rev_a = _REV.match(expected), _REV.match(actual)
     if rev_e and rev_a:
         return rev_e.group(1) == rev_a.group(1)
-    if _HEX32.match(expected) and _HEX32.match(actual):
-        return True
     if _HEX40.match(expected) and _HEX40.match(actual):
         return expected.startswith("_design/") == actual.startswith("_design/")
     if expected.startswith("Compilation of the map function") and " failed: " in expected:
@@ -268,11 +295,9 @@ def _cluster_parts(expected: Any, actual: Any, sent: Sent) -> None:
     * ``_changes`` with ``seq_interval``: CouchDB leaves some ``seq`` null (README row 05
       changes-seq-interval-and-heartbeat [4]: "Safe: ignore seq_interval and give every row
       its seq"). Where CouchDB gave null, ours is not compared.
-    * A view query with ``keys``: each shard reports the offset of its own first row and the
-      coordinator adds them up (q=2; README rows "`offset` in ranges" and 07 view-keys [3]),
-      so ``offset`` is compared by type. With a repeated key the row order is neither request
-      nor collation order (README 07 view-keys [3], cluster-dependent): rows are compared as
-      a multiset.
+    * A view query with a repeated key in ``keys``: the row order is neither request nor
+      collation order (README 07 view-keys [3], cluster-dependent; "Safe: rows in request
+      order"): rows are compared as a multiset. ``offset`` is compared as recorded.
     """
     if not (isinstance(expected, dict) and isinstance(actual, dict)):
         return
@@ -298,8 +323,6 @@ def _cluster_parts(expected: Any, actual: Any, sent: Sent) -> None:
         if not isinstance(keys, list) or not isinstance(body_e, dict):
             continue
         for body in (body_e, body_a):
-            if isinstance(body.get("offset"), int):
-                body["offset"] = 0
             repeated = len({json.dumps(k, sort_keys=True) for k in keys}) < len(keys)
             if repeated and isinstance(body.get("rows"), list):
                 body["rows"] = sorted(body["rows"], key=lambda r: json.dumps(r, sort_keys=True))
@@ -329,13 +352,48 @@ def _server_chosen_parts(expected: Any, actual: Any, path: str) -> None:
                     body[key] = 0
 
 
-def _compare_json(expected: Any, actual: Any, sent: Sent, where: str, problems: list[str]) -> None:
+def _generated_ids(expected: Any, sent: Sent, where: str) -> frozenset[str]:
+    """The places of ``expected`` that hold ids the server generated (32 hex, any value).
+
+    ``POST /db`` without ``_id``, ``_bulk_docs`` entries without ``_id`` and ``/_uuids``.
+    Everywhere else a 32-hex string is a user's (or an echo of one) and must be equal.
+    """
+    path = sent.path.rstrip("/")
+    if where != "body":
+        return frozenset()
+    if path == "/_uuids" and isinstance(expected, dict):
+        return frozenset(f"body.uuids.{i}" for i in range(len(expected.get("uuids") or [])))
+    if sent.method != "POST":
+        return frozenset()
+    if path.count("/") == 1 and isinstance(sent.body, dict) and "_id" not in sent.body:
+        return frozenset({"body.id"})
+    if path.endswith("/_bulk_docs") and isinstance(sent.body, dict):
+        docs = sent.body.get("docs")
+        if isinstance(docs, list):
+            return frozenset(
+                f"body.{i}.id"
+                for i, doc in enumerate(docs)
+                if isinstance(doc, dict) and "_id" not in doc
+            )
+    return frozenset()
+
+
+def _compare_json(
+    expected: Any,
+    actual: Any,
+    sent: Sent,
+    where: str,
+    problems: list[str],
+    *,
+    known: dict[str, str] | None = None,
+) -> None:
     expected, actual = _normalise(
         json.loads(json.dumps(expected)), json.loads(json.dumps(actual)), sent.path
     )
     _server_chosen_parts(expected, actual, sent.path)
     _cluster_parts(expected, actual, sent)
-    _same_shape(expected, actual, where, problems)
+    ids = _Ids(_generated_ids(expected, sent, where), known if known is not None else {})
+    _same_shape(expected, actual, where, problems, ids)
 
 
 def _compare_lines(expected: bytes, actual: bytes, sent: Sent, problems: list[str]) -> None:
@@ -417,12 +475,59 @@ def _compare_multipart(
             problems.append(f"part {number}: expected {part_e[:80]!r}, got {part_a[:80]!r}")
 
 
-def compare_step(step: dict[str, Any], response: Response, sent: Sent) -> list[str]:
-    """Differences between CouchDB's recorded answer and ours (empty when they agree)."""
+# Headers the README discusses ("Server-chosen values" ETag and Location rows, the 405 Allow
+# rows, 08/att-range): compared on every answer, present exactly when CouchDB sent them.
+_HEADERS = ("etag", "location", "allow", "accept-ranges", "content-range")
+_ORIGIN = re.compile(r"^https?://[^/]+")
+_QUOTED_REV = re.compile(r'^"(\d+)-[0-9a-f]{32}"$')
+_OPAQUE_ETAG = re.compile(r'^"[0-9A-Z]{20,30}"$')
+
+
+def _compare_headers(
+    recorded: dict[str, str], ours: dict[str, str], sent: Sent, problems: list[str]
+) -> None:
+    mine = {name.lower(): value for name, value in ours.items()}
+    for name in _HEADERS:
+        expected, actual = recorded.get(name), mine.get(name)
+        if expected is None or actual is None:
+            if expected != actual:
+                problems.append(f"header {name}: expected {expected!r}, got {actual!r}")
+            continue
+        if name == "etag":
+            rev_e, rev_a = _QUOTED_REV.match(expected), _QUOTED_REV.match(actual)
+            if rev_e:  # "<rev>": same generation (the hash is compared in the body)
+                same = bool(rev_a) and rev_a.group(1) == rev_e.group(1)  # type: ignore[union-attr]
+            elif _OPAQUE_ETAG.match(expected):  # _all_dbs, _changes, _local, _uuids tokens
+                same = bool(re.fullmatch(r'"[^"]+"', actual))
+            else:  # an attachment's digest
+                same = expected == actual
+        elif name == "location":
+            expected, actual = _ORIGIN.sub("", expected), _ORIGIN.sub("", actual)
+            generated = sent.method == "POST" and not (
+                isinstance(sent.body, dict) and "_id" in sent.body
+            )
+            if generated:  # POST /db without an _id: the id is the server's (32 hex)
+                expected = re.sub(r"/[0-9a-f]{32}$", "/<uuid>", expected)
+                actual = re.sub(r"/[0-9a-f]{32}$", "/<uuid>", actual)
+            same = expected == actual
+        else:
+            same = expected == actual
+        if not same:
+            problems.append(f"header {name}: expected {expected!r}, got {actual!r}")
+
+
+def compare_step(
+    step: dict[str, Any], response: Response, sent: Sent, known: dict[str, str] | None = None
+) -> list[str]:
+    """Differences between CouchDB's recorded answer and ours (empty when they agree).
+
+    ``known`` maps the server-generated ids of earlier steps (CouchDB's to ours).
+    """
     recorded = step["couchdb"]
     problems: list[str] = []
     if recorded["status"] != response.status:
         problems.append(f"status: expected {recorded['status']}, got {response.status}")
+    _compare_headers(recorded.get("headers", {}), response.headers, sent, problems)
     encoding = recorded.get("body_encoding")
     ctype_e = recorded.get("headers", {}).get("content-type", "")
     ctype_a = response.headers.get("content-type", "")
@@ -437,7 +542,7 @@ def compare_step(step: dict[str, Any], response: Response, sent: Sent) -> list[s
     if encoding == "json" and isinstance(body, bytes):
         problems.append(f"body: expected JSON, got bytes {body[:80]!r}")
     elif encoding == "json":
-        _compare_json(recorded["body"], body, sent, "body", problems)
+        _compare_json(recorded["body"], body, sent, "body", problems, known=known)
     elif encoding == "base64":
         raw = body if isinstance(body, bytes) else None
         wanted = base64.b64decode(recorded["body"])
@@ -486,6 +591,7 @@ def replay_case(case: Case) -> list[str]:
     resolver = _Resolver(db, rand)
     problems: list[str] = []
     batched: set[str] = set()
+    known: dict[str, str] = {}
     for number, step in enumerate(case["steps"], 1):
         try:
             path, query, body, headers = _build_request(step["request"], resolver)
@@ -513,7 +619,7 @@ def replay_case(case: Case) -> list[str]:
             # README row 02 doc-batch-ok: CouchDB stores a batch=ok write a little later (the
             # recorded GET right after it saw 404); "storing it at once is safe".
             continue
-        problems += [f"[{number}] {p}" for p in compare_step(step, response, sent)]
+        problems += [f"[{number}] {p}" for p in compare_step(step, response, sent, known)]
     return problems
 
 

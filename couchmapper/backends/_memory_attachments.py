@@ -17,7 +17,7 @@ _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 def route(routes: DbRoutes, method: str, doc_id: str, name: str) -> Response:
     """Dispatch one attachment request."""
-    from couchmapper.backends._memory_db_routes import json_response, not_allowed
+    from couchmapper.backends._memory_db_routes import json_response, location, not_allowed
 
     db = routes.db
     if method in ("GET", "HEAD"):
@@ -28,14 +28,14 @@ def route(routes: DbRoutes, method: str, doc_id: str, name: str) -> Response:
         rev = routes._rev_from_request(None)
         content_type = routes.headers.get("content-type", "application/octet-stream")
         result = db.put_attachment(doc_id, name, routes.body or b"", content_type, rev)
-        headers = {"etag": f'"{result["rev"]}"'}
-        return json_response(201, result, headers)
+        # A Location naming the attachment, no ETag (08/att-put-get [1]).
+        return json_response(201, result, {"location": location(db.name, doc_id, name)})
     if method == "DELETE":
         rev = routes._rev_from_request(None)
         if rev is not None:
             parse_rev(rev)
         result = db.delete_attachment(doc_id, name, rev)
-        return json_response(200, result, {"etag": f'"{result["rev"]}"'})
+        return json_response(200, result)
     return not_allowed("DELETE,GET,HEAD,PUT")
 
 
@@ -53,7 +53,7 @@ def _serve(routes: DbRoutes, att: Attachment) -> Response:
             "error": "requested_range_not_satisfiable",
             "reason": "Requested range not satisfiable",
         }
-        return json_response(416, body, {"content-range": f"bytes */{len(att.data)}"})
+        return json_response(416, body)  # CouchDB sends no Content-Range here (08/att-range)
     if att.gzipped:
         # Stored gzip-encoded: CouchDB refuses ranges on these (but still checks them).
         headers["accept-ranges"] = "none"

@@ -46,6 +46,46 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     return Response(status, {"content-type": "application/json", **(headers or {})}, body)
 
 
+_META_MEMBERS = ("_revs_info", "_conflicts", "_deleted_conflicts", "_local_seq")
+
+
+def url_encode(text: str) -> str:
+    """A path segment as CouchDB spells it in ``Location`` (``couch_util:url_encode``).
+
+    Letters, digits and ``_ . - :`` stay; every other UTF-8 byte is ``%XX`` (so ``c:x&y``
+    gives ``c:x%26y``, ``_design/foo`` gives ``_design%2Ffoo``; 02/doc-id-reserved-chars).
+    """
+    out = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        if char.isascii() and (char.isalnum() or char in "_.-:"):
+            out.append(char)
+        else:
+            out.append(f"%{byte:02X}")
+    return "".join(out)
+
+
+def location(*segments: str) -> str:
+    """An absolute ``Location`` on the recorded server's origin."""
+    return "http://127.0.0.1:5984/" + "/".join(url_encode(s) for s in segments)
+
+
+def opaque_etag(body: Any) -> str:
+    """CouchDB's ETag for ``_local`` docs, ``_changes``, ``_all_dbs`` and ``_uuids``.
+
+    An opaque token (25 characters of base 36 over an md5 of the answer), not a rev.
+    """
+    import hashlib
+    import json
+
+    number = int.from_bytes(hashlib.md5(json.dumps(body).encode(), usedforsecurity=False).digest())
+    digits = ""
+    while len(digits) < 25:
+        number, rest = divmod(number, 36)
+        digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[rest] + digits
+    return f'"{digits}"'
+
+
 def not_allowed(allowed: str) -> Response:
     """CouchDB's 405 with its ``Allow`` header."""
     body = {"error": "method_not_allowed", "reason": f"Only {allowed} allowed"}
@@ -148,14 +188,16 @@ class DbRoutes:
             self.db.put(payload, None)
             return json_response(202, {"ok": True, "id": payload["_id"]})
         result = self.db.put(payload, None)
-        return self._written(result, payload)
+        # POST /db answers with a Location but no ETag (db-post-to-database-root [2]).
+        status = 200 if payload.get("_deleted") is True else 201
+        return json_response(status, result, {"location": location(self.db.name, result["id"])})
 
     def _written(self, result: dict[str, Any], payload: dict[str, Any]) -> Response:
         status = 200 if payload.get("_deleted") is True else 201
-        location = f"http://127.0.0.1:5984/{quote(self.db.name, safe='')}/" + quote(
-            result["id"], safe=""
-        )
-        headers = {"etag": f'"{result["rev"]}"', "location": location}
+        tag = f'"{result["rev"]}"'
+        if result["id"].startswith("_local/"):
+            tag = opaque_etag(result)
+        headers = {"etag": tag, "location": location(self.db.name, result["id"])}
         return json_response(status, result, headers)
 
     # -- documents ------------------------------------------------------------------------
@@ -205,14 +247,19 @@ class DbRoutes:
         if isinstance(result, list):
             return json_response(200, result)
         etag = f'"{result["_rev"]}"'
+        if doc_id.startswith("_local/"):
+            etag = opaque_etag(result)
         if self.headers.get("if-none-match") == etag:
             return Response(304, {"etag": etag}, None)
+        # chttpd_db:send_doc sends an ETag only for a doc without "meta" members
+        # (02/doc-get-conflicts [3-4, 6], doc-get-options [2], doc-get-revs-info [4]).
+        tag = {} if any(k in result for k in _META_MEMBERS) else {"etag": etag}
         inline = options.get("attachments") or options.get("atts_since")
         if inline and result.get("_attachments") and multipart.accepts(accept, "multipart/related"):
             atts = self._atts(doc_id, result["_rev"])
             content_type, body = multipart.related(result, atts)
-            return Response(200, {"content-type": content_type, "etag": etag}, body)
-        return json_response(200, result, {"etag": etag})
+            return Response(200, {"content-type": content_type, **tag}, body)
+        return json_response(200, result, tag)
 
     def _atts(self, doc_id: str, rev: str) -> Mapping[str, Attachment]:
         """The stored attachments of one revision (for multipart answers)."""
@@ -258,7 +305,8 @@ class DbRoutes:
         if rev is not None:
             parse_rev(rev)
         result = self.db.delete(doc_id, rev)
-        return json_response(200, result, {"etag": f'"{result["rev"]}"'})
+        tag = opaque_etag(result) if doc_id.startswith("_local/") else f'"{result["rev"]}"'
+        return json_response(200, result, {"etag": tag})
 
     def copy_doc(self, doc_id: str) -> Response:
         """``COPY /db/doc`` with a ``Destination`` header (``dst`` or ``dst?rev=``)."""
@@ -280,7 +328,8 @@ class DbRoutes:
         if target_rev is not None:
             body["_rev"] = target_rev
         result = self.db.put(body, unquote(target))
-        return json_response(201, result, {"etag": f'"{result["rev"]}"'})
+        headers = {"etag": f'"{result["rev"]}"', "location": location(self.db.name, result["id"])}
+        return json_response(201, result, headers)
 
 
 def _b64(data: bytes) -> str:
@@ -463,7 +512,8 @@ def _changes(routes: DbRoutes, method: str, rest: list[str]) -> Response:
         return Response(200, {"content-type": kind}, stream)
     if feed == "longpoll":
         return json_response(200, _memory_feeds.longpoll(routes.db, options))
-    return json_response(200, listing.changes(routes.db, **options))
+    answer = listing.changes(routes.db, **options)
+    return json_response(200, answer, {"etag": opaque_etag(answer)})
 
 
 def _revs_diff(routes: DbRoutes, method: str, rest: list[str]) -> Response:

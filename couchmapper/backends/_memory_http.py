@@ -10,10 +10,10 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, unquote_plus
+from urllib.parse import parse_qsl, unquote, unquote_plus
 
 from couchmapper.backends import _memory_listing as listing
-from couchmapper.backends._memory_db_routes import DbRoutes, Response
+from couchmapper.backends._memory_db_routes import DbRoutes, Response, location, opaque_etag
 from couchmapper.backends._memory_params import QueryParams, parse_json_body
 from couchmapper.backends.memory import MemoryServer, memory_server
 from couchmapper.exceptions import BackendError
@@ -126,7 +126,8 @@ class MemoryHTTP:
             return _json(200, {"status": "ok", "seeds": {}})
         if name == "_uuids" and not rest:
             count = params.integer("count") or 1
-            return _json(200, {"uuids": self.server.uuids(count)})
+            answer = {"uuids": self.server.uuids(count)}
+            return _json(200, answer, {"etag": opaque_etag(answer)})
         if name == "_all_dbs" and not rest:
             options: dict[str, Any] = {}
             for key in ("startkey", "start_key", "endkey", "end_key"):
@@ -138,7 +139,8 @@ class MemoryHTTP:
                     options[key] = value
             if params.flag("descending"):
                 options["descending"] = True
-            return _json(200, self.server.all_dbs(**options))
+            names = self.server.all_dbs(**options)
+            return _json(200, names, {"etag": opaque_etag(names)})
         if name == "_dbs_info" and not rest:
             if method != "POST":
                 return _json(200, [])
@@ -173,8 +175,7 @@ class MemoryHTTP:
                 q=int(q_text),
                 n=int(n_text) if n_text.isdigit() else 1,
             )
-            location = f"http://127.0.0.1:5984/{quote(name, safe='')}"
-            return _json(201, {"ok": True}, {"location": location})
+            return _json(201, {"ok": True}, {"location": location(name)})
         if method == "DELETE":
             if "rev" in params:
                 raise BackendError(
