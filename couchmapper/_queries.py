@@ -8,12 +8,14 @@ change made them stop matching; sort, skip and limit are applied after that over
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from couchmapper import mango
+from couchmapper._collation import raw_key
 from couchmapper.backends.base import Backend, JSONDict
 from couchmapper.conversion import model_info
 from couchmapper.document import Document, dump, state_of
@@ -102,14 +104,21 @@ class _Find:
     use_index: str | Sequence[str] | None = None
     partition: str | None = None
 
-    def body(self, limit: int | None) -> JSONDict:
+    def body(self, limit: int | None, *, sort_fields: bool = False) -> JSONDict:
+        """The ``_find`` request; ``sort_fields`` adds the sort fields to ``fields``.
+
+        (The overlay needs them to place pending documents; they are projected away after.)
+        """
         query: JSONDict = {"selector": self.selector}
         if self.sort:
             query["sort"] = self.sort
         if self.use_index is not None:
             query["use_index"] = self.use_index
         if self.fields is not None:
-            query["fields"] = _field_names(self.fields)
+            names = _field_names(self.fields)
+            if sort_fields and self.sort:
+                names += [n for n in _sort_names(self.sort) if n not in names]
+            query["fields"] = names
         if limit is not None:
             query["limit"] = limit
         return query
@@ -125,6 +134,53 @@ class _Overlay:
     def is_pending(self) -> bool:
         return bool(self.deleted or self.changed)
 
+    def hides(self, doc_id: Any) -> bool:
+        """The server's copy of ``doc_id`` is out of date (deleted or changed here)."""
+        return doc_id in self.deleted or doc_id in self.changed
+
+
+@attrs.frozen
+class _Hit:
+    """One result before it is handed out: ``doc`` is the JSON its sort position comes from."""
+
+    doc: Mapping[str, Any]
+    result: Any
+
+
+class _Order:
+    """The order of a Mango ``sort`` (or ``_id`` order without one), over JSON documents.
+
+    Keys follow :func:`couchmapper.mango.sort_docs`: the sort fields by view collation (raw
+    code points for a sort on ``_id`` alone), then ``_id``; a document lacking a sort field
+    has no key (a sorting index does not hold it).
+    """
+
+    def __init__(self, sort: list[Any] | None) -> None:
+        self.sorted = bool(sort)
+        names = [next(iter(item)) if isinstance(item, dict) else item for item in sort or ()]
+        self.paths = [mango.parse_field(str(name)) for name in names]
+        self.descending = any(
+            isinstance(item, dict) and next(iter(item.values()), None) == "desc"
+            for item in sort or ()
+        )
+        self._key_of = raw_key if self.paths in ([], [("_id",)]) else mango.collation_key
+
+    def key(self, doc: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        values = [mango.get_field(doc, path) for path in self.paths]
+        if any(value is mango.MISSING for value in values):
+            return None
+        return (*map(self._key_of, values), raw_key(doc.get("_id")))
+
+    def before(self, a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+        """``a`` comes before ``b`` in this order."""
+        return a > b if self.descending else a < b
+
+    def arrange(self, hits: list[_Hit]) -> list[_Hit]:
+        keyed = [(self.key(hit.doc), hit) for hit in hits]
+        kept = [(key, hit) for key, hit in keyed if key is not None]
+        kept.sort(key=lambda pair: pair[0], reverse=self.descending)
+        return [hit for _, hit in kept]
+
 
 class QueryMixin:
     """Query methods of :class:`~couchmapper.session.Session`."""
@@ -136,17 +192,24 @@ class QueryMixin:
     def _session(self) -> Session:
         return self  # type: ignore[return-value]
 
-    def _overlay(self, cls: type | None) -> _Overlay:
+    def _overlay(self, cls: type | None, partition: str | None = None) -> _Overlay:
+        """The pending state a query of ``cls`` sees (only ``partition``'s ids, if given)."""
         session = self._session()
+        prefix = None if partition is None else f"{partition}:"
         changed: dict[str, Any] = {}
         for table in (session._new, session._dirty):
             for doc_id, obj in table.items():
                 if cls is not None and not isinstance(obj, cls):
                     continue
+                if prefix is not None and not doc_id.startswith(prefix):
+                    continue
                 state = state_of(obj)
                 if state is not None and (doc_id in session._new or state.has_changes):
                     changed[doc_id] = obj
-        return _Overlay(set(session._deleted), changed)
+        deleted = set(session._deleted)
+        if prefix is not None:
+            deleted = {doc_id for doc_id in deleted if doc_id.startswith(prefix)}
+        return _Overlay(deleted, changed)
 
     def _prepare_query(self) -> None:
         session = self._session()
@@ -188,6 +251,27 @@ class QueryMixin:
             else:
                 query["skip"] = offset
 
+    def _server_hit(self, doc: JSONDict, spec: _Find, projected: bool) -> _Hit:
+        """A document from the server as a result (an object, or a dict with ``fields``)."""
+        if spec.fields is None:
+            return _Hit(doc, self._session()._load(doc, spec.cls))
+        if projected:
+            return _Hit(doc, doc)
+        return _Hit(doc, _project(doc, _field_names(spec.fields)))
+
+    def _pending_hits(self, spec: _Find, overlay: _Overlay) -> list[_Hit]:
+        """The pending documents that match, matched locally (each as a result)."""
+        if not overlay.changed:
+            return []
+        matches = _matcher(spec.selector)
+        names = None if spec.fields is None else _field_names(spec.fields)
+        hits = []
+        for obj in overlay.changed.values():
+            doc = dump(obj)
+            if matches(doc):
+                hits.append(_Hit(doc, obj if names is None else _project(doc, names)))
+        return hits
+
     # find --------------------------------------------------------------------------------
 
     def find(
@@ -220,22 +304,32 @@ class QueryMixin:
         spec = _Find(
             cls, _selector(cls, criteria), compile_sort(sort), fields, use_index, partition
         )
-        overlay = self._overlay(cls)
-        pending = overlay.is_pending() and fields is None
+        overlay = self._overlay(cls, partition)
+        pending = overlay.is_pending()
         if limit is None:
             found = list(self._iterate(spec, _PAGE, overlay))
-            return _window(_sorted(found, spec.sort) if pending else found, skip, None)
-        slack = len(overlay.deleted) + len(overlay.changed) if pending else 0
-        query = spec.body((skip or 0) + limit + slack if pending else limit)
-        if skip and not pending:
-            query["skip"] = skip
-        answer = self._run_find(query, partition)
-        if fields is not None:
-            return [doc for doc in answer.get("docs", ()) if doc.get("_id") not in overlay.deleted]
-        objects = self._with_overlay(cls, answer.get("docs", ()), spec.selector, overlay)
+            if pending and not spec.sort:
+                # Without a sort CouchDB answers in _id order (raw code points); keep that.
+                found.sort(key=lambda item: raw_key(_id_of(item)))
+            return _window(found, skip, None)
         if not pending:
-            return objects
-        return _window(_sorted(objects, spec.sort), skip, limit)
+            query = spec.body(limit)
+            if skip:
+                query["skip"] = skip
+            docs = self._run_find(query, partition).get("docs", ())
+            return [self._server_hit(doc, spec, True).result for doc in docs]
+        # Ask for enough extra rows that every pending document may take its place.
+        slack = len(overlay.deleted) + len(overlay.changed)
+        query = spec.body((skip or 0) + limit + slack, sort_fields=True)
+        projected = "fields" not in query or query["fields"] == _field_names(fields or ())
+        hits = [
+            self._server_hit(doc, spec, projected)
+            for doc in self._run_find(query, partition).get("docs", ())
+            if not overlay.hides(doc.get("_id"))
+        ]
+        hits += self._pending_hits(spec, overlay)
+        ordered = _Order(spec.sort).arrange(hits)
+        return [hit.result for hit in _window(ordered, skip, limit)]
 
     def find_iter(
         self,
@@ -249,67 +343,56 @@ class QueryMixin:
     ) -> Iterator[Any]:
         """Stream every match, fetching ``batch`` documents per request (bookmark paging).
 
-        Pending documents that match but are not on the server yet come last.
+        With ``sort=``, pending documents that match are merged in at their sort position as
+        the stream passes it; without, pending documents not on the server come last.
         """
         self._prepare_query()
         spec = _Find(
             cls, _selector(cls, criteria), compile_sort(sort), fields, use_index, partition
         )
-        return self._iterate(spec, batch, self._overlay(cls))
+        return self._iterate(spec, batch, self._overlay(cls, partition))
 
     def _iterate(self, spec: _Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
         if batch < 1:
             msg = "batch must be at least 1"
             raise ValueError(msg)
-        seen: set[str] = set()
-        matches = _matcher(spec.selector)
-        for docs in self._pages(spec.body(batch), spec.partition):
+        return self._stream(spec, batch, overlay)
+
+    def _stream(self, spec: _Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
+        order = _Order(spec.sort)
+        pending = self._pending_hits(spec, overlay)
+        if order.sorted:
+            # Held back, and handed out when the stream passes their sort position.
+            held: deque[_Hit] = deque(order.arrange(pending))
+            pending_by_id: dict[str, _Hit] = {}
+        else:
+            held = deque()
+            pending_by_id = {_id_of(hit.doc): hit for hit in pending}
+        query = spec.body(batch, sort_fields=bool(held))
+        projected = "fields" not in query or query["fields"] == _field_names(spec.fields or ())
+        for docs in self._pages(query, spec.partition):
             for doc in docs:
                 doc_id = doc.get("_id")
                 if doc_id in overlay.deleted:
                     continue
-                if isinstance(doc_id, str):
-                    seen.add(doc_id)
-                if spec.fields is not None:
-                    yield doc
+                if doc_id in overlay.changed:
+                    # Unsorted: a changed document that still matches keeps its place.
+                    hit = pending_by_id.pop(doc_id, None)
+                    if hit is not None:
+                        yield hit.result
                     continue
-                obj = self._session()._load(doc, spec.cls)
-                if doc_id in overlay.changed and not matches(dump(obj)):
-                    continue
-                yield obj
-        if spec.fields is None:
-            for doc_id, obj in overlay.changed.items():
-                if doc_id not in seen and matches(dump(obj)):
-                    yield obj
-
-    def _with_overlay(
-        self,
-        cls: type | None,
-        docs: Sequence[JSONDict],
-        selector: dict[str, Any],
-        overlay: _Overlay,
-    ) -> list[Any]:
-        session = self._session()
-        matches = _matcher(selector) if overlay.changed else None
-        found: list[Any] = []
-        seen: set[str] = set()
-        for doc in docs:
-            doc_id = doc.get("_id")
-            if doc_id in overlay.deleted:
-                continue
-            obj = session._load(doc, cls)
-            if isinstance(doc_id, str):
-                seen.add(doc_id)
-            if matches is not None and doc_id in overlay.changed and not matches(dump(obj)):
-                continue
-            found.append(obj)
-        if matches is not None:
-            found += [
-                obj
-                for doc_id, obj in overlay.changed.items()
-                if doc_id not in seen and matches(dump(obj))
-            ]
-        return found
+                if held:
+                    key = order.key(doc)
+                    while held and key is not None:
+                        first_key = order.key(held[0].doc)
+                        if first_key is None or not order.before(first_key, key):
+                            break
+                        yield held.popleft().result
+                yield self._server_hit(doc, spec, projected).result
+        for hit in held:
+            yield hit.result
+        for hit in pending_by_id.values():
+            yield hit.result
 
     def first(
         self, cls: type[D], *criteria: Criteria, sort: Any = None, partition: str | None = None
@@ -322,7 +405,7 @@ class QueryMixin:
         """How many documents match, pending changes included."""
         self._prepare_query()
         selector = _selector(cls, criteria)
-        overlay = self._overlay(cls)
+        overlay = self._overlay(cls, partition)
         query: JSONDict = {"selector": selector, "fields": ["_id"], "limit": _PAGE}
         server_ids: set[str] = set()
         for docs in self._pages(query, partition):
@@ -333,9 +416,14 @@ class QueryMixin:
             total += sum(1 for obj in overlay.changed.values() if matches(dump(obj)))
         return total
 
-    def all(self, cls: type[D], *, batch: int = _PAGE, partition: str | None = None) -> Iterator[D]:
-        """Stream every document of ``cls`` (and subclasses), ``batch`` per request."""
-        return self.find_iter(cls, batch=batch, partition=partition)
+    def all(
+        self, cls: type[D], *, sort: Any = None, batch: int = _PAGE, partition: str | None = None
+    ) -> Iterator[D]:
+        """Stream every document of ``cls`` (and subclasses), ``batch`` per request.
+
+        ``sort=`` as for :meth:`find` (pending documents merged in at their sort position).
+        """
+        return self.find_iter(cls, sort=sort, batch=batch, partition=partition)
 
     # views -------------------------------------------------------------------------------
 
@@ -371,6 +459,8 @@ class QueryMixin:
             raise QueryError(
                 exc.error, f"view {ddoc}/{name}: {exc.reason}", exc.status or 400
             ) from None
+        except NotFoundError as exc:
+            raise _missing_view(exc, ddoc, name, cls) from None
         overlay = self._overlay(None)
         rows = answer.get("rows", ())
         reduced = any(row.get("id") is None for row in rows)
@@ -423,6 +513,17 @@ def _clear_error(exc: QueryError, query: JSONDict) -> QueryError:
     return QueryError(exc.error, f"{reason} -- {hint}", exc.status or 400)
 
 
+def _missing_view(exc: NotFoundError, ddoc: str, name: str, cls: type | None) -> NotFoundError:
+    """The 404 of a view query, saying which view is missing and how to create it."""
+    what = "the view" if exc.reason == "missing_named_view" else "the design document"
+    owner = cls.__name__ if cls is not None else "Cls"
+    reason = (
+        f"view {ddoc}/{name} not found ({exc.reason}: {what} is not in the database) -- "
+        f"create the declared views with cm.sync_design(db, {owner})"
+    )
+    return NotFoundError(exc.error, reason)
+
+
 def _is_instance_doc(doc: Mapping[str, Any], cls: type) -> bool:
     info = model_info(cls)
     if info is None or info.discriminator is None:
@@ -446,18 +547,37 @@ def _field_names(fields: Sequence[Any]) -> list[str]:
     return names
 
 
-def _sorted(objects: list[Any], sort_spec: list[Any] | None) -> list[Any]:
-    dumped = [(dump(obj), obj) for obj in objects]
-    if sort_spec:
-        by_id = {id(doc): obj for doc, obj in dumped}
-        ordered = mango.sort_docs([doc for doc, _ in dumped], sort_spec)
-        missing = [obj for doc, obj in dumped if all(doc is not o for o in ordered)]
-        return [by_id[id(doc)] for doc in ordered] + missing
-    # Without a sort CouchDB answers in _id order (raw code points); keep that.
-    return [obj for _, obj in sorted(dumped, key=lambda pair: str(pair[0].get("_id", "")))]
+def _sort_names(sort: list[Any]) -> list[str]:
+    return [str(next(iter(item)) if isinstance(item, dict) else item) for item in sort]
 
 
-def _window(items: list[Any], skip: int | None, limit: int | None) -> list[Any]:
+def _id_of(item: Any) -> str:
+    found = item.get("_id") if isinstance(item, Mapping) else getattr(item, "id", None)
+    return str(found or "")
+
+
+def _project(doc: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
+    """``doc`` cut down to ``names`` as CouchDB's ``fields`` does (dotted paths nest)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        path = mango.parse_field(name)
+        value: Any = doc
+        for part in path:
+            if not isinstance(value, Mapping) or part not in value:
+                break
+            value = value[part]
+        else:
+            target = out
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = value
+    return out
+
+
+T = TypeVar("T")
+
+
+def _window(items: list[T], skip: int | None, limit: int | None) -> list[T]:
     start = skip or 0
     return items[start : start + limit] if limit is not None else items[start:]
 
@@ -519,15 +639,19 @@ def _create_index(backend: Backend, ddoc: str, index: Index) -> tuple[str, str, 
 
 
 def _put_views(backend: Backend, ddoc_id: str, views: dict[str, dict[str, str]]) -> str:
+    """Write ``views`` into the design document, keeping the views it has of other classes."""
     try:
         current = backend.get(ddoc_id)
     except NotFoundError:
         current = None
-    wanted: JSONDict = {"_id": ddoc_id, "language": "javascript", "views": views}
-    if current is not None:
-        if current.get("views") == views and current.get("language", "javascript") == "javascript":
-            return "unchanged"
-        # Keep what else the design document holds (options, filters, validate_doc_update).
-        wanted = {**current, "language": "javascript", "views": views}
-    backend.put(wanted)
-    return "updated" if current is not None else "created"
+    if current is None:
+        backend.put({"_id": ddoc_id, "language": "javascript", "views": views})
+        return "created"
+    stored = current.get("views")
+    stored = dict(stored) if isinstance(stored, dict) else {}
+    language = current.get("language", "javascript")
+    if language == "javascript" and all(stored.get(n) == v for n, v in views.items()):
+        return "unchanged"
+    # Keep what else the design document holds (other views, options, filters...).
+    backend.put({**current, "language": "javascript", "views": {**stored, **views}})
+    return "updated"

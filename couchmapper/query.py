@@ -16,12 +16,14 @@ field's type (a ``datetime`` compares as its ISO string, an enum as its value).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from couchmapper import mango
 from couchmapper.conversion import codec_for, model_info
+from couchmapper.exceptions import QueryError
 from couchmapper.tracking import PathKey
 
 __all__ = [
@@ -221,12 +223,27 @@ class FieldPath:
         return self._cond("$gte", self._json(value))
 
     def in_(self, values: Iterable[Any]) -> Expression:
-        """The field equals one of ``values``."""
-        return self._cond("$in", [self._json(v) for v in values])
+        """The field equals one of ``values`` (a list, tuple, set... -- not a str)."""
+        return self._cond("$in", [self._json(v) for v in self._values("in_", values)])
 
     def not_in(self, values: Iterable[Any]) -> Expression:
-        """The field equals none of ``values``."""
-        return self._cond("$nin", [self._json(v) for v in values])
+        """The field equals none of ``values`` (a list, tuple, set... -- not a str)."""
+        return self._cond("$nin", [self._json(v) for v in self._values("not_in", values)])
+
+    def _values(self, method: str, values: Any) -> list[Any]:
+        """``values`` as a list; a str, bytes or mapping is refused, not taken apart."""
+        if isinstance(values, (str, bytes, bytearray, Mapping)) or not isinstance(values, Iterable):
+            msg = (
+                f"{self._describe()}.{method}() takes a list of values, not "
+                f"{type(values).__name__} {values!r}"
+            )
+            if isinstance(values, str):
+                msg += f" (for the single value, write .{method}([{values!r}]))"
+            raise TypeError(msg)
+        return list(values)
+
+    def _describe(self) -> str:
+        return f"{self.owner.__name__}.{'.'.join(self.path)}"
 
     def exists(self, present: bool = True) -> Expression:
         """The field is (or, with ``False``, is not) in the document."""
@@ -235,8 +252,14 @@ class FieldPath:
     def regex(self, pattern: str) -> Expression:
         """The string field matches a regular expression (unanchored, PCRE)."""
         if not isinstance(pattern, str):
-            msg = "regex() takes a str pattern"
+            msg = f"{self._describe()}.regex() takes a str pattern, not {type(pattern).__name__}"
             raise TypeError(msg)
+        try:
+            # The same validation (PCRE translated to Python's re) the local matcher runs.
+            mango.compile_selector({"_": {"$regex": pattern}})
+        except QueryError:
+            msg = f"{self._describe()}.regex(): invalid regular expression {pattern!r}"
+            raise ValueError(msg) from None
         return self._cond("$regex", pattern)
 
     def startswith(self, prefix: str) -> Expression:
@@ -251,8 +274,8 @@ class FieldPath:
         return self._cond("$elemMatch", {"$eq": self._item_json(item)})
 
     def contains_all(self, items: Iterable[Any]) -> Expression:
-        """The list field has every one of ``items``."""
-        return self._cond("$all", [self._item_json(i) for i in items])
+        """The list field has every one of ``items`` (a list, tuple, set... -- not a str)."""
+        return self._cond("$all", [self._item_json(i) for i in self._values("contains_all", items)])
 
     def any(self, *criteria: Expression | dict[str, Any]) -> Expression:
         """Some item of the list field satisfies every criterion (``$elemMatch``).

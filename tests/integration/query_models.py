@@ -148,3 +148,25 @@ def partitioned_backend(kind: str, server_url: str | None) -> Iterator[Backend]:
     finally:
         backend.close()
         del server[name]
+
+
+class SharedA(cm.Document, type_name="q-shared-a"):
+    """One of two classes whose views share the design document ``q-shared``."""
+
+    x: int = 0
+
+    by_x = cm.View(
+        map="function (doc) { if (doc.type === 'q-shared-a') emit(doc.x, null); }",
+        design="q-shared",
+    )
+
+
+class SharedB(cm.Document, type_name="q-shared-b"):
+    """The other class with a view in ``q-shared``."""
+
+    y: int = 0
+
+    by_y = cm.View(
+        map="function (doc) { if (doc.type === 'q-shared-b') emit(doc.y, null); }",
+        design="q-shared",
+    )

@@ -18,7 +18,7 @@ from query_models import find_requests, ids, partitioned_backend, seed_people
 
 import couchmapper as cm
 from couchmapper.backends.base import Backend
-from couchmapper.exceptions import BackendError, QueryError
+from couchmapper.exceptions import BackendError, NotFoundError, QueryError
 
 # Type checkers see a class attribute as the instance's field type (``Person.age`` is an
 # int to mypy), while at run time it is the query field. Typed as Any, the classes accept
@@ -30,6 +30,8 @@ Manager: Any = models.Manager
 Note: Any = models.Note
 Other: Any = models.Other
 Person: Any = models.Person
+SharedA: Any = models.SharedA
+SharedB: Any = models.SharedB
 
 
 @dataclass
@@ -355,6 +357,42 @@ def test_sync_design_updates_changed_views(db: Db) -> None:
     assert cm.sync_design(db.backend, Person)["_design/cm-q-person"] == "unchanged"
 
 
+def test_sync_design_keeps_other_classes_views_in_a_shared_design(db: Db) -> None:
+    """Views of several classes in one design document: each sync merges, none overwrites."""
+    assert cm.sync_design(db.backend, SharedA) == {"_design/q-shared": "created"}
+    assert cm.sync_design(db.backend, SharedB) == {"_design/q-shared": "updated"}
+    stored = db.backend.get("_design/q-shared")
+    assert stored["views"] == {
+        "by_x": SharedA.by_x.definition(),
+        "by_y": SharedB.by_y.definition(),
+    }
+    # Only the declared views are compared: nothing changed, nothing is written.
+    assert cm.sync_design(db.backend, SharedA) == {"_design/q-shared": "unchanged"}
+    assert cm.sync_design(db.backend, SharedB, SharedA) == {"_design/q-shared": "unchanged"}
+    assert db.backend.get("_design/q-shared")["_rev"] == stored["_rev"]
+    s = cm.Session(db.backend)
+    s.add_all([SharedA(id="a", x=1), SharedB(id="b", y=2)])
+    s.flush()
+    assert [r.id for r in s.view(SharedA.by_x)] == ["a"]
+    assert [r.id for r in s.view(SharedB.by_y)] == ["b"]
+
+
+def test_view_of_a_missing_design_document_says_to_sync(db: Db) -> None:
+    """Querying a view that was never created names it and says to run cm.sync_design."""
+    s = cm.Session(db.backend)
+    with pytest.raises(NotFoundError) as caught:
+        s.view(Person.by_name)
+    message = str(caught.value)
+    assert "cm-q-person/by_name" in message and "cm.sync_design(db, Person)" in message
+    assert caught.value.status == 404
+    with pytest.raises(NotFoundError, match=r"nope/v .*cm\.sync_design"):
+        s.view("nope/v")
+    # The design document exists but lacks the view.
+    cm.sync_design(db.backend, SharedA)
+    with pytest.raises(NotFoundError, match=r"q-shared/nope .*cm\.sync_design"):
+        s.view("q-shared/nope")
+
+
 def test_view_options(people: Db) -> None:
     """key, startkey/endkey, include_docs, reduce and group_level."""
     s = cm.Session(people.backend)
@@ -442,6 +480,86 @@ def test_views_drop_pending_deletes_and_flag_stale(people: Db) -> None:
     assert s.view(Person.by_name, reduce=False).stale is True
 
 
+def test_fields_see_pending_changes(people: Db) -> None:
+    """fields= reflects pending state: projected pending matches in, stale and deleted out."""
+    s = cm.Session(people.backend)
+    s.add(Person(id="new", name="Neo", age=50, email="neo@x.org"))
+    cat = s.get(Person, "cat")
+    assert cat is not None
+    cat.age = 10  # no longer matches
+    ann = s.get(Person, "ann")
+    assert ann is not None
+    ann.name = "Anne"  # still matches, with a new name
+    s.delete(s.get(Person, "dan"))
+    rows = s.find(Person, Person.age > 30, fields=[Person.name, "email"])
+    assert sorted(rows, key=lambda r: r["_id"]) == [
+        {"_id": "ann", "name": "Anne", "email": "ann@x.org"},
+        {"_id": "new", "name": "Neo", "email": "neo@x.org"},
+    ]
+    streamed = list(s.find_iter(Person, Person.age > 30, fields=["age"], batch=1))
+    assert sorted(streamed, key=lambda r: r["_id"]) == [
+        {"_id": "ann", "age": 31},
+        {"_id": "new", "age": 50},
+    ]
+    # Sort and limit stay right, though the sort field is not among the fields.
+    sort = Person.age.desc()
+    top = s.find(Person, Person.age > 0, sort=sort, limit=2, fields=["name"])
+    assert top == [{"_id": "new", "name": "Neo"}, {"_id": "ann", "name": "Anne"}]
+    assert s.find(Person, Person.age > 0, sort=sort, fields=["name"], skip=2, limit=2) == [
+        {"_id": "bob", "name": "Bob"},
+        {"_id": "eve", "name": "Eve"},
+    ]
+    assert list(s.find_iter(Person, Person.age > 0, sort=Person.age, fields=["name"])) == [
+        {"_id": "cat", "name": "Cat"},
+        {"_id": "eve", "name": "Eve"},
+        {"_id": "bob", "name": "Bob"},
+        {"_id": "ann", "name": "Anne"},
+        {"_id": "new", "name": "Neo"},
+    ]
+    # Nested fields are projected from the pending object too.
+    bob = s.get(Person, "bob")
+    assert bob is not None
+    bob.address.city = "Oslo"
+    rows = s.find(Person, Person.address.city == "Oslo", fields=["address.city"])
+    assert sorted(rows, key=lambda r: r["_id"]) == [
+        {"_id": "ann", "address": {"city": "Oslo"}},
+        {"_id": "bob", "address": {"city": "Oslo"}},
+        {"_id": "cat", "address": {"city": "Oslo"}},
+    ]
+    if people.proxy is not None:
+        # With pending changes, the server is asked for the sort field too.
+        sorted_requests = [r for r in find_requests(people.proxy) if "sort" in r.body]
+        assert sorted_requests
+        assert all(r.body["fields"] == ["_id", "name", "age"] for r in sorted_requests)
+
+
+def test_find_iter_with_sort_merges_pending_documents_in_order(people: Db) -> None:
+    """find_iter/all with sort= hand out pending documents at their sort position."""
+    s = cm.Session(people.backend)
+    dan = s.get(Person, "dan")
+    assert dan is not None
+    dan.age = 1  # moves from last to first
+    eve = s.get(Person, "eve")
+    assert eve is not None
+    eve.age = 40  # moves from first to the middle
+    s.add(Person(id="new", name="Neo", age=26))
+    s.add(Person(id="end", name="End", age=99))
+    s.delete(s.get(Person, "ann"))
+    expected = ["dan", "bob", "new", "eve", "cat", "end"]
+    for batch in (1, 2, 10):
+        found = list(s.find_iter(Person, Person.age > 0, sort=Person.age, batch=batch))
+        assert ids(found) == expected, batch
+        found = list(s.find_iter(Person, Person.age > 0, sort=Person.age.desc(), batch=batch))
+        assert ids(found) == expected[::-1], batch
+    assert ids(s.find(Person, Person.age > 0, sort=Person.age)) == expected
+    if people.kind != "pouchdb":  # it sorts only when the selector names the sort field
+        assert ids(s.all(Person, sort=Person.age, batch=2)) == expected
+    # The same order the server gives once everything is written.
+    s.flush()
+    fresh = cm.Session(people.backend)
+    assert ids(fresh.find_iter(Person, Person.age > 0, sort=Person.age, batch=2)) == expected
+
+
 def test_autoflush_flushes_before_the_query(db: Db) -> None:
     """With autoflush=True pending changes are written before the query runs."""
     s = cm.Session(db.backend, autoflush=True)
@@ -509,6 +627,35 @@ def test_partition_find_and_all(partitioned: Db) -> None:
     assert len(s.find(Person)) == 5
 
 
+def test_partition_queries_see_only_that_partitions_pending_documents(
+    partitioned: Db,
+) -> None:
+    """Pending documents of other partitions stay out of a partition-scoped query."""
+    if _refused_without_partitions(partitioned):
+        return
+    s = cm.Session(partitioned.backend)
+    s.add_all([Person(id="a:1", name="a1", age=1), Person(id="b:1", name="b1", age=1)])
+    s.flush()
+    s.add(Person(id="b:2", name="b2", age=2))  # pending, partition b
+    s.add(Person(id="a:2", name="a2", age=2))  # pending, partition a
+    b1 = s.get(Person, "b:1")
+    assert b1 is not None
+    b1.age = 5  # pending change, partition b
+    assert ids(s.find(Person, partition="a")) == ["a:1", "a:2"]
+    assert ids(s.find(Person, partition="a", limit=10)) == ["a:1", "a:2"]
+    assert ids(s.find(Person, Person.age >= 1, partition="b", sort=None)) == ["b:1", "b:2"]
+    assert s.count(Person, partition="a") == 2
+    assert s.count(Person, Person.age > 1, partition="b") == 2
+    assert ids(s.all(Person, partition="a")) == ["a:1", "a:2"]
+    assert s.find(Person, partition="a", fields=["name"]) == [
+        {"_id": "a:1", "name": "a1"},
+        {"_id": "a:2", "name": "a2"},
+    ]
+    first = s.first(Person, Person.age == 5, partition="a")
+    assert first is None
+    assert sorted(ids(s.find(Person))) == ["a:1", "a:2", "b:1", "b:2"]
+
+
 def test_partition_view(partitioned: Db) -> None:
     """partition= on a view of a partitioned design document gives that partition's rows."""
     if _refused_without_partitions(partitioned):
@@ -543,6 +690,32 @@ def test_unknown_fields_fail_when_the_expression_is_built() -> None:
     with pytest.raises(AttributeError, match="'x'"):
         _ = Person.age.x
     assert Address.city.mango_name == "city"
+
+
+def test_invalid_operands_fail_when_the_expression_is_built() -> None:
+    """A bad regex or a str where a list of values belongs fails at once, naming the field."""
+    with pytest.raises(ValueError, match=r"Person\.name\.regex\(\).*'\('"):
+        Person.name.regex("(")
+    with pytest.raises(ValueError, match=r"Person\.address\.city\.regex"):
+        Person.address.city.regex("[a-")
+    with pytest.raises(TypeError, match=r"Person\.name\.regex\(\) takes a str"):
+        Person.name.regex(5)
+    # PCRE syntax that Python spells differently is accepted (the matcher translates it).
+    assert Person.name.regex("(?<n>a)\\h").to_selector() == {"name": {"$regex": "(?<n>a)\\h"}}
+    with pytest.raises(TypeError, match=r"Person\.age\.in_\(\) takes a list of values, not str"):
+        Person.age.in_("abc")
+    with pytest.raises(TypeError, match=r"Person\.name\.not_in\(\).*not str"):
+        Person.name.not_in("Ann")
+    with pytest.raises(TypeError, match=r"Person\.tags\.contains_all\(\).*not str"):
+        Person.tags.contains_all("admin")
+    with pytest.raises(TypeError, match=r"Person\.age\.in_\(\).*not int"):
+        Person.age.in_(3)
+    with pytest.raises(TypeError, match=r"not dict"):
+        Person.name.in_({"Ann": 1})
+    # Any other iterable of values is fine.
+    assert Person.age.in_((1, 2)).to_selector() == {"age": {"$in": [1, 2]}}
+    assert Person.age.not_in(range(2)).to_selector() == {"age": {"$nin": [0, 1]}}
+    assert Person.tags.contains_all({"a"}).to_selector() == {"tags": {"$all": ["a"]}}
 
 
 def test_combining_with_and_or_is_refused() -> None:
