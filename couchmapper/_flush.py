@@ -47,8 +47,8 @@ Obj = Any  # a Document or a RawDocument
 
 
 def run_flush(session: Session, progress: Callable[[int, int], None] | None) -> list[WriteResult]:
-    signals.before_flush.send(session)
     try:
+        signals.before_flush.send(session)
         run_hooks(session)
         plan = _plan(session)
     except Exception as exc:
@@ -89,7 +89,12 @@ def _after_flush(
     session: Session, written: list[WriteResult], failures: list[FlushFailure]
 ) -> None:
     failed = [WriteResult(f.doc_id, None, f.error, f.reason) for f in failures]
-    signals.after_flush.send(session, results=written + failed)
+    try:
+        signals.after_flush.send(session, results=written + failed)
+    except Exception as exc:
+        # A receiver raised: flush_failed still comes before the exception leaves the flush.
+        signals.flush_failed.send(session, failures=failures, error=exc)
+        raise
 
 
 def _plan(session: Session) -> dict[str, JSONDict]:

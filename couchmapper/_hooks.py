@@ -5,12 +5,13 @@ deleted since its last notification (``document_added`` / ``document_changed`` /
 ``document_deleted``); receivers may edit documents through the session, and those edits are
 notified in the next round, until a round leaves nothing. What receivers were told is kept per
 document (a :class:`Notice`) until the document is written, so a failed flush that is retried
-does not notify the same changes twice.
+does not notify the same changes twice; a notification cut short by a receiver that raised
+(a :class:`Delivery`) remembers which receivers returned, and the retry calls only the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -20,13 +21,13 @@ from couchmapper import signals
 from couchmapper.backends.base import JSONDict
 from couchmapper.document import dump, state_of
 from couchmapper.exceptions import HookLimitError, ValidationError
-from couchmapper.state import Lifecycle
+from couchmapper.state import InstanceState, Lifecycle
 from couchmapper.tracking import MISSING, Change, ChangeList, PathKey
 
 if TYPE_CHECKING:
     from couchmapper.session import Session
 
-__all__ = ["Notice", "disconnect_all", "run_hooks", "send"]
+__all__ = ["Delivery", "Notice", "disconnect_all", "forget_new", "run_hooks", "send"]
 
 Obj = Any  # a Document or a RawDocument
 
@@ -42,34 +43,37 @@ def run_hooks(session: Session) -> None:
         # Nobody listens: nothing to tell, and no notification to record. Documents stay
         # queued until written, so a receiver connected before a retry still hears of them.
         return
-    recheck = True  # first round: pick up edits made since an earlier (failed) flush
-    last_producers: list[str] = []
-    for round_no in range(session.hook_rounds + 1):
-        if recheck:
-            _collect_changed_notices(session)
-        if not session._unnotified:
-            return
-        if round_no == session.hook_rounds:
-            break
-        # Watch who edits in the last few rounds: a cycle's receivers, to name them.
-        watched = round_no >= session.hook_rounds - _WATCHED_ROUNDS
-        producers: list[str] | None = [] if watched else None
-        session._receivers_ran = False
-        for doc_id in list(session._unnotified):
-            obj = session._unnotified.pop(doc_id, None)
-            if obj is None:
-                continue  # a receiver expunged it, or deleted it before it was written
-            try:
-                _notify(session, doc_id, obj, producers)
-            except BaseException:
-                # Not delivered: the next flush notifies it again (and the rest of the round).
-                session._unnotified.setdefault(doc_id, obj)
-                raise
-        # Only receivers can have changed documents during a round.
-        recheck = session._receivers_ran
-        if producers is not None:
-            last_producers += producers
-    raise HookLimitError(session.hook_rounds, list(dict.fromkeys(last_producers)))
+    watch: _Watch | None = None
+    try:
+        recheck = True  # first round: pick up edits made since an earlier (failed) flush
+        for round_no in range(session.hook_rounds + 1):
+            if recheck:
+                _collect_changed_notices(session)
+            if not session._unnotified:
+                return
+            if round_no == session.hook_rounds:
+                break
+            if watch is None and round_no >= session.hook_rounds - _WATCHED_ROUNDS:
+                # Watch who edits in the last few rounds: a cycle's receivers, to name them.
+                watch = _Watch(session)
+            session._receivers_ran = False
+            for doc_id in list(session._unnotified):
+                obj = session._unnotified.pop(doc_id, None)
+                if obj is None:
+                    continue  # a receiver expunged it, or deleted it before it was written
+                try:
+                    _notify(session, doc_id, obj, watch)
+                except BaseException:
+                    # Not (fully) delivered: the next flush delivers the rest (and the round's).
+                    session._unnotified.setdefault(doc_id, obj)
+                    raise
+            # Only receivers can have changed documents during a round.
+            recheck = session._receivers_ran
+        producers = watch.producers if watch is not None else []
+        raise HookLimitError(session.hook_rounds, list(dict.fromkeys(producers)))
+    finally:
+        if watch is not None:
+            watch.stop()
 
 
 def _collect_changed_notices(session: Session) -> None:
@@ -85,15 +89,32 @@ def _collect_changed_notices(session: Session) -> None:
             session._unnotified[doc_id] = notice.obj
 
 
-def _notify(session: Session, doc_id: str, obj: Obj, producers: list[str] | None) -> None:
-    """Send the one signal ``obj`` is due (if any), then record what receivers were told."""
+def _notify(session: Session, doc_id: str, obj: Obj, watch: _Watch | None) -> None:
+    """Deliver the one signal ``obj`` is due (if any), then record what receivers were told."""
+    notice = session._notices.get(doc_id)
+    if notice is not None and (notice.dropped or notice.obj is not obj):
+        if notice.dropped:
+            # A new document deleted before it was written, after its document_added: its
+            # document_deleted (before any object that took its id is announced as added).
+            _complete(session, doc_id, notice, watch)
+        notice = None
     state = state_of(obj)
     if state is None or state.session is not session:
         return
-    notice = session._notices.get(doc_id)
-    if notice is None or notice.obj is not obj:
+    if notice is None:
         notice = Notice(obj)
-    cls = type(obj)
+    if notice.delivery is None:
+        notice.delivery = _due(notice, obj, state)
+        if notice.delivery is None:
+            notice.changes = state.changes
+            session._notices[doc_id] = notice
+            return
+    session._notices[doc_id] = notice
+    _complete(session, doc_id, notice, watch)
+
+
+def _due(notice: Notice, obj: Obj, state: InstanceState) -> Delivery | None:
+    """The notification ``obj`` is due since ``notice`` (None when nothing changed)."""
     current = state.changes
     signal: Signal | None = None
     changes = ChangeList()
@@ -107,51 +128,100 @@ def _notify(session: Session, doc_id: str, obj: Obj, producers: list[str] | None
         changes = _since(notice, current)
         if changes:
             signal = signals.document_changed
+    if signal is None:
+        return None
     snapshot = notice.snapshot
-    if signal is not None and _has_document_receivers(cls):
+    if _has_document_receivers(type(obj)):
         # The JSON as receivers see it now: the old values of the next notification.
         snapshot = _snapshot(obj)
-    if signal is not None:
-        _deliver(session, signal, cls, producers, session=session, document=obj, changes=changes)
-        if signal is signals.document_added:
-            notice.added = True
-        elif signal is signals.document_deleted:
-            notice.deleted = True
-    notice.changes = current
-    notice.snapshot = snapshot
-    session._notices[doc_id] = notice
+    return Delivery(signal, changes, current, snapshot)
+
+
+def _complete(session: Session, doc_id: str, notice: Notice, watch: _Watch | None) -> None:
+    """Deliver ``notice.delivery`` to every receiver that has not had it yet, then record it.
+
+    A receiver that raises stops the delivery; the ones that returned are remembered, so
+    the next flush calls only the rest (each receiver hears of each change exactly once).
+    """
+    delivery = notice.delivery
+    assert delivery is not None
+    obj = notice.obj
+    _deliver(session, delivery, type(obj), watch, session=session, document=obj)
+    notice.delivery = None
+    if delivery.signal is signals.document_added:
+        notice.added = True
+    elif delivery.signal is signals.document_deleted:
+        notice.deleted = True
+    notice.changes = delivery.log
+    notice.snapshot = delivery.snapshot
+    if notice.dropped and session._notices.get(doc_id) is notice:
+        del session._notices[doc_id]  # never written, now gone: nothing more to tell
 
 
 def _deliver(
-    owner: Session, signal: Signal, cls: type, producers: list[str] | None, **kwargs: Any
+    owner: Session, delivery: Delivery, cls: type, watch: _Watch | None, /, **kwargs: Any
 ) -> None:
-    """Call each receiver of ``signal`` for ``cls`` once (base-class receivers included).
+    """Call each receiver of the delivery's signal for ``cls`` not called yet (once each).
 
-    ``kwargs`` are the signal's (``session``, ``document``, ``changes``). With ``producers``
-    (the last allowed round), note the receivers that changed documents.
+    Base-class receivers included. With ``watch`` (the last allowed rounds), note the
+    receivers that changed documents.
     """
-    if not signal.receivers:
+    if not delivery.signal.receivers:
         return
-    for receiver in _receivers(signal, cls):
-        owner._receivers_ran = True
-        if producers is None:
-            receiver(cls, **kwargs)
+    for receiver in _receivers(delivery.signal, cls):
+        key = _receiver_key(receiver)
+        if key in delivery.delivered:
             continue
-        before = _fingerprint(owner)
-        receiver(cls, **kwargs)
-        if _fingerprint(owner) != before:
-            producers.append(_receiver_name(receiver))
+        owner._receivers_ran = True
+        if watch is None:
+            receiver(cls, changes=delivery.changes, **kwargs)
+        elif watch.call(receiver, cls, changes=delivery.changes, **kwargs):
+            watch.producers.append(_receiver_name(receiver))
+        delivery.delivered[key] = receiver
 
 
-def _fingerprint(session: Session) -> dict[str, tuple[int, Lifecycle, ChangeList]]:
-    """Every document with pending work, its status and changes (to see who edits)."""
-    found: dict[str, tuple[int, Lifecycle, ChangeList]] = {}
-    for table in (session._new, session._dirty, session._deleted):
-        for doc_id, obj in table.items():
+def forget_new(session: Session, doc_id: str, obj: Obj) -> None:
+    """Hook bookkeeping of a new document deleted before it was written (the session drops it).
+
+    Nothing is written for it; but receivers that were told ``document_added`` (by a flush
+    that then failed) get ``document_deleted`` at the next flush, so they can undo what they
+    did (an audit entry, a counter).
+    """
+    notice = session._notices.get(doc_id)
+    if notice is not None and notice.obj is obj and not notice.dropped:
+        # Announced, even if a receiver error cut its document_added short.
+        announced = notice.added or (
+            notice.delivery is not None and bool(notice.delivery.delivered)
+        )
+        if announced:
             state = state_of(obj)
-            if state is not None:
-                found[doc_id] = (id(obj), state.status, state.changes)
-    return found
+            current = state.changes if state is not None else ChangeList()
+            notice.dropped = True
+            notice.delivery = Delivery(
+                signals.document_deleted, _since(notice, current), current, notice.snapshot
+            )
+            session._unnotified[doc_id] = obj
+            return
+    if notice is not None and notice.dropped:
+        session._unnotified[doc_id] = notice.obj  # an earlier object of this id: still to tell
+        return
+    session._unnotified.pop(doc_id, None)
+    session._notices.pop(doc_id, None)
+
+
+@attrs.define(eq=False)
+class Delivery:
+    """One notification of one document, until every receiver has had it.
+
+    A receiver that raises aborts the flush: ``delivered`` keeps the receivers that already
+    returned, so the retry calls only the others, with the same ``changes``.
+    """
+
+    signal: Signal
+    changes: ChangeList  # what receivers are told
+    log: ChangeList  # the document's change log when the notification was made
+    snapshot: JSONDict | None  # the JSON then (old values of the next notification)
+    delivered: dict[Hashable, Any] = attrs.Factory(dict)  # receiver key -> receiver
 
 
 @attrs.define(eq=False)
@@ -167,9 +237,138 @@ class Notice:
     deleted: bool = False  # document_deleted was sent
     changes: ChangeList = attrs.Factory(ChangeList)  # the change log at the notification
     snapshot: JSONDict | None = None  # the JSON at the notification (old values of the next)
+    delivery: Delivery | None = None  # a notification not yet delivered to every receiver
+    dropped: bool = False  # a new document deleted before it was written, after being added
 
 
 _WATCHED_ROUNDS = 5  # the round limit error names who edited in this many last rounds
+
+
+class _Watch:
+    """Who edits documents during the watched (last allowed) rounds, at the cost of the edits.
+
+    Receivers change documents through the session (``add``, ``delete``, the first change
+    of a clean document: each queues the document in ``session._unnotified``, which is
+    swapped for a :class:`_Queue` that notes it), or by editing a document that already has
+    changes, which tells the session nothing. For those, the states of documents with
+    pending work switch to a subclass whose change-log attributes note each access; after a
+    receiver returns, only the documents it touched are compared with what they were. So a
+    receiver call costs what it touches, never a scan of every pending document.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.producers: list[str] = []
+        self.recording = False
+        self.touched: dict[int, InstanceState] = {}
+        self.queued: list[Obj] = []
+        # Watched states: id -> (state, its class before, (status, changes) last seen).
+        self.states: dict[int, tuple[InstanceState, type, tuple[Lifecycle, ChangeList]]] = {}
+        _WATCHES[id(session)] = self
+        session._unnotified = _Queue(session._unnotified, self)
+        for table in (session._new, session._dirty, session._deleted, session._unnotified):
+            for obj in table.values():
+                self.watch(obj)
+        for notice in session._notices.values():
+            self.watch(notice.obj)
+
+    def watch(self, obj: Obj) -> bool:
+        """Start watching ``obj``'s state (or refresh what was last seen); whether it changed."""
+        state = state_of(obj)
+        if state is None or state.session is not self.session:
+            return False
+        return self._look(state)
+
+    def _look(self, state: InstanceState) -> bool:
+        seen = (state.status, state.changes)
+        known = self.states.get(id(state))
+        if known is not None:
+            self.states[id(state)] = (state, known[1], seen)
+            return seen != known[2]
+        original = _UNWATCHED.get(type(state), type(state))
+        self.states[id(state)] = (state, original, seen)
+        state.__class__ = _watched_class(original)
+        return True
+
+    def call(self, receiver: Any, *args: Any, **kwargs: Any) -> bool:
+        """Call ``receiver``; whether it changed any document of the session."""
+        self.touched.clear()
+        self.queued.clear()
+        self.recording = True
+        try:
+            receiver(*args, **kwargs)
+        finally:
+            self.recording = False
+        produced = bool(self.queued)
+        for obj in self.queued:
+            self.watch(obj)
+        for state in list(self.touched.values()):
+            if id(state) in self.states and self._look(state):
+                produced = True
+        self.touched.clear()
+        self.queued.clear()
+        return produced
+
+    def stop(self) -> None:
+        """Put every watched state and the session's queue back as they were."""
+        for state, original, _seen in self.states.values():
+            state.__class__ = original
+        self.states.clear()
+        self.session._unnotified = dict(self.session._unnotified)
+        if _WATCHES.get(id(self.session)) is self:
+            del _WATCHES[id(self.session)]
+
+
+_WATCHES: dict[int, _Watch] = {}  # id(session) -> its watch, while one runs
+
+
+class _Queue(dict[str, Any]):
+    """``session._unnotified`` while watched: notes every document queued by a receiver."""
+
+    def __init__(self, items: dict[str, Any], watch: _Watch) -> None:
+        super().__init__(items)
+        self.watch = watch
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        if self.watch.recording:
+            self.watch.queued.append(value)
+
+
+_WATCHED_CLASSES: dict[type, type] = {}
+_UNWATCHED: dict[type, type] = {}
+_CHANGE_LOG_ATTRIBUTES = ("_changes", "_scalars", "_values", "_log_roots")
+
+
+def _watched_class(cls: type) -> type:
+    """A subclass of state class ``cls`` whose change-log attributes note every access."""
+    found = _WATCHED_CLASSES.get(cls)
+    if found is None:
+        namespace = {name: _noting(name, getattr(cls, name)) for name in _CHANGE_LOG_ATTRIBUTES}
+        found = type(f"Watched{cls.__name__}", (cls,), namespace)
+        _WATCHED_CLASSES[cls] = found
+        _UNWATCHED[found] = cls
+    return found
+
+
+def _noting(name: str, default: Any) -> property:
+    """A property for change-log attribute ``name`` that tells the watch of its session."""
+
+    def note(state: Any) -> None:
+        watch = _WATCHES.get(id(state.session))
+        if watch is not None and watch.recording:
+            watch.touched[id(state)] = state
+
+    def get(state: Any) -> Any:
+        note(state)
+        return state.__dict__.get(name, default)
+
+    def set_(state: Any, value: Any) -> None:
+        note(state)
+        state.__dict__[name] = value
+
+    return property(get, set_)
+
 
 _DOCUMENT_SIGNALS = (signals.document_added, signals.document_changed, signals.document_deleted)
 
@@ -262,11 +461,19 @@ def disconnect_all(subscriptions: list[tuple[Signal, Callable[..., Any]]]) -> No
 
 def _receivers(signal: Signal, cls: type) -> list[Any]:
     """Receivers for ``cls`` and every base class (each once), then the ANY receivers."""
-    found: dict[int, Any] = {}
+    found: dict[Hashable, Any] = {}
     for base in cls.__mro__:
         for receiver in signal.receivers_for(base):
-            found.setdefault(id(receiver), receiver)
+            found.setdefault(_receiver_key(receiver), receiver)
     return list(found.values())
+
+
+def _receiver_key(receiver: Any) -> Hashable:
+    """A stable key for a receiver (a weakly connected bound method is rebound each time)."""
+    func, owner = getattr(receiver, "__func__", None), getattr(receiver, "__self__", None)
+    if func is not None and owner is not None:
+        return (id(func), id(owner))
+    return id(receiver)
 
 
 def send(signal: Signal, cls: type, **kwargs: Any) -> None:

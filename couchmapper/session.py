@@ -22,7 +22,7 @@ from blinker import Signal
 
 from couchmapper import signals
 from couchmapper._flush import has_changes, restore, run_flush, without_meta
-from couchmapper._hooks import Notice, disconnect_all, send
+from couchmapper._hooks import Notice, disconnect_all, forget_new, send
 from couchmapper._queries import QueryMixin, Row, ViewResult
 from couchmapper.backends.base import Backend, JSONDict
 from couchmapper.conversion import model_info
@@ -145,7 +145,10 @@ class Session(QueryMixin):
         self._receivers_ran = False
         # Documents of a request that got no answer: id -> (planned JSON, JSON sent).
         self._in_flight: dict[str, tuple[JSONDict, JSONDict]] = {}
+        # Session-scoped receivers (on()): the signal holds a wrapper that reaches the function
+        # only through this session, so a function that uses the session does not keep it.
         self._subscriptions: list[tuple[Signal, Callable[..., Any]]] = []
+        self._on_receivers: list[Callable[..., Any]] = []
         # A session dropped without close() still disconnects its session-scoped receivers.
         weakref.finalize(self, disconnect_all, self._subscriptions)
         self._closed = False
@@ -332,7 +335,8 @@ class Session(QueryMixin):
     def delete(self, obj: Obj) -> None:
         """Mark a document for deletion; the flush writes the tombstone.
 
-        Deleting a pending (never written) document just drops it.
+        Deleting a pending (never written) document just drops it; if a flush that failed
+        had already sent ``document_added`` for it, the next flush sends ``document_deleted``.
 
         Raises:
             SessionStateError: the object is transient, detached or in another session.
@@ -345,8 +349,7 @@ class Session(QueryMixin):
             return
         if state.status is Lifecycle.PENDING and state.rev is None:
             self._new.pop(doc_id, None)
-            self._unnotified.pop(doc_id, None)
-            self._notices.pop(doc_id, None)
+            forget_new(self, doc_id, obj)
             self._identity.pop(doc_id, None)
             state.session = None
             state.status = Lifecycle.TRANSIENT
@@ -644,25 +647,27 @@ class Session(QueryMixin):
         ``@session.on(signals.document_changed, sender=Tag)`` connects a function that fires
         only for this session's documents; ``@session.on(signals.after_flush)`` only for this
         session's flushes. ``sender`` (document signals) is a class: receivers of a base class
-        fire for its subclasses. The receiver is held strongly until the session is closed
-        (or garbage collected).
+        fire for its subclasses. The session holds the function: it is disconnected when the
+        session is closed or garbage collected, even when it refers to the session itself.
         """
         self._check_open()
         owner = weakref.ref(self)
 
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            index = len(self._on_receivers)
+            self._on_receivers.append(fn)
+
             def receiver(sender_: Any, **kwargs: Any) -> Any:
                 session = owner()
                 # Document signals name the session in ``session``; session signals send it.
                 origin = kwargs.get("session", sender_)
                 if session is not None and origin is session:
-                    return fn(sender_, **kwargs)
+                    return session._on_receivers[index](sender_, **kwargs)
                 return None
 
             receiver.__name__ = getattr(fn, "__name__", "receiver")
             receiver.__qualname__ = getattr(fn, "__qualname__", receiver.__name__)
             receiver.__module__ = getattr(fn, "__module__", receiver.__module__)
-            receiver.__wrapped__ = fn  # type: ignore[attr-defined]
             if sender is None:
                 signal.connect(receiver, weak=False)
             else:

@@ -111,7 +111,8 @@ flush_failed = namespace.signal(
     Keyword arguments: ``failures`` (a list of :class:`~couchmapper.exceptions.FlushFailure`,
     one per document not written; empty when nothing was sent, e.g. a receiver raised or
     :class:`~couchmapper.exceptions.HookLimitError`) and ``error`` (the exception about to be
-    raised). Documents that failed keep their changes; already notified changes are not
-    notified again when the flush is retried.
+    raised; also sent when a ``before_flush`` or ``after_flush`` receiver raises). Documents
+    that failed keep their changes; already notified changes are not notified again when the
+    flush is retried, and receivers that had returned are not called again.
     """,
 )

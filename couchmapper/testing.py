@@ -62,21 +62,28 @@ def capture_signals(*watched: Signal, sender: Any = ANY) -> Iterator[list[Signal
 
     Args:
         watched: the signals to record (default: every couchmapper signal).
-        sender: record only this sender (a document class records its subclasses too;
-            a session records that session's signals); default: every sender.
+        sender: record only this sender: a document class records its subclasses too; a
+            session (any object that is not a class) records its own signals and the
+            document signals of its documents (whose ``session`` keyword is that session),
+            like :meth:`Session.on <couchmapper.session.Session.on>`; default: every sender.
 
     The receivers are connected strongly for the block and disconnected after it.
     """
     calls: list[SignalCall] = []
     connected: list[tuple[Signal, Any]] = []
+    # A session sends its own signals, but its documents' signals are sent by their class
+    # and name the session in ``session``: listen to every sender and keep the session's.
+    scoped = sender is not ANY and not isinstance(sender, type)
     try:
         for signal in watched or ALL_SIGNALS:
             name = getattr(signal, "name", repr(signal))
 
             def record(sent_by: Any, *, _name: str = name, **kwargs: Any) -> None:
+                if scoped and sent_by is not sender and kwargs.get("session") is not sender:
+                    return
                 calls.append(SignalCall(_name, sent_by, kwargs))
 
-            signal.connect(record, sender=sender, weak=False)
+            signal.connect(record, sender=ANY if scoped else sender, weak=False)
             connected.append((signal, record))
         yield calls
     finally:

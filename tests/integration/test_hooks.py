@@ -10,6 +10,7 @@ import gc
 import subprocess
 import sys
 import textwrap
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from couchmapper import signals
 from couchmapper.backends.base import Backend, JSONDict
 from couchmapper.document import state_of
 from couchmapper.testing import SignalCall, capture_signals
-from couchmapper.tracking import TrackedDict
+from couchmapper.tracking import TrackedDict, Tracker
 
 # ------------------------------------------------------------------------------------------
 # Models (type names are global: every one here starts with "hooks-").
@@ -320,6 +321,65 @@ def test_cycle_hits_the_round_limit_and_sends_nothing(
     ]
 
 
+def test_round_limit_bookkeeping_costs_what_receivers_touch(
+    connected: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every round watched (hook_rounds <= 5), a receiver call costs what it touches.
+
+    Reading a change log is the unit of cost: a scan of every pending document per receiver
+    call (quadratic in the flush size) would read them ~N**2/2 times.
+    """
+    reads = [0]
+    real = vars(Tracker)["changes"]
+
+    def counting(self: Tracker) -> cm.ChangeList:
+        reads[0] += 1
+        result: cm.ChangeList = real.fget(self)
+        return result
+
+    connected(signals.document_added, lambda sender, **kw: None, sender=Node)
+    s = cm.Session(cm.connect(), hook_rounds=3)
+    n = 400
+    s.add_all(Node(level=i) for i in range(n))
+    monkeypatch.setattr(Tracker, "changes", property(counting))
+    s.flush()
+    assert reads[0] < 10 * n
+    assert not s.has_pending()
+
+
+@pytest.mark.parametrize("kind", ["field", "list", "add"])
+def test_round_limit_names_only_receivers_that_edit(
+    kind: str, connected: Callable[..., None]
+) -> None:
+    """Re-setting a field, editing a list and adding count as edits; a same-value set does not."""
+    db = cm.connect()
+    seed(db, {"_id": "ping", "type": "hooks-ping", "count": 0}, {"_id": "raw", "items": []})
+    s = cm.Session(db, hook_rounds=2)
+    ping, raw = s.get(Ping, "ping"), s.get("raw")
+    assert ping is not None
+
+    def looping(sender: type, *, session: cm.Session, **kw: Any) -> None:
+        if kind == "field":
+            ping.count += 1
+        elif kind == "list":
+            raw["items"].append(1)
+        else:
+            session.add(Pong(count=1))
+
+    def idle(sender: type, **kw: Any) -> None:
+        ping.count = ping.count  # the same value: no change
+
+    for fn in (looping, idle):
+        connected(signals.document_changed, fn, sender=Ping)
+        connected(signals.document_changed, fn, sender=cm.RawDocument)
+        connected(signals.document_added, fn, sender=Pong)
+    ping.count = 1
+    raw["items"].append(0)
+    with pytest.raises(cm.HookLimitError) as caught:
+        s.flush()
+    assert list(caught.value.receivers) == [f"{__name__}.{looping.__qualname__}"]
+
+
 def test_receiver_edits_to_a_notified_document_are_notified_with_only_new_changes(
     rig: Rig, connected: Callable[..., None]
 ) -> None:
@@ -569,6 +629,110 @@ def test_a_receiver_that_raises_loses_no_notification(connected: Callable[..., N
     assert sorted(all_bodies(db)) == ["a", "b", "c"]
 
 
+def test_receivers_that_ran_are_not_called_again_when_another_raises(
+    connected: Callable[..., None],
+) -> None:
+    """Exactly once per receiver: the retry calls only the receivers that did not return."""
+    calls: list[tuple[str, str | None]] = []
+    failing = [True]
+
+    def audit(sender: type, *, session: cm.Session, document: Tag, **kw: Any) -> None:
+        calls.append(("audit", document.id))
+        session.add(Post(title=f"added {document.id}", id=f"audit-{document.id}"))
+
+    def fragile(sender: type, *, document: Tag, changes: cm.ChangeList, **kw: Any) -> None:
+        calls.append(("fragile", document.id))
+        if failing[0]:
+            msg = "boom"
+            raise RuntimeError(msg)
+
+    connected(signals.document_added, audit, sender=Tag)
+    connected(signals.document_added, fragile, sender=Tag)
+    db = cm.connect()
+    s = cm.Session(db)
+    s.add(Tag(name="a", id="a"))
+    with pytest.raises(RuntimeError, match="boom"):
+        s.flush()
+    failing[0] = False
+    s.get(Tag, "a").name = "b"  # type: ignore[union-attr]
+    with capture_signals(*DOCUMENT_SIGNALS, sender=Tag) as seen:
+        s.flush()
+    # fragile gets the document_added it missed; the later rename is one document_changed.
+    assert calls == [("audit", "a"), ("fragile", "a"), ("fragile", "a")]
+    assert [(c.name, c.kwargs["changes"].paths) for c in seen] == [
+        ("document_added", set()),
+        ("document_changed", {"name"}),
+    ]
+    assert sorted(all_bodies(db)) == ["a", "audit-a"]
+
+
+@pytest.mark.parametrize("signal", [signals.before_flush, signals.after_flush])
+def test_flush_failed_is_sent_when_before_or_after_flush_raises(
+    signal: Any, connected: Callable[..., None]
+) -> None:
+    """A before_flush or after_flush receiver that raises still gets flush_failed sent."""
+
+    def bad(sender: object, **kw: Any) -> None:
+        msg = "boom"
+        raise ValueError(msg)
+
+    connected(signal, bad)
+    s = cm.Session(cm.connect())
+    s.add(Tag(name="t", id="t"))
+    with capture_signals(signals.flush_failed) as calls, pytest.raises(ValueError) as caught:
+        s.flush()
+    assert [(c.sender, c.kwargs["failures"], c.kwargs["error"]) for c in calls] == [
+        (s, [], caught.value)
+    ]
+
+
+def test_deleting_an_announced_new_document_sends_document_deleted(
+    connected: Callable[..., None],
+) -> None:
+    """A new document announced by a failed flush, then deleted, gets its document_deleted.
+
+    Announced even if a receiver error cut its document_added short; one never announced is
+    just dropped.
+    """
+    failing = [True]
+
+    def audit_added(sender: type, *, session: cm.Session, document: Tag, **kw: Any) -> None:
+        session.add(Post(title=f"added {document.id}"))
+
+    def audit_deleted(sender: type, *, session: cm.Session, document: Tag, **kw: Any) -> None:
+        session.add(Post(title=f"deleted {document.id}"))
+
+    def flaky(sender: type, *, document: Tag, **kw: Any) -> None:
+        if document.id == "y" and failing[0]:
+            msg = "transient"
+            raise RuntimeError(msg)
+
+    def late(sender: type, *, document: Tag, **kw: Any) -> None:
+        pass
+
+    connected(signals.document_added, audit_added, sender=Tag)
+    connected(signals.document_deleted, audit_deleted, sender=Tag)
+    connected(signals.document_added, flaky, sender=Tag)
+    connected(signals.document_added, late, sender=Tag)
+    connected(signals.document_deleted, late, sender=Tag)
+    db = cm.connect()
+    s = cm.Session(db)
+    x, y = s.add(Tag(name="x", id="x")), s.add(Tag(name="y", id="y"))
+    z = s.add(Tag(name="z", id="z"))
+    with pytest.raises(RuntimeError, match="transient"):
+        s.flush()  # x announced; y stopped at flaky (late never had it); z not reached
+    failing[0] = False
+    for obj in (x, y, z):
+        s.delete(obj)
+    with capture_signals(signals.document_deleted) as calls:
+        s.flush()
+    assert sorted(c.kwargs["document"].id for c in calls) == ["x", "y"]
+    titles = sorted(b["title"] for b in all_bodies(db).values())
+    assert titles == ["added x", "added y", "deleted x", "deleted y"]
+    assert state_of(x).status is cm.Lifecycle.TRANSIENT  # type: ignore[union-attr]
+    assert not s._notices and not s._unnotified
+
+
 def test_flush_from_a_receiver_is_refused(connected: Callable[..., None]) -> None:
     """A receiver calling flush() gets SessionStateError; the outer flush stops cleanly."""
 
@@ -623,6 +787,29 @@ def test_session_on_disconnects_when_the_session_is_collected() -> None:
     del s
     gc.collect()
     assert len(signals.after_flush.receivers) == before
+
+
+def test_session_on_receiver_using_the_session_does_not_keep_it() -> None:
+    """A receiver that closes over its session is released with it (no close() needed)."""
+    before = len(signals.document_added.receivers), len(signals.after_flush.receivers)
+
+    def handle_request() -> weakref.ref[cm.Session]:
+        s = cm.Session(cm.connect())
+
+        @s.on(signals.document_added, sender=Tag)
+        def audit(sender: type, *, document: Tag, **kw: Any) -> None:
+            s.add(Post(title=f"added {document.id}"))
+
+        s.on(signals.after_flush)(lambda sender, **kw: s.stats())
+        s.add(Tag(name="t"))
+        s.flush()
+        return weakref.ref(s)
+
+    refs = [handle_request() for _ in range(3)]
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]
+    after = len(signals.document_added.receivers), len(signals.after_flush.receivers)
+    assert after == before
 
 
 class Ephemeral(cm.Document, type_name="hooks-ephemeral"):
@@ -681,6 +868,26 @@ def test_capture_signals_records_and_disconnects() -> None:
     assert all_calls[1].kwargs["changes"] == [] and all_calls[1].kwargs["session"] is s
     after = {s.name: len(s.receivers) for s in (*DOCUMENT_SIGNALS, signals.after_flush)}
     assert after == before
+
+
+def test_capture_signals_for_a_session_records_its_documents_signals() -> None:
+    """capture_signals(sender=session): the session's own signals and its documents' signals."""
+    db = cm.connect()
+    s, other = cm.Session(db), cm.Session(db)
+    with capture_signals(sender=s) as calls:
+        s.add(Tag(name="a", id="a"))
+        s.flush()
+        other.add(Tag(name="b", id="b"))
+        other.flush()
+        s.get(Tag, "b")
+    assert [
+        (c.name, id_of(c.kwargs["document"]) if "document" in c.kwargs else None) for c in calls
+    ] == [
+        ("before_flush", None),
+        ("document_added", "a"),
+        ("after_flush", None),
+        ("document_loaded", "b"),
+    ]
 
 
 def test_changes_of_an_added_document_start_empty() -> None:
