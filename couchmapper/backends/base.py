@@ -61,16 +61,28 @@ class Backend(Protocol):
         """
         ...
 
-    def all_docs(self, *, keys: Sequence[str] | None = None, **options: Any) -> JSONDict:
-        """``GET /db/_all_docs`` (``POST`` with ``keys``): ``{"total_rows", "offset", "rows"}``."""
+    def all_docs(
+        self, *, keys: Sequence[str] | None = None, partition: str | None = None, **options: Any
+    ) -> JSONDict:
+        """``GET /db/_all_docs`` (``POST`` with ``keys``): ``{"total_rows", "offset", "rows"}``.
+
+        ``partition="p"`` lists one partition of a partitioned database.
+        """
         ...
 
     def changes(self, **options: Any) -> JSONDict:
         """``GET /db/_changes`` (normal feed): ``{"results", "last_seq", "pending"}``."""
         ...
 
-    def find(self, query: JSONDict) -> JSONDict:
-        """``POST /db/_find``: ``{"docs", "bookmark"}`` (and ``"warning"``)."""
+    def find(self, query: JSONDict, *, partition: str | None = None) -> JSONDict:
+        """``POST /db/_find``: ``{"docs", "bookmark"}`` (and ``"warning"``).
+
+        ``partition="p"`` is ``POST /db/_partition/p/_find``.
+        """
+        ...
+
+    def explain(self, query: JSONDict, *, partition: str | None = None) -> JSONDict:
+        """``POST /db/_explain``: which index a Mango query would use, and how."""
         ...
 
     def create_index(self, index: JSONDict) -> JSONDict:
@@ -86,7 +98,13 @@ class Backend(Protocol):
         ...
 
     def view(
-        self, ddoc: str, view: str, *, keys: Sequence[Any] | None = None, **options: Any
+        self,
+        ddoc: str,
+        view: str,
+        *,
+        keys: Sequence[Any] | None = None,
+        partition: str | None = None,
+        **options: Any,
     ) -> JSONDict:
         """``GET /db/_design/{ddoc}/_view/{view}`` (``POST`` with ``keys``)."""
         ...
