@@ -731,6 +731,23 @@ class CouchDBBackend:
         )
         return result
 
+    def partition_info(self, partition: str) -> JSONDict:
+        """``GET /db/_partition/{partition}``: doc_count and doc_del_count of one partition."""
+        result: JSONDict = self._http.send("GET", _partition_path(partition), query=True)
+        return result
+
+    def revs_diff(self, revs: JSONDict) -> JSONDict:
+        """``POST /db/_revs_diff``: the revs the database lacks (``missing``)."""
+        check_json(revs, "revs_diff()")
+        result: JSONDict = self._http.send("POST", ["_revs_diff"], body=dict(revs))
+        return result
+
+    def purge(self, revs: JSONDict) -> JSONDict:
+        """``POST /db/_purge``: ``{"purge_seq", "purged": {id: [rev, ...]}}``."""
+        check_json(revs, "purge()")
+        result: JSONDict = self._http.send("POST", ["_purge"], body=dict(revs))
+        return result
+
     def delete_attachment(self, doc_id: str, name: str, *, rev: str) -> JSONDict:
         """``DELETE /db/{doc_id}/{name}?rev=``: returns ``{"ok", "id", "rev"}``."""
         check_doc_id(doc_id)
