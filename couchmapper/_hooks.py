@@ -460,12 +460,24 @@ def disconnect_all(subscriptions: list[tuple[Signal, Callable[..., Any]]]) -> No
 
 
 def _receivers(signal: Signal, cls: type) -> list[Any]:
-    """Receivers for ``cls`` and every base class (each once), then the ANY receivers."""
+    """Receivers for ``cls``, its base classes and ANY, each once, in connection order.
+
+    blinker yields a sender's receivers from a set; the order is made stable (the order they
+    were connected in) so that a flush behaves the same on every run.
+    """
     found: dict[Hashable, Any] = {}
     for base in cls.__mro__:
         for receiver in signal.receivers_for(base):
             found.setdefault(_receiver_key(receiver), receiver)
-    return list(found.values())
+    position = {receiver_id: index for index, receiver_id in enumerate(signal.receivers)}
+    return sorted(found.values(), key=lambda r: position.get(_blinker_id(r), len(position)))
+
+
+def _blinker_id(receiver: Any) -> Hashable:
+    """The key blinker files a receiver under in ``Signal.receivers`` (its ``make_id``)."""
+    if isinstance(receiver, (str, int)):
+        return receiver
+    return _receiver_key(receiver)
 
 
 def _receiver_key(receiver: Any) -> Hashable:
