@@ -8,104 +8,22 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import uuid
 from typing import Any
 
+from couchmapper.backends._checks import (
+    check_json,
+)
 from couchmapper.backends._memory_params import erlang_float
 from couchmapper.backends._memory_revs import bad_request, parse_rev
 from couchmapper.exceptions import BackendError
 
 __all__ = [
     "ParsedDoc",
-    "check_attachment",
-    "check_doc_id",
-    "check_docs",
-    "check_document",
-    "check_json",
     "json_copy",
     "parse_doc",
     "validate_docid",
 ]
-
-# CouchDB's answer to a body holding a number JSON cannot spell (1e400, NaN, Infinity):
-# 02/doc-float-overflow.
-_BAD_JSON_REASON = "invalid UTF-8 JSON"
-
-
-def check_json(value: Any, what: str = "document") -> None:
-    """Refuse, before anything is stored or sent, a value that is not JSON.
-
-    NaN and infinities get CouchDB's own answer to the text Python would send for them
-    (400 ``bad_request`` "invalid UTF-8 JSON", 02/doc-float-overflow); other non-JSON values
-    (object keys that are not strings, sets, bytes, arbitrary objects) are a programming error:
-    :class:`TypeError` naming the value. Both backends call this at their edge.
-    """
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if item is None or isinstance(item, str | bool | int):
-            continue
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                raise BackendError(400, "bad_request", _BAD_JSON_REASON)
-            continue
-        if isinstance(item, dict):
-            for key, member in item.items():
-                if not isinstance(key, str):
-                    msg = f"{what} is not JSON: object key {key!r} is not a string"
-                    raise TypeError(msg)
-                stack.append(member)
-            continue
-        if isinstance(item, list | tuple):
-            stack.extend(item)
-            continue
-        msg = f"{what} is not JSON: {type(item).__name__} value {item!r:.60}"
-        raise TypeError(msg)
-
-
-def check_document(doc: Any, what: str = "document") -> None:
-    """A written document must be a dict of JSON values (TypeError otherwise)."""
-    if not isinstance(doc, dict):
-        msg = f"a {what} must be a dict, not {type(doc).__name__}"
-        raise TypeError(msg)
-    check_json(doc, what)
-
-
-def check_docs(docs: Any) -> list[Any]:
-    """``bulk_docs`` takes an iterable (not a str or a dict) of dicts; return them as a list."""
-    msg = f"bulk_docs() takes a list of documents (dicts), not {type(docs).__name__}"
-    if isinstance(docs, str | bytes | dict):
-        raise TypeError(msg)
-    try:
-        listed = list(docs)
-    except TypeError:
-        raise TypeError(msg) from None
-    for doc in listed:
-        check_document(doc)
-    return listed
-
-
-def check_attachment(doc_id: Any, name: Any, data: Any, content_type: Any) -> None:
-    """``put_attachment`` takes str ids, name and content type, and bytes data."""
-    check_doc_id(doc_id)
-    if not isinstance(name, str):
-        msg = f"an attachment name must be a str, not {type(name).__name__}"
-        raise TypeError(msg)
-    if not isinstance(data, bytes | bytearray | memoryview):
-        msg = f"attachment data must be bytes, not {type(data).__name__} (encode text first)"
-        raise TypeError(msg)
-    if not isinstance(content_type, str):
-        msg = f"a content type must be a str, not {type(content_type).__name__}"
-        raise TypeError(msg)
-
-
-def check_doc_id(doc_id: Any) -> None:
-    """A document id given to a backend method must be a str (TypeError otherwise)."""
-    if not isinstance(doc_id, str):
-        msg = f"a document id must be a str, not {type(doc_id).__name__} ({doc_id!r:.60})"
-        raise TypeError(msg)
-
 
 # Special members CouchDB accepts in a written body and then drops.
 _IGNORED_SPECIALS = ("_conflicts", "_deleted_conflicts", "_revs_info", "_local_seq")

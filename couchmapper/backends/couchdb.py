@@ -48,7 +48,7 @@ import couchdb
 import couchdb.http as couchdb_http
 
 from couchmapper._url import MASK, Credentials, redact_text, split_credentials
-from couchmapper.backends._memory_parse import (
+from couchmapper.backends._checks import (
     check_attachment,
     check_doc_id,
     check_docs,

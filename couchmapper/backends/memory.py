@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 from couchmapper._url import redact_text, redact_url
 from couchmapper.backends import _memory_feeds
 from couchmapper.backends import _memory_listing as listing
-from couchmapper.backends._memory_parse import (
+from couchmapper.backends._checks import (
     check_attachment,
     check_doc_id,
     check_docs,
