@@ -432,10 +432,9 @@ def _written(session: Session, result: WriteResult, sent: JSONDict, *, merged: b
         state.rev = None
         state.loaded = None
         state.reset()
-        if session._identity.get(doc_id) is obj:
-            del session._identity[doc_id]
+        session._identity.discard(doc_id, obj)
         return result
-    stored = dict(sent)
+    stored = sent  # built by this flush and copied by the backend: kept as the loaded state
     stored["_rev"] = result.rev
     if merged:
         restore(obj, stored)

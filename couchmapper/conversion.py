@@ -90,6 +90,7 @@ class ModelInfo:
     subclasses: dict[str, type] = attrs.field(factory=dict)
     resolve: Callable[[type], dict[str, Any]] = attrs.field(default=None, repr=False)
     loader: Loader | None = attrs.field(default=None, repr=False)
+    dumper: Dumper | None = attrs.field(default=None, repr=False)
     _fields: list[tuple[str, Any, Any]] | None = None
 
     def fields(self) -> list[tuple[str, Any, Any]]:
@@ -198,7 +199,7 @@ def _model_codec(info: ModelInfo) -> Codec:
     cls = info.cls
     expected = cls.__name__
     load = info.loader = _make_loader(info)
-    dump = _make_dumper(info)
+    dump = info.dumper = _make_dumper(info)
 
     def prepare(value: Any, parent: Any, key: PathKey) -> Any:
         if not isinstance(value, cls):

@@ -500,8 +500,12 @@ class RawDocument(TrackedDict):
 
 def state_of(obj: Any) -> InstanceState | None:
     """Return the bookkeeping of a document object (None when it has none yet)."""
-    tracker = root_tracker(obj)
-    return tracker if isinstance(tracker, InstanceState) else None
+    fields = getattr(obj, "__dict__", None)
+    if fields is not None:  # a Document (an Embedded object has no state of its own)
+        state = fields.get("_cm_state")
+    else:  # a RawDocument
+        state = getattr(obj, "_cm_tracker", None)
+    return state if isinstance(state, InstanceState) else None
 
 
 def _subclass_for(cls: type, info: ModelInfo, raw: Mapping[str, Any], name: Any) -> type:
@@ -613,7 +617,8 @@ def dump(obj: Any) -> dict[str, Any]:
         msg = f"{type(obj).__name__} is not a couchmapper document"
         raise TypeError(msg)
     try:
-        return cast(dict[str, Any], codec_for(info.cls).dump(obj))
+        dumper = info.dumper or codec_for(info.cls).dump
+        return cast(dict[str, Any], dumper(obj))
     except Invalid as error:
         raise error.to_validation_error(obj.__dict__.get("id"), type(obj).__name__) from None
 

@@ -23,6 +23,7 @@ from blinker import Signal
 from couchmapper import signals
 from couchmapper._flush import has_changes, restore, run_flush, without_meta
 from couchmapper._hooks import Notice, disconnect_all, forget_new, send
+from couchmapper._identity import IdentityMap, StrongIdentityMap, WeakIdentityMap
 from couchmapper._queries import QueryMixin, Row, ViewResult
 from couchmapper.backends.base import Backend, JSONDict
 from couchmapper.conversion import model_info
@@ -125,8 +126,8 @@ class Session(QueryMixin):
         self.max_rebase = max_rebase
         self.hook_rounds = hook_rounds
         self.batch_size = batch_size
-        self._identity: weakref.WeakValueDictionary[str, Obj] | dict[str, Obj] = (
-            weakref.WeakValueDictionary() if weak_identity_map else {}
+        self._identity: IdentityMap = (
+            WeakIdentityMap() if weak_identity_map else StrongIdentityMap()
         )
         # Strong references to everything with pending work, keyed by document id.
         self._new: dict[str, Obj] = {}
@@ -247,20 +248,20 @@ class Session(QueryMixin):
     # Tracking hooks.
 
     def _on_first_change(self, state: InstanceState) -> None:
+        """A document of this session changed for the first time: hold it, queue its hooks."""
+        obj = state.obj_ref() if state.obj_ref is not None else None
         doc_id = state.doc_id
-        if doc_id is None:
+        if obj is None or doc_id is None:
             return
-        obj = self._held(doc_id)
-        if obj is not None and state_of(obj) is state:
-            if state.status is Lifecycle.PERSISTENT:
-                self._dirty[doc_id] = obj
-            self._unnotified[doc_id] = obj
+        if state.status is Lifecycle.PERSISTENT:
+            self._dirty[doc_id] = obj
+        self._unnotified[doc_id] = obj
 
     def _adopt(self, obj: Obj, state: InstanceState, status: Lifecycle) -> None:
         state.session = self
         state.status = status
         assert state.doc_id is not None
-        self._identity[state.doc_id] = obj
+        self._identity.set(state.doc_id, obj, state.obj_ref)
 
     # ------------------------------------------------------------------------------------
     # Adding and deleting.
@@ -350,7 +351,7 @@ class Session(QueryMixin):
         if state.status is Lifecycle.PENDING and state.rev is None:
             self._new.pop(doc_id, None)
             forget_new(self, doc_id, obj)
-            self._identity.pop(doc_id, None)
+            self._identity.discard(doc_id)
             state.session = None
             state.status = Lifecycle.TRANSIENT
             return
@@ -381,8 +382,7 @@ class Session(QueryMixin):
             table.pop(doc_id, None)
         self._notices.pop(doc_id, None)
         self._in_flight.pop(doc_id, None)
-        if self._identity.get(doc_id) is obj:
-            del self._identity[doc_id]
+        self._identity.discard(doc_id, obj)
         state.session = None
         state.status = Lifecycle.TRANSIENT if state.rev is None else Lifecycle.DETACHED
 
@@ -428,7 +428,7 @@ class Session(QueryMixin):
                 state.session = None
                 state.status = Lifecycle.TRANSIENT
                 state.reset()
-            self._identity.pop(doc_id, None)
+            self._identity.discard(doc_id)
         for doc_id, replaced in self._replaced.items():
             # Deleted, then re-created as another object: the original comes back.
             state = state_of(replaced)
@@ -480,7 +480,7 @@ class Session(QueryMixin):
             table.pop(doc_id, None)
         self._notices.pop(doc_id, None)
         self._in_flight.pop(doc_id, None)
-        self._identity[doc_id] = obj
+        self._identity.set(doc_id, obj, state.obj_ref)
 
     # ------------------------------------------------------------------------------------
     # Loading.

@@ -12,7 +12,7 @@ PACKAGE = Path(cm.__file__).parent
 # Lower layers first; a module may import only from its own layer or below.
 LADDER: list[set[str]] = [
     {"exceptions", "_url", "_collation"},
-    {"mango", "_changelog", "tracking", "signals"},
+    {"mango", "_changelog", "tracking", "signals", "_identity"},
     {"_codecs"},
     {"conversion"},
     {"state", "query"},
