@@ -41,7 +41,6 @@ from couchmapper.tracking import (
     TrackedDict,
     _detach,
     locate,
-    root_tracker,
 )
 
 __all__ = [
