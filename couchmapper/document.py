@@ -499,11 +499,9 @@ class RawDocument(TrackedDict):
 
 def state_of(obj: Any) -> InstanceState | None:
     """Return the bookkeeping of a document object (None when it has none yet)."""
+    # A Document keeps it in its __dict__ (an Embedded object has none); a RawDocument has a slot.
     fields = getattr(obj, "__dict__", None)
-    if fields is not None:  # a Document (an Embedded object has no state of its own)
-        state = fields.get("_cm_state")
-    else:  # a RawDocument
-        state = getattr(obj, "_cm_tracker", None)
+    state = fields.get("_cm_state") if fields is not None else getattr(obj, "_cm_tracker", None)
     return state if isinstance(state, InstanceState) else None
 
 
