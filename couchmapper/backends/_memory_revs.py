@@ -336,6 +336,8 @@ class DocRecord:
 
     def leaves(self) -> list[RevNode]:
         """The leaf revisions, winner first."""
+        if len(self.revs) == 1:  # the common case: one revision, its own leaf
+            return list(self.revs.values())
         parents = {node.parent for node in self.revs.values()}
         found = [node for rev, node in self.revs.items() if rev not in parents]
         return sorted(found, key=RevNode.sort_key, reverse=True)

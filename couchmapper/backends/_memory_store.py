@@ -13,7 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from couchmapper.backends import _memory_js as js
-from couchmapper.backends._memory_parse import ParsedDoc, json_copy, parse_doc, validate_docid
+from couchmapper.backends._memory_parse import (
+    ParsedDoc,
+    copy_stored,
+    json_copy,
+    parse_doc,
+    validate_docid,
+)
 from couchmapper.backends._memory_revs import (
     Attachment,
     DocRecord,
@@ -334,7 +340,7 @@ class Database:
     ) -> dict[str, Any]:
         """The JSON of one revision (``_id``, ``_rev``, body, ``_deleted``, ``_attachments``)."""
         out: dict[str, Any] = {"_id": record.doc_id, "_rev": node.rev}
-        out.update(json_copy(node.body or {}))
+        out.update(copy_stored(node.body or {}))
         if node.deleted:
             out["_deleted"] = True
         if node.atts:
@@ -389,7 +395,8 @@ class Database:
             out["_revisions"] = record.revisions(node.rev)
         if (options.get("revs_info") or meta) and options.get("rev") is None:
             out["_revs_info"] = record.revs_info(node.rev)
-        leaves = record.leaves()
+        wants_conflicts = options.get("conflicts") or options.get("deleted_conflicts") or meta
+        leaves = record.leaves() if wants_conflicts else []
         if options.get("conflicts") or meta:
             live = [n.rev for n in leaves if not n.deleted and n.rev != node.rev]
             if live and options.get("rev") is None:
@@ -428,7 +435,7 @@ class Database:
         if found is None or options.get("rev") is not None:
             raise DocumentNotFound(doc_id, "missing")
         number, body = found
-        out: dict[str, Any] = {"_id": doc_id, "_rev": f"0-{number}", **json_copy(body)}
+        out: dict[str, Any] = {"_id": doc_id, "_rev": f"0-{number}", **copy_stored(body)}
         if options.get("revs"):
             out["_revisions"] = {"start": 0, "ids": [str(number)]}
         return out
