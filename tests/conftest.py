@@ -10,6 +10,7 @@ memory, on a free loopback port), or the CouchDB that ``COUCHDB_URL`` names (loo
     couch_backend     (function) a ``CouchDBBackend`` for ``db_name``
     proxy             (function) a ``RecordingProxy`` in front of the server
     proxied_backend   (function) a ``CouchDBBackend`` for ``db_name`` through ``proxy``
+    backend           (function, two params) the memory engine, or ``proxied_backend``
 
 Tests using any of these get the ``server`` marker, so ``-m "not server"`` skips them.
 """
@@ -32,6 +33,8 @@ from _server import (
     start_pouchdb,
 )
 
+import couchmapper as cm
+from couchmapper.backends.base import Backend
 from couchmapper.backends.couchdb import CouchDBBackend, CouchDBServer
 
 SERVER_FIXTURES = frozenset(
@@ -151,3 +154,17 @@ def proxied_backend(
     proxy.clear()  # from_url's existence check is not part of the test
     yield backend
     backend.close()
+
+
+@pytest.fixture(params=["memory", pytest.param("server", marks=pytest.mark.server)])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The memory engine, or the test server through the recording proxy."""
+    if request.param == "memory":
+        memory = cm.connect()
+        yield memory
+        drop = getattr(memory, "drop", None)
+        if drop is not None:
+            drop()
+    else:
+        found: Backend = request.getfixturevalue("proxied_backend")
+        yield found

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import couchdb
@@ -30,16 +29,6 @@ DESIGN = {
         }
     },
 }
-
-
-@pytest.fixture(params=["memory", pytest.param("server", marks=pytest.mark.server)])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """The memory engine, or the test server through the recording proxy."""
-    if request.param == "memory":
-        yield cm.connect()
-    else:
-        found: Backend = request.getfixturevalue("proxied_backend")
-        yield found
 
 
 def status(obj: Any) -> cm.Lifecycle:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,16 +19,6 @@ FORBID = {
         "function (newDoc) { if (newDoc.forbidden) { throw({forbidden: 'no forbidden docs'}); } }"
     ),
 }
-
-
-@pytest.fixture(params=["memory", pytest.param("server", marks=pytest.mark.server)])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """The memory engine, or the test server through the recording proxy."""
-    if request.param == "memory":
-        yield cm.connect()
-    else:
-        found: Backend = request.getfixturevalue("proxied_backend")
-        yield found
 
 
 def seed(backend: Backend, *docs: dict[str, Any]) -> None:

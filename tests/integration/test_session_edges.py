@@ -5,7 +5,6 @@ by other writers, re-adding deleted objects, rollback of a re-creation, nested m
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,16 +27,6 @@ class Page(cm.Document, type_name="session-page"):
 
     title: str = ""
     stats: Stats = cm.field(factory=Stats)
-
-
-@pytest.fixture(params=["memory", pytest.param("server", marks=pytest.mark.server)])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """The memory engine, or the test server through the recording proxy."""
-    if request.param == "memory":
-        yield cm.connect()
-    else:
-        found: Backend = request.getfixturevalue("proxied_backend")
-        yield found
 
 
 def seed(backend: Backend, *docs: dict[str, Any]) -> None:
