@@ -103,7 +103,10 @@ def _plan(session: Session) -> dict[str, JSONDict]:
     for doc_id, obj in session._deleted.items():
         state = state_of(obj)
         assert state is not None
-        plan[doc_id] = {"_id": doc_id, "_rev": state.rev, "_deleted": True}
+        tombstone: JSONDict = {"_id": doc_id, "_deleted": True}
+        if state.rev is not None:
+            tombstone["_rev"] = state.rev
+        plan[doc_id] = tombstone
     for doc_id, obj in session._new.items():
         plan[doc_id] = dump(obj)
     for doc_id, obj in list(session._dirty.items()):
@@ -165,7 +168,7 @@ def _write(
                 # sent, so the next flush can recognise it (a rebase's merge especially).
                 for doc_id, sent in pending.items():
                     if doc_id not in answered_ids:
-                        session._in_flight[doc_id] = (plan[doc_id], sent)
+                        _remember_flight(session, doc_id, plan[doc_id], sent)
             raise
         if not conflicts:
             break
@@ -173,23 +176,22 @@ def _write(
         pending = {}
         for doc_id, (_sent, _answer) in conflicts.items():
             theirs = current.get(doc_id)
-            flight = session._in_flight.get(doc_id)
             base: JSONDict | None = None
             since: list[Change] | None = None
-            if flight is not None:
-                lost = _after_lost_answer(session, doc_id, flight, plan[doc_id], theirs)
-                if lost is not None and lost.done is not None:
-                    body = lost.body if lost.body is not None else flight[1]
-                    written.append(_written(session, lost.done, body, merged=True))
-                    continue
-                if lost is not None and lost.send is not None:
-                    pending[doc_id] = lost.send
-                    merged.add(doc_id)
-                    continue
-                if lost is not None:
-                    base, since = lost.base, lost.changes
+            own = False
+            lost = _after_lost_answer(session, doc_id, plan[doc_id], theirs)
+            if lost is not None and lost.done is not None:
+                assert lost.body is not None
+                written.append(_written(session, lost.done, lost.body, merged=True))
+                continue
+            if lost is not None and lost.send is not None:
+                pending[doc_id] = lost.send
+                merged.add(doc_id)
+                continue
+            if lost is not None:
+                base, since, own = lost.base, lost.changes, lost.own
             resolved, error = _resolve(
-                session, doc_id, plan[doc_id], theirs, rebases, base=base, changes=since
+                session, doc_id, plan[doc_id], theirs, rebases, base=base, changes=since, own=own
             )
             if resolved is not None:
                 pending[doc_id] = resolved
@@ -203,51 +205,75 @@ def _write(
     return overlap
 
 
-def _after_lost_answer(
-    session: Session,
-    doc_id: str,
-    flight: tuple[JSONDict, JSONDict],
-    planned: JSONDict,
-    theirs: JSONDict | None,
-) -> _LostAnswer | None:
-    """Handle a conflict on a document whose earlier write got no answer.
+@attrs.frozen
+class Flight:
+    """A write whose request got no answer: it may or may not be on the server.
 
-    ``flight`` is (what was planned then, what was sent then). None when that write did not
-    land (an ordinary conflict); otherwise what to do now that it is known to be stored.
+    Attributes:
+        planned: the document as this session wanted it then (the object's JSON).
+        sent: what was sent (``planned``, or a rebase of it on the server's version).
     """
-    planned_then, sent_then = flight
-    if sent_then.get("_deleted"):
-        return (
-            _LostAnswer(done=WriteResult(doc_id, None), body=sent_then) if theirs is None else None
-        )
-    landed_rev = _landed_revision(session, doc_id, sent_then)
-    if landed_rev is None:
-        return None
-    session._in_flight.pop(doc_id, None)
-    # The earlier write is stored: it becomes the base, and what is left are the edits made
-    # since (never the ones it already carried: a sum would count twice).
+
+    planned: JSONDict
+    sent: JSONDict
+
+
+def _remember_flight(session: Session, doc_id: str, planned: JSONDict, sent: JSONDict) -> None:
+    """Keep an unanswered write on the object's state until the object is written."""
     obj = session._held(doc_id)
     state = state_of(obj) if obj is not None else None
-    stored = {**sent_then, "_rev": landed_rev}
-    if state is not None:
-        state.loaded = stored
-        state.rev = landed_rev
-        if state.status is Lifecycle.PENDING:
-            state.status = Lifecycle.PERSISTENT
-            session._new.pop(doc_id, None)
-            session._dirty[doc_id] = obj
-    since = changes_between(planned_then, planned)
+    if state is None:
+        return
+    flights = list(state.flights or ())
+    if Flight(planned, sent) not in flights:
+        flights.append(Flight(planned, sent))
+    state.flights = flights
+
+
+def _after_lost_answer(
+    session: Session, doc_id: str, planned: JSONDict, theirs: JSONDict | None
+) -> _LostAnswer | None:
+    """Handle a conflict on a document with unanswered writes (kept on its state).
+
+    None when none of them is on the server (an ordinary conflict). Otherwise what to do now
+    that one is known to be stored: nothing is consumed until the object is written, so a
+    retry that fails again starts from the same facts.
+    """
+    obj = session._held(doc_id)
+    state = state_of(obj) if obj is not None else None
+    if state is None or not state.flights:
+        return None
+    found: tuple[Flight, str | None] | None = None
+    for flight in reversed(state.flights):
+        if flight.sent.get("_deleted"):
+            if theirs is None:  # the tombstone is there (or someone else deleted it)
+                found = (flight, None)
+                break
+            continue
+        rev = _landed_revision(session, doc_id, flight.sent)
+        if rev is not None:
+            found = (flight, rev)
+            break
+    if found is None:
+        return None
+    flight, landed_rev = found
+    if flight.sent.get("_deleted"):
+        if planned.get("_deleted"):
+            return _LostAnswer(done=WriteResult(doc_id, None), body=flight.sent)
+        # Deleted (that landed), then created again: a create over the tombstone.
+        return _LostAnswer(send={k: v for k, v in planned.items() if k != "_rev"})
     if theirs is None:
-        return _LostAnswer(base=stored, changes=since)  # deleted since: the policy decides
+        return None  # deleted by another writer since: the policy decides
+    if planned.get("_deleted"):
+        if theirs["_rev"] == landed_rev:  # deleting our own landed write
+            return _LostAnswer(send={"_id": doc_id, "_rev": landed_rev, "_deleted": True})
+        return None  # changed by another writer since: the policy decides
+    # The server holds that write plus whatever was written after it. What is left to send
+    # are this session's edits since the write was planned (never the ones it carried).
+    since = changes_between(flight.planned, planned)
     if not since:
-        # Nothing new here: the document is ours, plus whatever others wrote after it.
         return _LostAnswer(done=WriteResult(doc_id, theirs["_rev"]), body=theirs)
-    if theirs["_rev"] == landed_rev:
-        # Nobody wrote since: put this session's later edits on top of its own write.
-        outcome = rebase(stored, planned, since, stored, _rule_finder(obj))
-        if outcome.document is not None:
-            return _LostAnswer(send={**outcome.document, "_id": doc_id, "_rev": landed_rev})
-    return _LostAnswer(base=stored, changes=since)
+    return _LostAnswer(base=flight.planned, changes=since, own=theirs["_rev"] == landed_rev)
 
 
 @attrs.frozen
@@ -255,7 +281,8 @@ class _LostAnswer:
     """What to do about a document whose earlier write landed although its answer was lost.
 
     Exactly one of: ``done`` (written; the object takes ``body``), ``send`` (this JSON goes
-    out next), or ``base``/``changes`` (resolve by the conflict policy from that base).
+    out next), or ``base``/``changes`` (re-apply these edits on the server's version, by the
+    conflict policy; ``own``: nobody else wrote since, so it is no conflict at all).
     """
 
     done: WriteResult | None = None
@@ -263,6 +290,7 @@ class _LostAnswer:
     send: JSONDict | None = None
     base: JSONDict | None = None
     changes: list[Change] | None = None
+    own: bool = False
 
 
 def _landed_revision(session: Session, doc_id: str, sent: JSONDict) -> str | None:
@@ -332,13 +360,15 @@ def _resolve(
     *,
     base: JSONDict | None = None,
     changes: Sequence[Change] | None = None,
+    own: bool = False,
 ) -> tuple[JSONDict | None, ConflictError | None]:
     """Decide what to send after a conflict, by the document's conflict policy.
 
     ``sent`` is the JSON this session planned for the document (base plus its changes).
     ``base`` and ``changes`` replace the loaded state and the change log when an earlier
     write of this session landed although its answer was lost: only the edits made since
-    are re-applied.
+    are re-applied. ``own``: nobody wrote after that write, so they are re-applied whatever
+    the policy.
     """
     obj = session._held(doc_id)
     state = state_of(obj) if obj is not None else None
@@ -348,6 +378,8 @@ def _resolve(
     def refuse(reason: str) -> tuple[None, ConflictError]:
         return None, ConflictError(doc_id, rev, reason)
 
+    if own:
+        policy = "rebase"
     if state is None or policy == "raise":
         return None, ConflictError(doc_id, rev)
     if doc_id in session._required and not state.has_changes:
@@ -375,20 +407,20 @@ def _resolve(
             "Document update conflict: deleted in this session but changed on the server; "
             "refresh() and delete again, or use conflict='overwrite'."
         )
-    if doc_id in session._replaced:
+    if base is None and doc_id in session._replaced:
         return refuse(
             "Document update conflict: deleted and created again in this session, but "
             "changed on the server meanwhile; refresh() the stored document first, or use "
             "conflict='overwrite'."
         )
-    if state.loaded is None or state.status is Lifecycle.PENDING:
+    if base is None and (state.loaded is None or state.status is Lifecycle.PENDING):
         return refuse(
             "Document update conflict: created in this session, but the server has "
             "another version; choose an unused id, or use conflict='overwrite'."
         )
     # Fields missing from stored JSON load as their defaults: compare like with like, or a
     # default that another session merely wrote out would look like a change of theirs.
-    base = _normalized(obj, base if base is not None else state.loaded)
+    base = _normalized(obj, base if base is not None else state.loaded or {})
     theirs = _normalized(obj, theirs)
     mine = state.changes if changes is None else changes
     outcome = rebase(base, sent, mine, theirs, _rule_finder(obj))
@@ -421,7 +453,7 @@ def _written(session: Session, result: WriteResult, sent: JSONDict, *, merged: b
         return result
     session._notices.pop(doc_id, None)
     session._unnotified.pop(doc_id, None)
-    session._in_flight.pop(doc_id, None)
+    state.flights = None
     session._replaced.pop(doc_id, None)
     for table in (session._new, session._dirty, session._deleted, session._required):
         table.pop(doc_id, None)
@@ -447,8 +479,13 @@ def _written(session: Session, result: WriteResult, sent: JSONDict, *, merged: b
 
 
 def has_changes(obj: Obj) -> bool:
+    """Whether a flush has to write ``obj``: changes, a revision check, or an unanswered write.
+
+    With an unanswered write even a document changed back must be written: the server may
+    hold that write.
+    """
     state = state_of(obj)
-    return state is not None and (state.has_changes or state.require_rev)
+    return state is not None and (state.has_changes or state.require_rev or bool(state.flights))
 
 
 def without_meta(raw: Mapping[str, Any]) -> dict[str, Any]:

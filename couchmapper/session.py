@@ -144,8 +144,6 @@ class Session(QueryMixin):
         self._notices: dict[str, Notice] = {}
         self._flushing = False
         self._receivers_ran = False
-        # Documents of a request that got no answer: id -> (planned JSON, JSON sent).
-        self._in_flight: dict[str, tuple[JSONDict, JSONDict]] = {}
         # Session-scoped receivers (on()): the signal holds a wrapper that reaches the function
         # only through this session, so a function that uses the session does not keep it.
         self._subscriptions: list[tuple[Signal, Callable[..., Any]]] = []
@@ -211,7 +209,6 @@ class Session(QueryMixin):
         self._replaced.clear()
         self._unnotified.clear()
         self._notices.clear()
-        self._in_flight.clear()
 
     def _held(self, doc_id: str) -> Obj | None:
         """The object this session holds for ``doc_id``, pending work first (None if none).
@@ -300,7 +297,7 @@ class Session(QueryMixin):
             obj.__dict__["id"] = doc_id
         if state is not None and state.status is Lifecycle.DETACHED and state.rev is not None:
             self._adopt(obj, state, Lifecycle.PERSISTENT)
-            if state.has_changes:
+            if state.has_changes or state.flights:
                 self._dirty[doc_id] = obj
                 self._unnotified[doc_id] = obj
             else:
@@ -318,6 +315,7 @@ class Session(QueryMixin):
             assert old_state is not None
             state.rev = old_state.rev
             state.loaded = old_state.loaded
+            state.flights = old_state.flights  # a lost tombstone may have landed
             old_state.status = Lifecycle.DETACHED
             old_state.session = None
             self._replaced[doc_id] = replaced  # rollback() puts it back
@@ -348,7 +346,7 @@ class Session(QueryMixin):
         assert doc_id is not None
         if state.status is Lifecycle.DELETED:
             return
-        if state.status is Lifecycle.PENDING and state.rev is None:
+        if state.status is Lifecycle.PENDING and state.rev is None and not state.flights:
             self._new.pop(doc_id, None)
             forget_new(self, doc_id, obj)
             self._identity.discard(doc_id)
@@ -381,7 +379,6 @@ class Session(QueryMixin):
         for table in (self._new, self._dirty, self._deleted, self._required, self._unnotified):
             table.pop(doc_id, None)
         self._notices.pop(doc_id, None)
-        self._in_flight.pop(doc_id, None)
         self._identity.discard(doc_id, obj)
         state.session = None
         state.status = Lifecycle.TRANSIENT if state.rev is None else Lifecycle.DETACHED
@@ -479,7 +476,6 @@ class Session(QueryMixin):
         for table in (self._new, self._dirty, self._deleted, self._unnotified):
             table.pop(doc_id, None)
         self._notices.pop(doc_id, None)
-        self._in_flight.pop(doc_id, None)
         self._identity.set(doc_id, obj, state.obj_ref)
 
     # ------------------------------------------------------------------------------------
@@ -622,8 +618,16 @@ class Session(QueryMixin):
 
     def __len__(self) -> int:
         count = int(self.info().get("doc_count", 0))
-        created = sum(1 for doc_id in self._new if doc_id not in self._replaced)
-        return count + created - len(self._deleted)
+        # Writes whose answer was lost may already be counted by the server: skip them.
+        created = sum(
+            1
+            for doc_id, obj in self._new.items()
+            if doc_id not in self._replaced and not getattr(state_of(obj), "flights", None)
+        )
+        deleted = sum(
+            1 for obj in self._deleted.values() if not getattr(state_of(obj), "flights", None)
+        )
+        return count + created - deleted
 
     def view(self, view: View | str, **options: Any) -> ViewResult:
         """Query a design-document view; rows' ``doc`` come from the identity map.

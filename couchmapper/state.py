@@ -47,6 +47,7 @@ class InstanceState(Tracker):
         session: the owning session, if any.
         obj_ref: a weak reference to the object (set when a session takes it).
         require_rev: check the revision at flush even when nothing changed.
+        flights: writes of this document whose request got no answer (they may have landed).
         notified: the changes already sent to signal receivers.
     """
 
@@ -60,6 +61,8 @@ class InstanceState(Tracker):
     session: Any = None
     obj_ref: weakref.ref[Any] | None = None
     require_rev = False
+    # Writes whose request got no answer (``couchmapper._flush.Flight``), until written.
+    flights: list[Any] | None = None
 
     def __init__(
         self,

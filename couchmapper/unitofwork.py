@@ -168,6 +168,14 @@ def _set(doc: Any, path: tuple[PathKey, ...], value: Any) -> None:
         parent[path[-1]] = value
 
 
+def _already_there(theirs: Any, change: Change) -> bool:
+    """Whether the server's document already shows ``change`` at its path."""
+    current = _get(theirs, change.path)
+    if change.op == "remove":
+        return current is MISSING
+    return current is not MISSING and _same(current, change.value)
+
+
 def _union(base: Any, mine: Any, theirs: Any) -> Any:
     base_items = base if isinstance(base, list) else []
     mine_items = mine if isinstance(mine, list) else []
@@ -248,7 +256,10 @@ def rebase(
             continue
         found = rule_for(change.path)
         if found is None:
-            overlaps.append(format_path(change.path))
+            # Without a merge rule, both sides making the same change is no conflict. (With
+            # one it may be: two increments of 1 -> 2 are two increments.)
+            if not _already_there(theirs, change):
+                overlaps.append(format_path(change.path))
             continue
         field_path, rule = found
         if field_path in merged_fields:

@@ -217,3 +217,195 @@ def test_failed_flush_at_the_end_of_a_with_block_keeps_the_session_open(
     stale.hits = 6
     s.flush()
     assert backend.get("c")["hits"] == 6
+
+
+# --------------------------------------------------------------------------------------
+# Lost answers, on the memory engine: a wrapper applies a request and then loses its answer.
+
+
+class LosingBackend:
+    """A memory backend whose next ``bulk_docs`` calls lose their answer (after or before)."""
+
+    def __init__(self) -> None:
+        self.inner = cm.connect()
+        self.cuts: list[str] = []
+
+    def lose(self, when: str = "after") -> None:
+        """The next bulk_docs is applied ("after") or not ("before"), then gets no answer."""
+        self.cuts.append(when)
+
+    def bulk_docs(self, docs: Any, **options: Any) -> Any:
+        """Apply (or not) and raise BackendUnavailable when a cut is due."""
+        if self.cuts:
+            when = self.cuts.pop(0)
+            if when == "after":
+                self.inner.bulk_docs(docs, **options)
+            raise cm.BackendUnavailable("cut")
+        return self.inner.bulk_docs(docs, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def losing(*docs: dict[str, Any]) -> LosingBackend:
+    """A LosingBackend seeded with ``docs``."""
+    found = LosingBackend()
+    seed(found.inner, *docs)
+    return found
+
+
+def test_recreate_after_a_lost_delete_is_written() -> None:
+    """Delete whose answer was lost, then a new object with that id: it is created."""
+    b = losing({"_id": "t", "type": "session-task", "title": "old"})
+    s = cm.Session(b)
+    t = s.get(Task, "t")
+    assert t is not None
+    s.delete(t)
+    b.lose()
+    with pytest.raises(cm.BackendUnavailable):
+        s.flush()
+    fresh = s.add(Task(title="new", id="t"))
+    s.flush()
+    assert b.inner.get("t")["title"] == "new"
+    assert state_of(fresh) is not None and not s.has_pending()
+
+
+def test_lost_merged_resend_then_an_edit_keeps_the_other_writers_changes() -> None:
+    """A rebase's merged resend lands without an answer; a later +1 goes on top of it."""
+    b = losing({"_id": "u", "type": "session-counter", "hits": 1, "members": ["a"]})
+    s = cm.Session(b, conflict="rebase")
+    u = s.get(Counter, "u")
+    assert u is not None
+    u.hits += 3
+    with cm.Session(b.inner, conflict="rebase") as other:
+        o = other.get(Counter, "u")
+        assert o is not None
+        o.hits += 10
+        o.members.add("z")
+    # The first request is answered (a conflict); the merged resend lands, answer lost.
+    real = b.bulk_docs
+    calls = {"n": 0}
+
+    def conflict_then_lose(docs: Any, **options: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return b.inner.bulk_docs(docs, **options)
+        b.lose()
+        return real(docs, **options)
+
+    b.bulk_docs = conflict_then_lose  # type: ignore[method-assign]
+    with pytest.raises(cm.BackendUnavailable):
+        s.flush()
+    assert b.inner.get("u")["hits"] == 14  # 1 + 10 + 3, merged and stored
+    b.bulk_docs = real  # type: ignore[method-assign]
+    u.hits += 1
+    u.members.add("b")
+    s.flush()
+    stored = b.inner.get("u")
+    assert stored["hits"] == 15
+    assert sorted(stored["members"]) == ["a", "b", "z"]
+
+
+def test_two_lost_answers_with_an_edit_between_count_each_edit_once() -> None:
+    """+2 lands unanswered, +1, a flush cut before sending, then a flush: 1 + 2 + 1."""
+    for policy in ("raise", "rebase", "overwrite"):
+        b = losing({"_id": "u", "type": "session-counter", "hits": 1})
+        s = cm.Session(b, conflict=policy)
+        u = s.get(Counter, "u")
+        assert u is not None
+        u.hits += 2
+        b.lose("after")
+        with pytest.raises(cm.BackendUnavailable):
+            s.flush()
+        u.hits += 1
+        b.lose("before")
+        with pytest.raises(cm.BackendUnavailable):
+            s.flush()
+        s.flush()
+        assert b.inner.get("u")["hits"] == 4, policy
+
+
+def test_failed_retry_after_a_landed_write_does_not_replay_it() -> None:
+    """A retry that conflicts for real, then succeeds, adds the landed list item once."""
+    b = losing({"_id": "t", "type": "session-task", "title": "a", "tags": ["x"]})
+    s = cm.Session(b, conflict="rebase")
+    t = s.get(Task, "t")
+    assert t is not None
+    t.tags.append("y")
+    b.lose()
+    with pytest.raises(cm.BackendUnavailable):
+        s.flush()
+    with cm.Session(b.inner) as other:
+        o = other.get(Task, "t")
+        assert o is not None
+        o.owner = "bo"
+    t.owner = "ann"
+    with pytest.raises(cm.ConflictError):
+        s.flush()
+    t.owner = ""
+    s.flush()
+    stored = b.inner.get("t")
+    assert stored["tags"] == ["x", "y"] and stored["owner"] == "bo"
+
+
+def test_reverting_after_a_lost_answer_is_written() -> None:
+    """A change whose write landed unanswered, then set back: the revert is written."""
+    b = losing({"_id": "t", "type": "session-task", "title": "a"})
+    s = cm.Session(b)
+    t = s.get(Task, "t")
+    assert t is not None
+    t.title = "b"
+    b.lose()
+    with pytest.raises(cm.BackendUnavailable):
+        s.flush()
+    t.title = "a"
+    assert s.has_pending()
+    s.flush()
+    assert b.inner.get("t")["title"] == "a"
+
+
+def test_expunge_and_readd_after_a_lost_answer_counts_once() -> None:
+    """The unanswered write travels with the object into another session."""
+    b = losing({"_id": "u", "type": "session-counter", "hits": 1})
+    s = cm.Session(b, conflict="rebase")
+    u = s.get(Counter, "u")
+    assert u is not None
+    u.hits += 2
+    b.lose()
+    with pytest.raises(cm.BackendUnavailable):
+        s.flush()
+    s.expunge(u)
+    again = cm.Session(b, conflict="rebase")
+    again.add(u)
+    again.flush()
+    assert b.inner.get("u")["hits"] == 3
+
+
+def test_deleting_a_create_whose_answer_was_lost_removes_it() -> None:
+    """A create that landed unanswered, then deleted: the document is gone; len is right."""
+    b = losing()
+    s = cm.Session(b)
+    t = s.add(Task(title="x", id="fresh"))
+    b.lose()
+    with pytest.raises(cm.BackendUnavailable):
+        s.flush()
+    assert len(s) == 1
+    s.delete(t)
+    s.flush()
+    with pytest.raises(cm.DocumentNotFound):
+        b.inner.get("fresh")
+
+
+def test_same_value_on_both_sides_is_no_conflict(backend: Backend) -> None:
+    """Two sessions setting a field to the same value: the rebase sees no overlap."""
+    seed(backend, {"_id": "t", "type": "session-task", "title": "a"})
+    a, b = cm.Session(backend, conflict="rebase"), cm.Session(backend, conflict="rebase")
+    ta, tb = a.get(Task, "t"), b.get(Task, "t")
+    assert ta is not None and tb is not None
+    ta.owner = "ann"
+    tb.owner = "ann"
+    tb.title = "b"
+    a.flush()
+    b.flush()
+    stored = backend.get("t")
+    assert (stored["owner"], stored["title"]) == ("ann", "b")
