@@ -36,12 +36,13 @@ from couchmapper.unitofwork import (
     landed,
     rebase,
     results_in_order,
+    without_meta,
 )
 
 if TYPE_CHECKING:
     from couchmapper.session import Session
 
-__all__ = ["has_changes", "restore", "run_flush", "without_meta"]
+__all__ = ["has_changes", "restore", "run_flush"]
 
 Obj = Any  # a Document or a RawDocument
 
@@ -486,11 +487,6 @@ def has_changes(obj: Obj) -> bool:
     """
     state = state_of(obj)
     return state is not None and (state.has_changes or state.require_rev or bool(state.flights))
-
-
-def without_meta(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The body of a stored document: everything but ``_id`` and ``_rev``."""
-    return {k: v for k, v in raw.items() if k not in ("_id", "_rev")}
 
 
 def restore(obj: Obj, raw: Mapping[str, Any]) -> None:

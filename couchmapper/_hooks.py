@@ -23,6 +23,7 @@ from couchmapper.document import dump, state_of
 from couchmapper.exceptions import HookLimitError, ValidationError
 from couchmapper.state import InstanceState, Lifecycle
 from couchmapper.tracking import MISSING, Change, ChangeList, PathKey
+from couchmapper.unitofwork import changes_between, without_meta
 
 if TYPE_CHECKING:
     from couchmapper.session import Session
@@ -123,6 +124,12 @@ def _due(notice: Notice, obj: Obj, state: InstanceState) -> Delivery | None:
             signal = signals.document_deleted
             changes = _since(notice, current)
     elif state.status is Lifecycle.PENDING and not notice.added:
+        if state.loaded is not None and state.rev is not None:
+            # Deleted and created again in this session: one write that turns the stored
+            # document into this one, told as a change from what was stored.
+            changes = ChangeList(changes_between(without_meta(state.loaded), _body(obj)))
+            snapshot = _snapshot(obj) if _has_document_receivers(type(obj)) else None
+            return Delivery(signals.document_changed, changes, current, snapshot, replaces=True)
         signal = signals.document_added
     else:
         changes = _since(notice, current)
@@ -148,7 +155,7 @@ def _complete(session: Session, doc_id: str, notice: Notice, watch: _Watch | Non
     obj = notice.obj
     _deliver(session, delivery, type(obj), watch, session=session, document=obj)
     notice.delivery = None
-    if delivery.signal is signals.document_added:
+    if delivery.signal is signals.document_added or delivery.replaces:
         notice.added = True
     elif delivery.signal is signals.document_deleted:
         notice.deleted = True
@@ -222,6 +229,7 @@ class Delivery:
     log: ChangeList  # the document's change log when the notification was made
     snapshot: JSONDict | None  # the JSON then (old values of the next notification)
     delivered: dict[Hashable, Any] = attrs.Factory(dict)  # receiver key -> receiver
+    replaces: bool = False  # the document_changed of a delete + re-create (counts as added)
 
 
 @attrs.define(eq=False)
@@ -375,6 +383,14 @@ _DOCUMENT_SIGNALS = (signals.document_added, signals.document_changed, signals.d
 
 def _has_document_receivers(cls: type) -> bool:
     return any(signal.receivers and _receivers(signal, cls) for signal in _DOCUMENT_SIGNALS)
+
+
+def _body(obj: Obj) -> JSONDict:
+    """The stored form of ``obj`` without ``_id``/``_rev`` ({} when it does not validate)."""
+    try:
+        return without_meta(dump(obj))
+    except (ValidationError, TypeError, ValueError):
+        return {}
 
 
 def _snapshot(obj: Obj) -> JSONDict | None:

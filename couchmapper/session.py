@@ -21,7 +21,7 @@ import attrs
 from blinker import Signal
 
 from couchmapper import signals
-from couchmapper._flush import has_changes, restore, run_flush, without_meta
+from couchmapper._flush import has_changes, restore, run_flush
 from couchmapper._hooks import Notice, disconnect_all, forget_new, send
 from couchmapper._identity import IdentityMap, StrongIdentityMap, WeakIdentityMap
 from couchmapper._queries import QueryMixin, Row, ViewResult
@@ -44,7 +44,7 @@ from couchmapper.exceptions import (
 )
 from couchmapper.query import View
 from couchmapper.state import InstanceState, Lifecycle
-from couchmapper.unitofwork import ConflictPolicy, WriteResult
+from couchmapper.unitofwork import ConflictPolicy, WriteResult, without_meta
 
 __all__ = ["Row", "Session", "SessionStats"]
 

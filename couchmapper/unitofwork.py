@@ -23,6 +23,7 @@ __all__ = [
     "landed",
     "rebase",
     "results_in_order",
+    "without_meta",
 ]
 
 ConflictPolicy: TypeAlias = Literal["raise", "rebase", "overwrite"]
@@ -69,6 +70,11 @@ def results_in_order(
             WriteResult(str(doc.get("_id")), None, "unknown", "no answer for this document")
         )
     return results
+
+
+def without_meta(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of a stored document: everything but ``_id`` and ``_rev``."""
+    return {k: v for k, v in raw.items() if k not in ("_id", "_rev")}
 
 
 def _body(doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -937,3 +937,23 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout
+
+
+def test_delete_and_recreate_is_told_as_a_change_from_the_stored_document(
+    connected: Callable[..., None],
+) -> None:
+    """Delete + re-create of one id is one write, told as document_changed with old values."""
+    db = cm.connect()
+    with cm.Session(db) as s:
+        s.add(Tag(name="old", id="t"))
+    s = cm.Session(db)
+    s.delete(s.get(Tag, "t"))
+    s.add(Tag(name="new", id="t"))
+    with capture_signals(
+        signals.document_added, signals.document_changed, signals.document_deleted
+    ) as calls:
+        s.flush()
+    assert [c.name for c in calls] == ["document_changed"]
+    (change,) = [c for c in calls[0].kwargs["changes"] if c.path == ("name",)]
+    assert (change.old, change.value) == ("old", "new")
+    assert db.get("t")["name"] == "new"
