@@ -18,7 +18,8 @@ $(VENV)/.installed: pyproject.toml
 	@test ! -x $(PY) || $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,js]'
+	@# compat mode: a plain .pth entry, which type checkers of other projects can follow.
+	$(PY) -m pip install --quiet -e '.[dev,js]' --config-settings editable_mode=compat
 	touch $@
 
 devserver: $(DEVSERVER)/node_modules/.installed

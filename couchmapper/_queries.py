@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
@@ -274,6 +274,30 @@ class QueryMixin:
 
     # find --------------------------------------------------------------------------------
 
+    @overload
+    def find(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        limit: int | None = None,
+        skip: int | None = None,
+        fields: None = None,
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> list[D]: ...
+    @overload
+    def find(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        limit: int | None = None,
+        skip: int | None = None,
+        fields: Sequence[Any],
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> list[dict[str, Any]]: ...
     def find(
         self,
         cls: type[D],
@@ -331,6 +355,28 @@ class QueryMixin:
         ordered = _Order(spec.sort).arrange(hits)
         return [hit.result for hit in _window(ordered, skip, limit)]
 
+    @overload
+    def find_iter(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        batch: int = _PAGE,
+        fields: None = None,
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> Iterator[D]: ...
+    @overload
+    def find_iter(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        batch: int = _PAGE,
+        fields: Sequence[Any],
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> Iterator[dict[str, Any]]: ...
     def find_iter(
         self,
         cls: type[D],

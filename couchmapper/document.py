@@ -54,6 +54,7 @@ __all__ = [
     "dump",
     "field",
     "load",
+    "new_from_json",
     "registry",
     "state_of",
 ]
@@ -362,13 +363,39 @@ def _register(cls: type, info: ModelInfo) -> None:
 _POLICIES: Final = ("raise", "rebase", "overwrite")
 
 
+_META_OPTIONS: Final = ("conflict", "indexes")
+
+
 def _check_meta(cls: type) -> None:
     """Refuse a ``class Meta`` setting a session would otherwise ignore or misread."""
     meta = cls.__dict__.get("Meta")
+    if meta is None:
+        return
+    unknown = sorted(k for k in vars(meta) if not k.startswith("_") and k not in _META_OPTIONS)
+    if unknown:
+        msg = (
+            f"{cls.__name__}.Meta has unknown option(s) {', '.join(unknown)}; "
+            f"the options are {', '.join(_META_OPTIONS)}"
+        )
+        raise ValueError(msg)
     policy = getattr(meta, "conflict", None)
     if policy is not None and policy not in _POLICIES:
         msg = f"{cls.__name__}.Meta.conflict must be one of {', '.join(_POLICIES)}, not {policy!r}"
         raise ValueError(msg)
+    names = {a.name for a in attrs.fields(cls)} | {"_id", "_rev", "id"}
+    info = model_info(cls)
+    if info is not None and info.discriminator:
+        names.add(info.discriminator)
+    for index in getattr(meta, "indexes", ()):
+        fields = getattr(index, "fields", None)
+        if not isinstance(fields, tuple):
+            msg = f"{cls.__name__}.Meta.indexes holds {index!r}; write cm.Index({index!r}, ...)"
+            raise TypeError(msg)
+        for name in fields:
+            top = name.split(".", 1)[0]
+            if top not in names:
+                msg = f"{cls.__name__}.Meta.indexes: {cls.__name__} has no field {top!r}"
+                raise ValueError(msg)
 
 
 def _qualified(cls: type) -> str:
@@ -395,10 +422,10 @@ def _build_model(
         weakref_slot=False,
         on_setattr=attrs.setters.NO_OP,
     )
-    _check_meta(cls)
     name = None if abstract or not is_document else (type_name or cls.__name__)
     info = ModelInfo(cls, is_document, name, discriminator, resolve=resolved_fields)
     cls.__cm_info__ = info  # type: ignore[attr-defined]
+    _check_meta(cls)
     _models_by_name[cls.__name__] = cls
     field_class = DocumentField if is_document else EmbeddedField
     for a in attrs.fields(cls):
@@ -492,6 +519,16 @@ class RawDocument(TrackedDict):
         self._cm_tracker: InstanceState | None = None
         super().__init__(items or {})
 
+    @property
+    def id(self) -> str | None:
+        """The document's ``_id`` (kept outside the dict, like a Document's ``id``)."""
+        return self._cm_tracker.doc_id if self._cm_tracker is not None else None
+
+    @property
+    def rev(self) -> str | None:
+        """The revision this dict was loaded or last written at."""
+        return self._cm_tracker.rev if self._cm_tracker is not None else None
+
 
 # --------------------------------------------------------------------------------------
 # Loading, dumping, inspecting.
@@ -572,6 +609,25 @@ _DETACHED: Final = Lifecycle.DETACHED
 
 
 new_state = object.__new__
+
+
+def new_from_json(cls: type[D], raw: Mapping[str, Any]) -> D:
+    """A new (transient) object of ``cls`` or a subclass from JSON, validated; no state yet.
+
+    Raises:
+        ValidationError: a value has the wrong type (every bad field is listed).
+    """
+    info = _info(cls)
+    raw = dict(raw)
+    try:
+        discriminator = info.discriminator
+        name = raw.get(discriminator) if discriminator is not None else None
+        if name is not None and name != info.type_name:
+            info = _info(_subclass_for(cls, info, raw, name))
+        obj = codec_for(info.cls).load(raw, None, "")
+    except Invalid as error:
+        raise error.to_validation_error(raw.get("_id"), cls.__name__) from None
+    return obj  # type: ignore[no-any-return]
 
 
 def attach_state(obj: Any, raw: dict[str, Any] | None, status: Lifecycle) -> InstanceState:

@@ -333,17 +333,20 @@ def _item_type(tp: Any) -> Any:
     return None
 
 
-def _embedded_classes(tp: Any) -> list[type]:
+def _embedded_classes(tp: Any) -> tuple[list[type], list[type]]:
+    """The embedded classes a field holds directly, and those it holds as list items."""
     import typing
 
-    found = []
-    for candidate in (tp, *typing.get_args(tp)):
+    direct, items = [], []
+    origin = typing.get_origin(tp)
+    union = origin is typing.Union or (origin is not None and origin.__name__ == "UnionType")
+    for candidate in (tp, *typing.get_args(tp)) if union else (tp,):
         if isinstance(candidate, type) and model_info(candidate) is not None:
-            found.append(candidate)
+            direct.append(candidate)
         item = _item_type(candidate)
         if isinstance(item, type) and model_info(item) is not None:
-            found.append(item)
-    return found
+            items.append(item)
+    return direct, items
 
 
 def sub_field(owner: type, path: tuple[str, ...], tp: Any, name: str) -> NestedFieldPath:
@@ -352,14 +355,23 @@ def sub_field(owner: type, path: tuple[str, ...], tp: Any, name: str) -> NestedF
     Raises:
         AttributeError: no embedded class at ``path`` has a field ``name`` (names the class).
     """
-    for cls in _embedded_classes(tp):
+    direct, items = _embedded_classes(tp)
+    where = ".".join(path)
+    for cls in direct:
         fields = {a.name: a for a in attrs.fields(cls)}
         if name in fields:
             resolver = model_info(cls)
             assert resolver is not None
             types = resolver.resolve(cls)
             return NestedFieldPath(owner, (*path, name), types[name])
-    where = ".".join(path)
+    for cls in items:
+        if name in {a.name for a in attrs.fields(cls)}:
+            # Mango does not look into array items by a dotted path: it would match nothing.
+            msg = (
+                f"{owner.__name__}.{where} is a list of {cls.__name__}; query its items with "
+                f"{owner.__name__}.{where}.any({cls.__name__}.{name} == ...)"
+            )
+            raise AttributeError(msg)
     msg = f"{owner.__name__}.{where} has no field {name!r}"
     raise AttributeError(msg)
 
@@ -401,8 +413,11 @@ def compile_sort(sort: Any) -> list[Any] | None:
             out.append({item.mango_name: "asc"})
         elif hasattr(item, "query_path") and callable(item.query_path):
             out.append({item.query_path().mango_name: "asc"})
-        elif isinstance(item, (str, dict)):
-            out.append(item if isinstance(item, dict) else {item: "asc"})
+        elif isinstance(item, dict):
+            out.append(item)
+        elif isinstance(item, str):
+            # "-name" sorts descending, as in Django and MongoEngine.
+            out.append({item[1:]: "desc"} if item.startswith("-") else {item: "asc"})
         else:
             msg = f"cannot sort by {item!r}"
             raise TypeError(msg)

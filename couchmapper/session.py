@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import attrs
@@ -32,6 +32,7 @@ from couchmapper.document import (
     RawDocument,
     attach_state,
     load,
+    new_from_json,
     registry,
     state_of,
     with_article,
@@ -579,15 +580,51 @@ class Session(QueryMixin):
     # The dict API of the seed project.
 
     def create(self, doc: Mapping[str, Any]) -> str:
-        """Add a new raw dict document; returns its id (client-side uuid4 hex unless given)."""
+        """Add a new document from a dict; returns its id (client-side uuid4 hex unless given).
+
+        A dict whose type field names a registered document class becomes an object of that
+        class (validated, and seen by queries on the class); any other dict stays a tracked
+        :class:`~couchmapper.document.RawDocument`.
+
+        Raises:
+            ValidationError: the dict names a class but its values do not fit it.
+        """
         body = dict(doc)
-        doc_id = body.pop("_id", None) or uuid.uuid4().hex
+        doc_id = str(body.pop("_id", None) or uuid.uuid4().hex)
         body.pop("_rev", None)
+        cls = _class_for(body)
+        if cls is not None:
+            self.add(new_from_json(cls, {**body, "_id": doc_id}))
+            return doc_id
         obj = RawDocument(body)
         state = attach_state(obj, None, Lifecycle.TRANSIENT)
         state.doc_id = doc_id
         self.add(obj)
-        return str(doc_id)
+        return doc_id
+
+    def __iter__(self) -> Iterator[str]:
+        """The ids of every document, as python-couchdb's ``Database`` iterates them.
+
+        Pending creations are included and pending deletions left out; design documents are
+        not listed.
+        """
+        self._check_open()
+        start: str | None = None
+        seen: set[str] = set()
+        while True:
+            options: dict[str, Any] = {"limit": 1000}
+            if start is not None:
+                options.update(startkey=start, skip=1)
+            rows = self._call(self.backend.all_docs, **options).get("rows", [])
+            for row in rows:
+                doc_id = row["id"]
+                seen.add(doc_id)
+                if not doc_id.startswith("_design/") and doc_id not in self._deleted:
+                    yield doc_id
+            if len(rows) < 1000:
+                break
+            start = rows[-1]["id"]
+        yield from (doc_id for doc_id in list(self._new) if doc_id not in seen)
 
     def __getitem__(self, doc_id: str) -> Any:
         found = self.get(doc_id)
