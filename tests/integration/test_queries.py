@@ -19,6 +19,7 @@ from query_models import find_requests, ids, partitioned_backend, seed_people
 import couchmapper as cm
 from couchmapper.backends.base import Backend
 from couchmapper.exceptions import BackendError, NotFoundError, QueryError
+from couchmapper.query import compile_sort
 
 # Type checkers see a class attribute as the instance's field type (``Person.age`` is an
 # int to mypy), while at run time it is the query field. Typed as Any, the classes accept
@@ -743,3 +744,25 @@ def test_invalid_selector_is_a_clear_error(db: Db) -> None:
     with pytest.raises(QueryError) as caught:
         s.find(Person, {"age": {"$in": 5}})
     assert "$in" in str(caught.value) and "selector" in str(caught.value)
+
+
+def test_list_of_embedded_paths_point_to_any() -> None:
+    """A dotted path into a list of embedded objects fails, saying to use .any(...)."""
+
+    class Line(cm.Embedded):
+        sku: str
+
+    class Order(cm.Document, type_name="q-order-lines"):
+        lines: list[Line] = cm.field(factory=list)
+
+    order: Any = Order
+    with pytest.raises(AttributeError, match=r"Order\.lines is a list of Line.*\.any\("):
+        _ = order.lines.sku
+    selector = order.lines.any(Line.sku == "a").to_selector()
+    assert selector == {"lines": {"$elemMatch": {"sku": {"$eq": "a"}}}}
+
+
+def test_minus_prefix_sorts_descending() -> None:
+    """sort="-age" is a descending sort on age."""
+    assert compile_sort("-age") == [{"age": "desc"}]
+    assert compile_sort(["name", "-age"]) == [{"name": "asc"}, {"age": "desc"}]

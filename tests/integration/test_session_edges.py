@@ -409,3 +409,33 @@ def test_same_value_on_both_sides_is_no_conflict(backend: Backend) -> None:
     b.flush()
     stored = backend.get("t")
     assert (stored["owner"], stored["title"]) == ("ann", "b")
+
+
+def test_raw_documents_have_id_and_rev(backend: Backend) -> None:
+    """A raw dict document exposes its _id and _rev as .id and .rev (not as dict keys)."""
+    s = cm.Session(backend)
+    doc_id = s.create({"hello": 1})
+    s.flush()
+    raw = cm.Session(backend)[doc_id]
+    assert (raw.id, raw.rev) == (doc_id, backend.get(doc_id)["_rev"])
+    assert dict(raw) == {"hello": 1}
+
+
+def test_create_of_a_dict_naming_a_type_makes_that_class(backend: Backend) -> None:
+    """create({"type": ...}) gives a validated object of the class, seen by its queries."""
+    s = cm.Session(backend)
+    doc_id = s.create({"type": "session-task", "title": "from a dict"})
+    task = s.get(Task, doc_id)
+    assert isinstance(task, Task) and task.title == "from a dict"
+    assert [t.id for t in s.find(Task, Task.title == "from a dict")] == [doc_id]
+    with pytest.raises(cm.ValidationError, match="title"):
+        s.create({"type": "session-task", "title": 5})
+
+
+def test_iterating_a_session_gives_document_ids(backend: Backend) -> None:
+    """iter(session) yields stored ids, plus pending creations, minus pending deletions."""
+    seed(backend, *({"_id": f"d{i}", "type": "session-task", "title": "t"} for i in range(3)))
+    s = cm.Session(backend)
+    s.delete(s.get(Task, "d1"))
+    s.add(Task(title="n", id="new"))
+    assert sorted(s) == ["d0", "d2", "new"]

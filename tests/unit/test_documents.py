@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pytest
@@ -412,3 +412,30 @@ def test_bad_embedded_assignment_names_the_document_class() -> None:
         visit.spot.city = 5  # type: ignore[assignment]
     assert str(caught.value).startswith("Visit document 'v1'")
     assert caught.value.errors[0].path == "spot.city"
+
+
+def test_meta_options_are_checked_when_the_class_is_defined() -> None:
+    """A misspelt Meta option, a bare string index or an unknown index field fail early."""
+    with pytest.raises(ValueError, match="unknown option"):
+
+        class Typo(cm.Document):
+            name: str = ""
+
+            class Meta:
+                index: ClassVar[list[Any]] = []
+
+    with pytest.raises(TypeError, match=r"cm\.Index"):
+
+        class Bare(cm.Document):
+            name: str = ""
+
+            class Meta:
+                indexes: ClassVar[list[Any]] = ["name"]
+
+    with pytest.raises(ValueError, match="no field 'nmae'"):
+
+        class Misspelt(cm.Document):
+            name: str = ""
+
+            class Meta:
+                indexes: ClassVar[list[Any]] = [cm.Index("nmae")]
