@@ -15,6 +15,7 @@ field's type (a ``datetime`` compares as its ISO string, an enum as its value).
 
 from __future__ import annotations
 
+import abc
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -49,14 +50,14 @@ def _literal(value: Any) -> Any:
     return to_json(value)
 
 
-class Expression:
+class Expression(abc.ABC):
     """A query condition; combine with ``&``, ``|`` and ``~``."""
 
     __slots__ = ()
 
+    @abc.abstractmethod
     def to_selector(self) -> dict[str, Any]:
         """Return the Mango selector."""
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
 
     def __and__(self, other: Expression | dict[str, Any]) -> Expression:
         return _Combined("$and", (self, _as_expression(other)))

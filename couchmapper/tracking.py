@@ -272,9 +272,10 @@ class _TrackedContainer:
     _cm_parent: Any
     _cm_key: PathKey
 
-    def to_plain(self) -> Any:
-        """Return an untracked deep copy."""
-        raise NotImplementedError
+    if TYPE_CHECKING:
+
+        def to_plain(self) -> Any:
+            """Return an untracked deep copy (each concrete container defines it)."""
 
     def _cm_locate(self) -> tuple[Tracker | None, tuple[PathKey, ...]]:
         return locate(self)
