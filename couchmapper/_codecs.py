@@ -262,30 +262,26 @@ def _check_json(value: Any) -> None:
         if value.__class__ is float and not math.isfinite(value):
             raise bad("a finite JSON number", value)
         return
-    if isinstance(value, (list, tuple)):
-        errors = []
-        for index, item in enumerate(value):
-            try:
-                _check_json(item)
-            except Invalid as error:
-                errors += error.prefixed(index)
-        if errors:
-            raise Invalid(errors)
-        return
-    if isinstance(value, Mapping):
-        errors = []
-        for key, item in value.items():
-            if key.__class__ is not str:
-                errors.append(((), "JSON object with string keys", f"key {key!r}"))
-                continue
-            try:
-                _check_json(item)
-            except Invalid as error:
-                errors += error.prefixed(key)
+    if isinstance(value, (list, tuple, Mapping)):
+        errors: list[Any] = []
+        keyed = isinstance(value, Mapping)
+        _collect(value, _check_member if keyed else _check_item, errors, keyed=keyed)
         if errors:
             raise Invalid(errors)
         return
     raise bad("a JSON value", value)
+
+
+def _check_item(index: int, item: Any) -> None:
+    """Check one item of a JSON array."""
+    _check_json(item)
+
+
+def _check_member(key: Any, item: Any) -> None:
+    """Check one member of a JSON object (its key must be a string)."""
+    if key.__class__ is not str:
+        raise Invalid([((), "JSON object with string keys", f"key {key!r}")])
+    _check_json(item)
 
 
 def _any_wrap(value: Any, parent: Any, key: PathKey) -> Any:
