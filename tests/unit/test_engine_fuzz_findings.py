@@ -1,0 +1,58 @@
+"""Differences the differential fuzzer (tests/differential) found, answered as CouchDB 3.5 did.
+
+Each test replays the shortest sequence the fuzzer reported on the memory engine alone; the
+expected answers are the ones Apache CouchDB 3.5.0 gave to the same requests.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from couchmapper.backends._memory_http import MemoryHTTP
+from couchmapper.backends.memory import MemoryServer
+
+
+def _engine() -> MemoryHTTP:
+    http = MemoryHTTP(MemoryServer())
+    assert http.handle("PUT", "/db").status == 201
+    return http
+
+
+def _call(
+    http: MemoryHTTP, method: str, path: str, query: str = "", body: Any = None
+) -> tuple[int, Any]:
+    raw = None if body is None else json.dumps(body).encode()
+    response = http.handle(method, path, query, raw, {"Content-Type": "application/json"})
+    return response.status, response.body
+
+
+def test_delete_missing_doc_with_malformed_rev_is_404() -> None:
+    """DELETE of a missing doc with ?rev=nope: 404 missing (CouchDB opens the doc first)."""
+    http = _engine()
+    assert _call(http, "DELETE", "/db/b", "rev=nope") == (
+        404,
+        {"error": "not_found", "reason": "missing"},
+    )
+
+
+def test_delete_deleted_doc_with_malformed_rev_is_404_deleted() -> None:
+    """DELETE of a deleted doc with ?rev=nope: 404 deleted, not 400."""
+    http = _engine()
+    status, body = _call(http, "PUT", "/db/x", body={})
+    assert status == 201
+    assert _call(http, "DELETE", "/db/x", f"rev={body['rev']}")[0] == 200
+    assert _call(http, "DELETE", "/db/x", "rev=nope") == (
+        404,
+        {"error": "not_found", "reason": "deleted"},
+    )
+
+
+def test_delete_live_doc_with_malformed_rev_is_400() -> None:
+    """DELETE of a live doc with ?rev=nope is still 400 Invalid rev format."""
+    http = _engine()
+    assert _call(http, "PUT", "/db/x", body={})[0] == 201
+    assert _call(http, "DELETE", "/db/x", "rev=nope") == (
+        400,
+        {"error": "bad_request", "reason": "Invalid rev format"},
+    )
