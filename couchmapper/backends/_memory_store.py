@@ -150,7 +150,9 @@ class Database:
             return None
         winner = record.winner()
         if prev is None:
-            if winner.deleted:
+            # A revive grows the deleted winner; a tombstone without a rev is a conflict, even
+            # on a deleted doc (couch_db:prep_and_validate_update).
+            if winner.deleted and not item.deleted:
                 return winner.rev
             raise ConflictError(item.doc_id, None)
         node = record.revs.get(prev)

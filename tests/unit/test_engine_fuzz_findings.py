@@ -56,3 +56,27 @@ def test_delete_live_doc_with_malformed_rev_is_400() -> None:
         400,
         {"error": "bad_request", "reason": "Invalid rev format"},
     )
+
+
+def test_tombstone_without_rev_on_deleted_doc_is_a_conflict() -> None:
+    """A deletion without a rev on an already deleted doc: 409 (PUT) and conflict (bulk)."""
+    http = _engine()
+    assert _call(http, "PUT", "/db/y", body={"_deleted": True}) == (
+        200,
+        {"ok": True, "id": "y", "rev": "1-de715bf126efc93d225d9e3f8e8eb81a"},
+    )
+    assert _call(http, "PUT", "/db/y", body={"_deleted": True}) == (
+        409,
+        {"error": "conflict", "reason": "Document update conflict."},
+    )
+    assert _call(
+        http, "POST", "/db/_bulk_docs", body={"docs": [{"_id": "y", "_deleted": True}]}
+    ) == (
+        201,
+        [{"id": "y", "error": "conflict", "reason": "Document update conflict."}],
+    )
+    # A live doc without a rev still revives a deleted doc, growing its tombstone.
+    assert _call(http, "PUT", "/db/x", body={})[0] == 201
+    assert _call(http, "DELETE", "/db/x", "rev=1-967a00dff5e02add41819138abb3284d")[0] == 200
+    revived = _call(http, "POST", "/db/_bulk_docs", body={"docs": [{"_id": "x"}]})
+    assert revived == (201, [{"ok": True, "id": "x", "rev": "3-5570e8bbb34412db757c2df4bfa1099b"}])
