@@ -417,7 +417,7 @@ class Database:
             if record is None:
                 raise DocumentNotFound(doc_id, "missing")
             nodes = sorted(record.leaves(), key=lambda n: (n.pos, n.hash))
-            plain = {k: v for k, v in options.items() if k not in ("open_revs", "rev")}
+            plain = _open_revs_options(options)
             return [{"ok": self._decorate(record, n, plain)} for n in nodes]
         if not isinstance(open_revs, list):
             raise bad_request("invalid UTF-8 JSON")
@@ -428,7 +428,7 @@ class Database:
             if record is None or node is None or node.body is None:
                 out.append({"missing": rev})
             else:
-                plain = {k: v for k, v in options.items() if k not in ("open_revs", "rev")}
+                plain = _open_revs_options(options)
                 out.append({"ok": self._decorate(record, node, plain)})
         return out
 
@@ -599,3 +599,15 @@ def _local_number(item: ParsedDoc) -> int:
     if pos != 0 or not tail.isdigit():
         raise BackendError(500, "error", "Invalid rev format")
     return int(tail)
+
+
+# With open_revs CouchDB reads revisions, not the doc's info: the options that describe the
+# tree (revs_info, conflicts, deleted_conflicts, meta, local_seq) are ignored.
+_NOT_WITH_OPEN_REVS = frozenset(
+    {"open_revs", "rev", "revs_info", "conflicts", "deleted_conflicts", "meta", "local_seq"}
+)
+
+
+def _open_revs_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The GET options that apply to each revision ``open_revs`` returns."""
+    return {k: v for k, v in options.items() if k not in _NOT_WITH_OPEN_REVS}

@@ -80,3 +80,23 @@ def test_tombstone_without_rev_on_deleted_doc_is_a_conflict() -> None:
     assert _call(http, "DELETE", "/db/x", "rev=1-967a00dff5e02add41819138abb3284d")[0] == 200
     revived = _call(http, "POST", "/db/_bulk_docs", body={"docs": [{"_id": "x"}]})
     assert revived == (201, [{"ok": True, "id": "x", "rev": "3-5570e8bbb34412db757c2df4bfa1099b"}])
+
+
+def test_open_revs_ignores_revs_info_conflicts_and_meta() -> None:
+    """open_revs answers carry no _revs_info, _conflicts, _deleted_conflicts or _local_seq."""
+    http = _engine()
+    assert _call(http, "PUT", "/db/x", body={})[0] == 201
+    for rev, extra in (("1-" + "a" * 32, {}), ("1-" + "b" * 32, {"_deleted": True})):
+        assert _call(http, "PUT", "/db/x", "new_edits=false", {"_rev": rev, **extra})[0] in (
+            200,
+            201,
+        )
+    expected_all = [
+        {"ok": {"_id": "x", "_rev": "1-967a00dff5e02add41819138abb3284d"}},
+        {"ok": {"_id": "x", "_rev": "1-" + "a" * 32}},
+        {"ok": {"_id": "x", "_rev": "1-" + "b" * 32, "_deleted": True}},
+    ]
+    for option in ("revs_info", "conflicts", "deleted_conflicts", "meta", "local_seq"):
+        assert _call(http, "GET", "/db/x", f"open_revs=all&{option}=true") == (200, expected_all)
+        listed = _call(http, "GET", "/db/x", f'open_revs=["1-{"a" * 32}"]&{option}=true')
+        assert listed == (200, [expected_all[1]])
