@@ -364,11 +364,8 @@ def _all_docs(
     if method == "POST":
         payload = routes.object_body(check_type=True)
         extra = body_view_options(payload)
-        if "keys" in extra:
-            for name in ("key", "startkey", "start_key", "endkey", "end_key"):
-                options.pop(name, None)
-            if not isinstance(extra["keys"], list):
-                raise bad_request("`keys` body member must be an array.")
+        if "keys" in extra and not isinstance(extra["keys"], list):
+            raise bad_request("`keys` body member must be an array.")
         options.update(extra)
     options.update(scope)
     return json_response(200, listing.all_docs(routes.db, **options))

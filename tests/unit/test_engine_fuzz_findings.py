@@ -100,3 +100,30 @@ def test_open_revs_ignores_revs_info_conflicts_and_meta() -> None:
         assert _call(http, "GET", "/db/x", f"open_revs=all&{option}=true") == (200, expected_all)
         listed = _call(http, "GET", "/db/x", f'open_revs=["1-{"a" * 32}"]&{option}=true')
         assert listed == (200, [expected_all[1]])
+
+
+def test_all_docs_keys_with_a_range_is_refused_unless_it_is_that_key() -> None:
+    """POST _all_docs keys + key/startkey/endkey: 400 unless one key equal to every bound."""
+    http = _engine()
+    assert _call(http, "PUT", "/db/a", body={})[0] == 201
+    refused = (
+        400,
+        {
+            "error": "query_parse_error",
+            "reason": "`keys` is incompatible with `key`, `start_key` and `end_key`",
+        },
+    )
+    for query, keys in (
+        ('endkey="z"', ["a"]),
+        ('startkey="b"', ["a"]),
+        ('key="a"', ["a", "b"]),
+        ('startkey="a"', ["a", "a"]),
+        ('endkey="a"&descending=true', ["c1", "c10"]),
+    ):
+        assert _call(http, "POST", "/db/_all_docs", query, {"keys": keys}) == refused, query
+    row = {"id": "a", "key": "a", "value": {"rev": "1-967a00dff5e02add41819138abb3284d"}}
+    for query in ('key="a"', 'startkey="a"&endkey="a"', 'endkey="a"&descending=true'):
+        answer = _call(http, "POST", "/db/_all_docs", query, {"keys": ["a"]})
+        assert answer == (200, {"total_rows": 1, "offset": None, "rows": [row]}), query
+    empty = _call(http, "POST", "/db/_all_docs", 'startkey="zz"', {"keys": []})
+    assert empty == (200, {"total_rows": 1, "offset": None, "rows": []})
