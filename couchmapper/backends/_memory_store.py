@@ -128,7 +128,8 @@ class Database:
             # CouchDB validates design docs only by their admin-only rule, not by the
             # validate_doc_update functions (couch_db:validate_doc_update).
             self._validate_update(item, record, atts)
-        new_hash = rev_hash(item.body, item.deleted, parent, atts)
+        revive = item.rev is None and parent_node is not None
+        new_hash = rev_hash(item.body, item.deleted, parent, atts, revive=revive)
         self.seq += 1
         self.changed.notify_all()
         node = RevNode(

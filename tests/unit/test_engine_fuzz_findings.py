@@ -127,3 +127,17 @@ def test_all_docs_keys_with_a_range_is_refused_unless_it_is_that_key() -> None:
         assert answer == (200, {"total_rows": 1, "offset": None, "rows": [row]}), query
     empty = _call(http, "POST", "/db/_all_docs", 'startkey="zz"', {"keys": []})
     assert empty == (200, {"total_rows": 1, "offset": None, "rows": []})
+
+
+def test_revive_with_attachments_gets_couchdbs_rev() -> None:
+    """A doc re-created on its tombstone with attachments gets CouchDB's rev (type-blind)."""
+    for content_type in ("text/plain", "application/octet-stream"):
+        http = _engine()
+        assert _call(http, "PUT", "/db/D", body={})[0] == 201
+        assert _call(http, "DELETE", "/db/D", "rev=1-967a00dff5e02add41819138abb3284d")[0] == 200
+        att = {"content_type": content_type, "data": "Yi5iaW46e30="}
+        answer = _call(http, "PUT", "/db/D", body={"_attachments": {"b.bin": att}})
+        assert answer == (
+            201,
+            {"ok": True, "id": "D", "rev": "3-f34abe83504590cc18e26629389dc344"},
+        )
