@@ -98,20 +98,24 @@ def _sort_spec(sort: Any) -> tuple[list[str], bool]:
 
 
 def _constrained(selector: dict[str, Any]) -> set[str]:
-    """Fields the selector requires to exist (top-level ``$and`` conditions)."""
-    out: set[str] = set()
-    parts = selector.get("$and", [selector]) if set(selector) == {"$and"} else [selector]
-    for part in parts:
-        for field, condition in part.items():
-            if field.startswith("$"):
-                continue
-            ops = condition if isinstance(condition, dict) else {}
-            if any(op in ops for op in ("$exists",)) and ops.get("$exists") is False:
-                continue
-            if any(op in ("$ne", "$nin", "$not", "$or", "$nor") for op in ops):
-                continue
-            out.add(field)
-    return out
+    """Fields the (normalised) selector requires to exist (mango_selector:has_required_fields).
+
+    ``$and`` requires what any child requires, ``$or`` what every child requires; any condition
+    but ``$exists: false`` requires its field (``$ne``, ``$nin`` included).
+    """
+    if len(selector) != 1:
+        return set().union(*(_constrained({k: v}) for k, v in selector.items()))
+    key, arg = next(iter(selector.items()))
+    if key == "$and" and isinstance(arg, list):
+        return set().union(*(_constrained(a) for a in arg if isinstance(a, dict)))
+    if key == "$or" and isinstance(arg, list):
+        parts = [_constrained(a) if isinstance(a, dict) else set() for a in arg]
+        return set.intersection(*parts) if parts else set()
+    if key.startswith("$"):
+        return set()
+    if isinstance(arg, dict) and arg == {"$exists": False}:
+        return set()
+    return {key}
 
 
 def _choose_index(

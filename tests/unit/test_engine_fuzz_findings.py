@@ -141,3 +141,32 @@ def test_revive_with_attachments_gets_couchdbs_rev() -> None:
             201,
             {"ok": True, "id": "D", "rev": "3-f34abe83504590cc18e26629389dc344"},
         )
+
+
+def _index_used(http: MemoryHTTP, selector: dict[str, Any]) -> str:
+    status, body = _call(http, "POST", "/db/_explain", body={"selector": selector})
+    assert status == 200
+    name: str = body["index"]["name"]
+    return name
+
+
+def test_json_index_is_used_when_every_or_branch_requires_its_field() -> None:
+    """A JSON index on f serves $or when every branch requires f, and $ne/$nin on f."""
+    http = _engine()
+    created = _call(http, "POST", "/db/_index", body={"index": {"fields": ["f"]}})
+    name = created[1]["name"]
+    for selector in (
+        {"$or": [{"f": {"$eq": ""}}]},
+        {"$or": [{"f": {"$gt": 1}}, {"f": {"$lt": 0}}]},
+        {"$and": [{"$or": [{"f": {"$gt": 1}}]}]},
+        {"$or": [{"f": 1, "g": 2}]},
+        {"g": 1, "$or": [{"f": 1}]},
+        {"f": {"$ne": 1}},
+        {"f": {"$nin": [1]}},
+        {"$not": {"f": 1}},
+    ):
+        assert _index_used(http, selector) == name, selector
+    for selector in ({"$or": [{"f": 1}, {"g": 1}]}, {"$or": [{"f": {"$exists": False}}]}):
+        assert _index_used(http, selector) == "_all_docs", selector
+    found = _call(http, "POST", "/db/_find", body={"selector": {"$or": [{"f": {"$eq": ""}}]}})
+    assert found == (200, {"docs": [], "bookmark": "nil"})
