@@ -157,7 +157,12 @@ class Database:
                 return winner.rev
             raise ConflictError(item.doc_id, None)
         node = record.revs.get(prev)
-        if node is None or node.deleted or node not in record.leaves():
+        if node is None or node not in record.leaves():
+            raise ConflictError(item.doc_id, prev)
+        if node.deleted:
+            # A deleted leaf is found, so its stubs are merged first (412 missing_stub) before
+            # the update conflicts (couch_db:prep_and_validate_update, then the updater).
+            self._resolve_attachments(item, node, node.pos)
             raise ConflictError(item.doc_id, prev)
         return prev
 

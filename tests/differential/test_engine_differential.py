@@ -198,6 +198,7 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
             ),
             min_size=1,
             max_size=4,
+            unique_by=lambda entry: entry[0],  # DEVIATIONS["same-id-twice-in-bulk"]
         )
     )
     def bulk_docs(self, entries: list[tuple[str, str, dict[str, Any], int]]) -> None:

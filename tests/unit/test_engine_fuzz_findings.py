@@ -155,7 +155,7 @@ def test_json_index_is_used_when_every_or_branch_requires_its_field() -> None:
     http = _engine()
     created = _call(http, "POST", "/db/_index", body={"index": {"fields": ["f"]}})
     name = created[1]["name"]
-    for selector in (
+    usable: list[dict[str, Any]] = [
         {"$or": [{"f": {"$eq": ""}}]},
         {"$or": [{"f": {"$gt": 1}}, {"f": {"$lt": 0}}]},
         {"$and": [{"$or": [{"f": {"$gt": 1}}]}]},
@@ -164,9 +164,31 @@ def test_json_index_is_used_when_every_or_branch_requires_its_field() -> None:
         {"f": {"$ne": 1}},
         {"f": {"$nin": [1]}},
         {"$not": {"f": 1}},
-    ):
+    ]
+    for selector in usable:
         assert _index_used(http, selector) == name, selector
-    for selector in ({"$or": [{"f": 1}, {"g": 1}]}, {"$or": [{"f": {"$exists": False}}]}):
+    unusable: list[dict[str, Any]] = [
+        {"$or": [{"f": 1}, {"g": 1}]},
+        {"$or": [{"f": {"$exists": False}}]},
+    ]
+    for selector in unusable:
         assert _index_used(http, selector) == "_all_docs", selector
     found = _call(http, "POST", "/db/_find", body={"selector": {"$or": [{"f": {"$eq": ""}}]}})
     assert found == (200, {"docs": [], "bookmark": "nil"})
+
+
+def test_stub_against_a_deleted_leaf_is_missing_stub_before_conflict() -> None:
+    """PUT with a deleted leaf's rev and a stub it lacks: 412 missing_stub, not 409."""
+    http = _engine()
+    created = _call(http, "PUT", "/db/a", body={"_deleted": True, "g": 0})
+    assert created[0] == 200
+    rev = created[1]["rev"]
+    stub = {"_rev": rev, "_attachments": {"a.txt": {"stub": True}}}
+    assert _call(http, "PUT", "/db/a", body=stub) == (
+        412,
+        {"error": "missing_stub", "reason": "Invalid attachment stub in a for a.txt"},
+    )
+    assert _call(http, "PUT", "/db/a", body={"_rev": rev}) == (
+        409,
+        {"error": "conflict", "reason": "Document update conflict."},
+    )
