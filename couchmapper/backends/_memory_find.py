@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from couchmapper import mango
-from couchmapper._collation import raw_key
+from couchmapper._collation import collate, raw_key
 from couchmapper.backends._memory_indexes import (
     SPECIAL_INDEX,
     Index,
@@ -278,6 +278,9 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
             prefix = "No global index" if partition is None and db.partitioned else "No index"
             reason = f"{prefix} exists for this sort, try indexing by the sort fields."
             raise QueryError("no_usable_index", reason)
+        if index is not None and index.fields and _empty_range(selector, index.fields[0][0]):
+            # CouchDB does not scan an index whose range is unsatisfiable: no bookmark.
+            return {"docs": []}
         # An _all_docs scan reads the design docs too (06/mango-execution-stats).
         examined = 0
         if index is None and partition is None:
@@ -335,6 +338,65 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
     elif warning:
         out["warning"] = warning
     return out
+
+
+_LOW, _HIGH = object(), object()  # mango_json:min() and max()
+_Range = tuple[str, Any, str, Any]
+
+
+def _cmp(a: Any, b: Any) -> int:
+    if a is b:
+        return 0
+    if a is _LOW or b is _HIGH:
+        return -1
+    if a is _HIGH or b is _LOW:
+        return 1
+    return collate(a, b)
+
+
+def _narrow(op: str, arg: Any, current: _Range) -> _Range | None:
+    """mango_idx_view:range/5: ``current`` narrowed by one condition; None when empty."""
+    lcmp, low, hcmp, high = current
+    pos = _cmp(arg, low)
+    where = "min" if pos < 0 else "low" if pos == 0 else ""
+    if not where:
+        pos = _cmp(arg, high)
+        where = "mid" if pos < 0 else "high" if pos == 0 else "max"
+    eq: _Range = ("$eq", arg, "$eq", arg)
+    closed_low, closed_high = lcmp in ("$gte", "$eq"), hcmp in ("$lte", "$eq")
+    table: dict[str, dict[str, _Range | None]] = {
+        "$lt": {"min": None, "low": None, "mid": (lcmp, low, "$lt", arg),
+                "high": (lcmp, low, "$lt", arg), "max": current},
+        "$lte": {"min": None, "low": eq if closed_low else None,
+                 "mid": (lcmp, low, "$lte", arg), "high": current, "max": current},
+        "$eq": {"min": None, "low": eq if closed_low else None, "mid": eq,
+                "high": eq if closed_high else None, "max": None},
+        "$gte": {"min": current, "low": current, "mid": ("$gte", arg, hcmp, high),
+                 "high": eq if closed_high else None, "max": None},
+        "$gt": {"min": current, "low": ("$gt", arg, hcmp, high),
+                "mid": ("$gt", arg, hcmp, high), "high": None, "max": None},
+    }  # fmt: skip
+    return table[op][where] if op in table else current
+
+
+def _field_range(selector: Any, field: str, current: _Range | None) -> _Range | None:
+    """The range ``selector`` allows ``field`` (through ``$and`` only, like CouchDB)."""
+    if current is None or not isinstance(selector, dict) or len(selector) != 1:
+        return current
+    key, arg = next(iter(selector.items()))
+    if key == "$and" and isinstance(arg, list):
+        for part in arg:
+            current = _field_range(part, field, current)
+        return current
+    if key == field and isinstance(arg, dict) and len(arg) == 1:
+        op, value = next(iter(arg.items()))
+        return _narrow(op, value, current)
+    return current
+
+
+def _empty_range(selector: dict[str, Any], field: str) -> bool:
+    """True when no value of ``field`` can satisfy the selector's conditions on it."""
+    return _field_range(selector, field, ("$gt", _LOW, "$lt", _HIGH)) is None
 
 
 def _id_sort_ok(selector: dict[str, Any], sort_fields: list[str]) -> bool:

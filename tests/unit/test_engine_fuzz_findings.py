@@ -192,3 +192,23 @@ def test_stub_against_a_deleted_leaf_is_missing_stub_before_conflict() -> None:
         409,
         {"error": "conflict", "reason": "Document update conflict."},
     )
+
+
+def test_find_with_an_unsatisfiable_index_range_has_no_bookmark() -> None:
+    """_find whose conditions on the index's field cannot all hold: {"docs": []} only."""
+    http = _engine()
+    assert _call(http, "POST", "/db/_index", body={"index": {"fields": ["f"]}})[0] == 200
+    assert _call(http, "PUT", "/db/a", body={})[0] == 201
+    empty: list[dict[str, Any]] = [
+        {"$and": [{"f": {"$eq": None}}, {"f": {"$eq": False}}]},
+        {"$and": [{"f": {"$gt": 5}}, {"f": {"$lt": 1}}]},
+        {"f": {"$gt": 1, "$lte": 1}},
+        {"f": {"$gt": None, "$lt": None}},
+    ]
+    for selector in empty:
+        assert _call(http, "POST", "/db/_find", body={"selector": selector}) == (
+            200,
+            {"docs": []},
+        ), selector
+    found = _call(http, "POST", "/db/_find", body={"selector": {"f": {"$gte": 1, "$lte": 1}}})
+    assert found == (200, {"docs": [], "bookmark": "nil"})
