@@ -159,9 +159,10 @@ class Database:
         node = record.revs.get(prev)
         if node is None or node not in record.leaves():
             raise ConflictError(item.doc_id, prev)
-        if node.deleted:
-            # A deleted leaf is found, so its stubs are merged first (412 missing_stub) before
-            # the update conflicts (couch_db:prep_and_validate_update, then the updater).
+        if winner.deleted:
+            # A deleted doc is only re-created from its root (couch_db_updater:merge_rev_tree),
+            # but the named leaf is found first: its stubs are merged (412 missing_stub) before
+            # the update conflicts. A deleted leaf of a live doc is extended like any leaf.
             self._resolve_attachments(item, node, node.pos)
             raise ConflictError(item.doc_id, prev)
         return prev

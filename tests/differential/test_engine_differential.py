@@ -19,6 +19,7 @@ import os
 import uuid
 from typing import Any, ClassVar
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
@@ -418,6 +419,8 @@ def _show(body: Any) -> str:
     return text[:1500]
 
 
+# pytest's 300 s default is too short for `make fuzz`: about 0.2 s an example, shrinking aside.
+@pytest.mark.timeout(300 + 2 * _examples()[0])
 def test_engine_answers_like_couchdb(couchdb_url: str) -> None:
     """Random operation sequences get the same answers from the engine and from CouchDB."""
     examples, derandomize = _examples()

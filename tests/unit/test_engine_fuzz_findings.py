@@ -212,3 +212,20 @@ def test_find_with_an_unsatisfiable_index_range_has_no_bookmark() -> None:
         ), selector
     found = _call(http, "POST", "/db/_find", body={"selector": {"f": {"$gte": 1, "$lte": 1}}})
     assert found == (200, {"docs": [], "bookmark": "nil"})
+
+
+def test_a_deleted_leaf_of_a_live_doc_can_be_extended() -> None:
+    """Updating or deleting a deleted conflict leaf of a live doc grows it, as in CouchDB."""
+    http = _engine()
+    deleted_leaf = {"_rev": "1-9f4a5cd36aa2ddc9ed46aa5b47e86ddc", "_deleted": True}
+    for doc_id in ("B", "C"):
+        assert _call(http, "PUT", f"/db/{doc_id}", body={})[0] == 201
+        assert _call(http, "PUT", f"/db/{doc_id}", "new_edits=false", deleted_leaf)[0] == 200
+    grown = _call(
+        http, "POST", "/db/_bulk_docs", body={"docs": [{"_id": "B", "_rev": deleted_leaf["_rev"]}]}
+    )
+    assert grown == (201, [{"ok": True, "id": "B", "rev": "2-fa94139cb0be3239b4c5c421008dee4f"}])
+    assert _call(http, "DELETE", "/db/C", f"rev={deleted_leaf['_rev']}") == (
+        200,
+        {"ok": True, "id": "C", "rev": "2-3353b343965bce55ab3a094efdc22b97"},
+    )
