@@ -382,6 +382,15 @@ class Database:
                 node = record.revs.get(rev) if record is not None else None
                 if record is None or node is None or node.body is None:
                     raise DocumentNotFound(doc_id, "missing")
+                if options.get("latest"):  # the leaf that grew from ``rev`` (winner first)
+                    node = next(
+                        (
+                            n
+                            for n in record.leaves()
+                            if rev in {a.rev for a in record.ancestry(n.rev)}
+                        ),
+                        node,
+                    )
             else:
                 record, node = self.open_winner(doc_id)
             return self._decorate(record, node, options)

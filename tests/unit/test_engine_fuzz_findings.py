@@ -229,3 +229,23 @@ def test_a_deleted_leaf_of_a_live_doc_can_be_extended() -> None:
         200,
         {"ok": True, "id": "C", "rev": "2-3353b343965bce55ab3a094efdc22b97"},
     )
+
+
+def test_get_rev_with_latest_answers_the_leaf_that_grew_from_it() -> None:
+    """GET ?rev=<old>&latest=true answers the leaf descending from that rev."""
+    http = _engine()
+    first = _call(http, "PUT", "/db/c", body={"g": "a"})[1]["rev"]
+    assert first == "1-9fc1420b6834c58c79ee1543ad24ddb5"
+    assert _call(http, "PUT", "/db/c", body={"g": "b", "_rev": first})[0] == 201
+    assert _call(http, "GET", "/db/c", f"rev={first}&latest=true&revs=true") == (
+        200,
+        {
+            "_id": "c",
+            "_rev": "2-8900a05950e646766ca44081d2d8950a",
+            "g": "b",
+            "_revisions": {
+                "start": 2,
+                "ids": ["8900a05950e646766ca44081d2d8950a", "9fc1420b6834c58c79ee1543ad24ddb5"],
+            },
+        },
+    )
