@@ -59,6 +59,7 @@ def script_from_env() -> Path:
 
 
 def _port_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` of 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind(("127.0.0.1", port))
@@ -268,6 +269,7 @@ def _alive(pid: int) -> bool:
 
 
 def _run(script: Path, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``script args``; ClusterError (with its stderr) if it fails or takes too long."""
     try:
         done = subprocess.run(
             [str(script), *args],

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 
 import couchmapper as cm
 from couchmapper.unitofwork import WriteResult
@@ -50,19 +49,12 @@ def writer(
         backend.close()
 
 
-def test_writers_on_every_node_converge(cluster: Cluster, cluster_db: str) -> None:
-    """Concurrent rebase+sum writers on 3 nodes: no stored conflicts, one total everywhere."""
-    seed = cm.Session(backend_for(cluster, 1, cluster_db))
-    seed.add_all([Tally(id=f"t{i}") for i in range(TALLIES)])
-    seed.flush()
-    wait_for(
-        "every node serves the seeded tallies",
-        lambda: all(len(docs_on(cluster, n, cluster_db)) == TALLIES for n in cluster.nodes),
-    )
+def run_writers(cluster: Cluster, db: str) -> tuple[list[WriteResult], float]:
+    """One writer thread per node, all at once; every result, and the seconds they took."""
     results: dict[int, list[WriteResult]] = {n: [] for n in cluster.nodes}
     errors: list[str] = []
     threads = [
-        threading.Thread(target=writer, args=(cluster, n, cluster_db, results[n], errors))
+        threading.Thread(target=writer, args=(cluster, n, db, results[n], errors))
         for n in cluster.nodes
     ]
     started = time.monotonic()
@@ -73,29 +65,21 @@ def test_writers_on_every_node_converge(cluster: Cluster, cluster_db: str) -> No
     elapsed = time.monotonic() - started
     assert not any(t.is_alive() for t in threads), "a writer did not finish in 240 s"
     assert errors == []
-    written = [r for rs in results.values() for r in rs]
-    assert len(written) == len(cluster.nodes) * ROUNDS * TALLIES
-    accepted = Counter(r.doc_id for r in written if r.accepted)
+    return [r for rs in results.values() for r in rs], elapsed
 
-    def same_everywhere() -> bool:
-        seen = [docs_on(cluster, n, cluster_db) for n in cluster.nodes]
-        return all(
-            {d: (doc["_rev"], doc["hits"], "_conflicts" in doc) for d, doc in docs.items()}
-            == {d: (doc["_rev"], doc["hits"], "_conflicts" in doc) for d, doc in seen[0].items()}
-            for docs in seen
-        )
 
-    settle = wait_for("every node shows the same tallies", same_everywhere, timeout=60)
-    increments = len(cluster.nodes) * ROUNDS
-    lost = {}
-    silent = 0
+def check_tallies(
+    cluster: Cluster, db: str, written: list[WriteResult], increments: int
+) -> tuple[int, int]:
+    """Assert what holds on every node; the increments lost, and how many silently."""
+    lost: dict[str, int] = {}
     for node in cluster.nodes:
-        stored = docs_on(cluster, node, cluster_db)
-        for doc_id, doc in stored.items():
+        for doc_id, doc in docs_on(cluster, node, db).items():
             assert "_conflicts" not in doc, f"{doc_id} on node {node}: {doc['_conflicts']}"
             # Every revision after the first carries exactly one increment: none doubled.
             assert generation(doc["_rev"]) == doc["hits"] + 1, (node, doc)
             lost[doc_id] = increments - doc["hits"]
+    silent = 0
     for doc_id, count in lost.items():
         # The mechanism: every increment kept is one revision some writer was answered with,
         # and every increment lost is a write answered with a revision another writer was
@@ -106,12 +90,39 @@ def test_writers_on_every_node_converge(cluster: Cluster, cluster_db: str) -> No
         shared = [group for group in by_rev.values() if len(group) > 1]
         assert sum(len(group) - 1 for group in shared) == count, doc_id
         silent += sum(1 for group in shared if not any(r.accepted for r in group))
+    return sum(lost.values()), silent
+
+
+def test_writers_on_every_node_converge(cluster: Cluster, cluster_db: str) -> None:
+    """Concurrent rebase+sum writers on 3 nodes: no stored conflicts, one total everywhere."""
+    seed = cm.Session(backend_for(cluster, 1, cluster_db))
+    seed.add_all([Tally(id=f"t{i}") for i in range(TALLIES)])
+    seed.flush()
+    wait_for(
+        "every node serves the seeded tallies",
+        lambda: all(len(docs_on(cluster, n, cluster_db)) == TALLIES for n in cluster.nodes),
+    )
+    written, elapsed = run_writers(cluster, cluster_db)
+    assert len(written) == len(cluster.nodes) * ROUNDS * TALLIES
+
+    def same_everywhere() -> bool:
+        """Whether every node shows the same revision, total and conflicts of each tally."""
+        seen = [
+            {d: (doc["_rev"], doc["hits"], "_conflicts" in doc) for d, doc in docs.items()}
+            for docs in (docs_on(cluster, n, cluster_db) for n in cluster.nodes)
+        ]
+        return all(view == seen[0] for view in seen)
+
+    settle = wait_for("every node shows the same tallies", same_everywhere, timeout=60)
+    increments = len(cluster.nodes) * ROUNDS
+    lost, silent = check_tallies(cluster, cluster_db, written, increments)
+    accepted = sum(1 for r in written if r.accepted)
     figure(
         f"contention: 3 writers x {ROUNDS} sessions x {TALLIES} tallies in {elapsed:.1f} s "
         f"(max_rebase={MAX_REBASE}, requests per session: mean "
         f"{sum(REQUESTS) / len(REQUESTS):.1f}, max {max(REQUESTS)}); "
-        f"writes answered accepted: {sum(accepted.values())}; "
-        f"increments lost to identical concurrent revisions: {sum(lost.values())} of "
+        f"writes answered accepted: {accepted}; "
+        f"increments lost to identical concurrent revisions: {lost} of "
         f"{increments * TALLIES} ({silent} of those collisions answered 201 to every "
         f"writer); nodes agreed {settle:.1f} s after the last write"
     )

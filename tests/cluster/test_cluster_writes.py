@@ -58,6 +58,7 @@ def check_everywhere(cluster: Cluster, db: str, tag: str, tallies: int, items: i
     """
 
     def settled() -> bool:
+        """Whether the assertions hold now."""
         try:
             check_nodes(cluster, db, tag, tallies, items)
         except AssertionError:
