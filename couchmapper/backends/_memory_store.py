@@ -391,6 +391,8 @@ class Database:
                         ),
                         node,
                     )
+                    if node.deleted:  # CouchDB: 404 deleted, unlike a plain ?rev= of a tombstone
+                        raise DocumentNotFound(doc_id, "deleted")
             else:
                 record, node = self.open_winner(doc_id)
             return self._decorate(record, node, options)

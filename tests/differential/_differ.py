@@ -84,6 +84,13 @@ DEVIATIONS: dict[str, _Deviation] = {
         "entries one after another (the create revives the doc it just deleted). Not fixed "
         "yet. Avoided: the fuzzer's _bulk_docs requests name each id once."
     ),
+    "one-parent-per-rev": _Deviation(
+        "new_edits=false histories that give one rev id two different parents (2-x under 1-a "
+        "in one request, under 1-b in another): CouchDB keeps them as separate trees; the "
+        "engine keys a revision by its id, with one parent, and ends up with a bodiless "
+        "leaf. Real revs cannot do this (a rev hash covers its parent). Avoided: made-up "
+        "rev hashes are derived from their parent rev."
+    ),
 }
 
 

@@ -34,8 +34,23 @@ VALUES: tuple[Any, ...] = (
 )  # fmt: skip
 FIELDS = ("f", "g")
 ATTACHMENTS = ("a.txt", "b.bin")
-# Rev hashes this machine makes up for new_edits=false branches (a pool, so branches collide).
-OUR_HASHES = tuple(hashlib.md5(f"fuzz{i}".encode()).hexdigest() for i in range(5))
+# Rev hashes this machine makes up for new_edits=false branches: a small choice per step, the
+# hash derived from the parent rev (DEVIATIONS["one-parent-per-rev"]), so branches collide.
+CHOICES = st.lists(st.integers(min_value=0, max_value=2), min_size=1, max_size=3)
+UNKNOWN_REV = f"1-{hashlib.md5(b'fuzz').hexdigest()}"
+
+
+def _made_up_path(parent: str | None, choices: list[int]) -> list[str]:
+    """Revs grown from ``parent`` (None: a new root), one per choice, oldest first."""
+    revs: list[str] = []
+    generation = int(parent.partition("-")[0]) if parent else 0
+    for choice in choices:
+        generation += 1
+        digest = hashlib.md5(f"{parent or ''}/{choice}".encode()).hexdigest()
+        parent = f"{generation}-{digest}"
+        revs.append(parent)
+    return revs
+
 
 ids = st.sampled_from(IDS)
 values = st.sampled_from(VALUES)
@@ -228,7 +243,7 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
         doc_id=ids,
         body=bodies,
         base=st.one_of(st.none(), picks),
-        hashes=st.lists(st.sampled_from(OUR_HASHES), min_size=1, max_size=3, unique=True),
+        choices=CHOICES,
         deleted=st.booleans(),
         via_bulk=st.booleans(),
     )
@@ -238,19 +253,18 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
         doc_id: str,
         body: dict[str, Any],
         base: int | None,
-        hashes: list[str],
+        choices: list[int],
         deleted: bool,
         via_bulk: bool,
     ) -> None:
         """A replicated branch (``new_edits=false``): a new root or grown from a known rev."""
         known = self.revs.get(doc_id) or []
-        ids_ = list(hashes)
-        start = len(hashes)
-        if base is not None and known:
-            parent = known[base % len(known)]
-            generation, _, parent_hash = parent.partition("-")
-            ids_.append(parent_hash)
-            start += int(generation)
+        parent = known[base % len(known)] if base is not None and known else None
+        path = _made_up_path(parent, choices)
+        if parent is not None:
+            path.insert(0, parent)
+        ids_ = [rev.partition("-")[2] for rev in reversed(path)]
+        start = int(path[-1].partition("-")[0])
         doc: dict[str, Any] = {
             "_id": doc_id,
             "_rev": f"{start}-{ids_[0]}",
@@ -301,7 +315,7 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
     )
     def get(self, doc_id: str, options: set[str], pick: int) -> None:
         """GET a doc with a random mix of rev, revs, conflicts, open_revs and attachments."""
-        known = self.revs.get(doc_id) or [f"1-{OUR_HASHES[0]}"]
+        known = self.revs.get(doc_id) or [UNKNOWN_REV]
         query: dict[str, str] = {}
         for name in sorted(options):
             if name == "rev":

@@ -249,3 +249,21 @@ def test_get_rev_with_latest_answers_the_leaf_that_grew_from_it() -> None:
             },
         },
     )
+
+
+def test_get_rev_with_latest_of_a_tombstone_is_404_deleted() -> None:
+    """GET ?rev=&latest=true whose leaf is deleted: 404 deleted (a plain ?rev= is 200)."""
+    http = _engine()
+    rev = _call(http, "PUT", "/db/B", body={"_deleted": True, "g": "B"})[1]["rev"]
+    assert _call(http, "GET", "/db/B", f"rev={rev}")[0] == 200
+    for query in (f"rev={rev}&latest=true", f"rev={rev}&latest=true&meta=true"):
+        assert _call(http, "GET", "/db/B", query) == (
+            404,
+            {"error": "not_found", "reason": "deleted"},
+        )
+    live = _call(http, "PUT", "/db/L", body={"g": "B"})[1]["rev"]
+    assert _call(http, "DELETE", "/db/L", f"rev={live}")[0] == 200
+    assert _call(http, "GET", "/db/L", f"rev={live}&latest=true") == (
+        404,
+        {"error": "not_found", "reason": "deleted"},
+    )
