@@ -382,17 +382,6 @@ class Database:
                 node = record.revs.get(rev) if record is not None else None
                 if record is None or node is None or node.body is None:
                     raise DocumentNotFound(doc_id, "missing")
-                if options.get("latest"):  # the leaf that grew from ``rev`` (winner first)
-                    node = next(
-                        (
-                            n
-                            for n in record.leaves()
-                            if rev in {a.rev for a in record.ancestry(n.rev)}
-                        ),
-                        node,
-                    )
-                    if node.deleted:  # CouchDB: 404 deleted, unlike a plain ?rev= of a tombstone
-                        raise DocumentNotFound(doc_id, "deleted")
             else:
                 record, node = self.open_winner(doc_id)
             return self._decorate(record, node, options)
@@ -425,8 +414,8 @@ class Database:
             dead = [n.rev for n in leaves if n.deleted and n.rev != node.rev]
             if dead and options.get("rev") is None:
                 out["_deleted_conflicts"] = dead
-        if options.get("local_seq"):
-            out["_local_seq"] = node.seq
+        if options.get("local_seq") and options.get("rev") is None:
+            out["_local_seq"] = record.seq  # the doc's last update, whichever rev won
         return out
 
     def _open_revs(self, doc_id: str, open_revs: Any, options: dict[str, Any]) -> Any:

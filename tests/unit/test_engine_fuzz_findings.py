@@ -232,7 +232,7 @@ def test_a_deleted_leaf_of_a_live_doc_can_be_extended() -> None:
 
 
 def test_get_rev_with_latest_answers_the_leaf_that_grew_from_it() -> None:
-    """GET ?rev=<old>&latest=true answers the leaf descending from that rev."""
+    """GET ?rev=<old>&latest=true answers the winner (here the leaf grown from that rev)."""
     http = _engine()
     first = _call(http, "PUT", "/db/c", body={"g": "a"})[1]["rev"]
     assert first == "1-9fc1420b6834c58c79ee1543ad24ddb5"
@@ -267,3 +267,31 @@ def test_get_rev_with_latest_of_a_tombstone_is_404_deleted() -> None:
         404,
         {"error": "not_found", "reason": "deleted"},
     )
+
+
+def test_get_with_latest_opens_the_winner_whatever_rev_names() -> None:
+    """GET ?rev=<leaf>&latest=true answers the winner, with meta members and no ETag."""
+    http = _engine()
+    assert _call(http, "PUT", "/db/x", body={})[0] == 201
+    for rev, extra in (("1-" + "a" * 32, {}), ("1-" + "b" * 32, {"_deleted": True})):
+        assert _call(http, "PUT", "/db/x", "new_edits=false", {"_rev": rev, **extra})[0] < 300
+    own = "rev=1-967a00dff5e02add41819138abb3284d&latest=true"
+    response = http.handle("GET", "/db/x", f"{own}&meta=true")
+    assert (response.status, response.body) == (
+        200,
+        {
+            "_id": "x",
+            "_rev": "1-" + "a" * 32,
+            "_revs_info": [{"rev": "1-" + "a" * 32, "status": "available"}],
+            "_conflicts": ["1-967a00dff5e02add41819138abb3284d"],
+            "_deleted_conflicts": ["1-" + "b" * 32],
+        },
+    )
+    assert "etag" not in response.headers
+    assert _call(http, "GET", "/db/x", f"{own}&local_seq=true") == (
+        200,
+        {"_id": "x", "_rev": "1-" + "a" * 32, "_local_seq": 3},
+    )
+    # _local_seq is the doc's last update (3: the deleted branch), and absent for a ?rev=.
+    plain = _call(http, "GET", "/db/x", "rev=1-967a00dff5e02add41819138abb3284d&local_seq=true")
+    assert plain == (200, {"_id": "x", "_rev": "1-967a00dff5e02add41819138abb3284d"})
