@@ -429,14 +429,24 @@ class Database:
         if not isinstance(open_revs, list):
             raise bad_request("invalid UTF-8 JSON")
         out: list[dict[str, Any]] = []
+        seen: set[str] = set()
         for rev in open_revs:
             parse_rev(rev)
             node = record.revs.get(rev) if record is not None else None
             if record is None or node is None or node.body is None:
                 out.append({"missing": rev})
-            else:
-                plain = _open_revs_options(options)
-                out.append({"ok": self._decorate(record, node, plain)})
+                continue
+            nodes = [node]
+            if options.get("latest"):  # every leaf grown from rev in tree order, each once
+                grown = [
+                    n for n in record.leaves() if rev in {a.rev for a in record.ancestry(n.rev)}
+                ]
+                nodes = sorted(grown, key=lambda n: (n.pos, n.hash))
+            for found in nodes:
+                if found.rev not in seen:
+                    seen.add(found.rev)
+                    plain = _open_revs_options(options)
+                    out.append({"ok": self._decorate(record, found, plain)})
         return out
 
     def _get_local(self, doc_id: str, **options: Any) -> dict[str, Any]:

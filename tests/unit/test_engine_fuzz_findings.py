@@ -295,3 +295,24 @@ def test_get_with_latest_opens_the_winner_whatever_rev_names() -> None:
     # _local_seq is the doc's last update (3: the deleted branch), and absent for a ?rev=.
     plain = _call(http, "GET", "/db/x", "rev=1-967a00dff5e02add41819138abb3284d&local_seq=true")
     assert plain == (200, {"_id": "x", "_rev": "1-967a00dff5e02add41819138abb3284d"})
+
+
+def test_open_revs_with_latest_answers_the_leaves_grown_from_each_rev() -> None:
+    """open_revs=[...]&latest=true: each rev's descendant leaves in tree order, each once."""
+    http = _engine()
+    first = _call(http, "PUT", "/db/B", body={"f": 1})[1]["rev"]
+    tomb = _call(http, "DELETE", "/db/B", f"rev={first}")[1]["rev"]
+    branch = {
+        "_rev": "2-" + "a" * 32,
+        "_revisions": {"start": 2, "ids": ["a" * 32, first.partition("-")[2]]},
+    }
+    assert _call(http, "PUT", "/db/B", "new_edits=false", branch)[0] == 201
+    revs = json.dumps([first, tomb, "1-" + "c" * 32])
+    assert _call(http, "GET", "/db/B", f"latest=true&open_revs={revs}") == (
+        200,
+        [
+            {"ok": {"_id": "B", "_rev": tomb, "_deleted": True}},
+            {"ok": {"_id": "B", "_rev": "2-" + "a" * 32}},
+            {"missing": "1-" + "c" * 32},
+        ],
+    )
