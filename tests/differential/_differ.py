@@ -177,7 +177,6 @@ class Differ:
         self.db = db
         self.couch = _Couch(couchdb_url)
         self.memory: MemoryHTTP = new_memory_http()
-        self.log: list[str] = []
 
     def call(
         self,
@@ -217,7 +216,6 @@ class Differ:
             _step(expected), Response(actual.status, actual.headers, actual.body), sent
         )
         problems += _rev_problems(expected.body, actual.body)
-        self.log.append(f"{method} {path}?{qs} {json.dumps(body)[:300]} -> {couch.status}")
         return couch, mine, problems
 
     def close(self) -> None:
