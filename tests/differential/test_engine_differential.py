@@ -339,7 +339,9 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
         end=st.one_of(st.none(), st.sampled_from(IDS + ABSENT_IDS)),
         limit=st.one_of(st.none(), st.integers(0, 4)),
         skip=st.one_of(st.none(), st.integers(0, 3)),
-        flags=st.sets(st.sampled_from(["descending", "include_docs", "inclusive_end_false"])),
+        flags=st.sets(
+            st.sampled_from(["descending", "include_docs", "inclusive_end_false", "conflicts"])
+        ),
         keys=st.one_of(st.none(), st.lists(st.sampled_from(IDS + ABSENT_IDS), max_size=4)),
     )
     def all_docs(
@@ -367,6 +369,8 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
             query["include_docs"] = "true"
         if "inclusive_end_false" in flags:
             query["inclusive_end"] = "false"
+        if "conflicts" in flags:
+            query["conflicts"] = "true"
         if keys is None:
             self.check("GET", f"/{self.db}/_all_docs", query)
         else:
@@ -385,6 +389,7 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
         limit=st.one_of(st.none(), st.integers(0, 4)),
         skip=st.one_of(st.none(), st.integers(0, 2)),
         fields=st.sampled_from([None, ["_id", "f"], ["g"]]),
+        conflicts=st.booleans(),
     )
     def find(
         self,
@@ -394,9 +399,12 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
         limit: int | None,
         skip: int | None,
         fields: list[str] | None,
+        conflicts: bool,
     ) -> None:
         """``_find`` with a random selector, sort, limit, skip and fields over the indexes."""
         query: dict[str, Any] = {"selector": selector}
+        if conflicts:
+            query["conflicts"] = True
         for name, value in (("sort", sort), ("limit", limit), ("skip", skip), ("fields", fields)):
             if value is not None:
                 query[name] = value
@@ -406,9 +414,12 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
         since=st.one_of(st.just("0"), st.just("now"), picks),
         include_docs=st.booleans(),
         style=st.sampled_from([None, "all_docs"]),
+        extra=st.sets(st.sampled_from(["conflicts", "descending", "limit"]), max_size=2),
     )
-    def changes(self, since: str | int, include_docs: bool, style: str | None) -> None:
-        """``_changes`` since 0, now or an earlier answer's ``last_seq``."""
+    def changes(
+        self, since: str | int, include_docs: bool, style: str | None, extra: set[str]
+    ) -> None:
+        """``_changes`` since 0, now or an earlier answer's ``last_seq``, maybe limited."""
         query: dict[str, str] = {}
         engine_query: dict[str, str] = {}
         if isinstance(since, int):
@@ -421,6 +432,8 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
             query["include_docs"] = engine_query["include_docs"] = "true"
         if style is not None:
             query["style"] = engine_query["style"] = style
+        for name in sorted(extra):
+            query[name] = engine_query[name] = "2" if name == "limit" else "true"
         path = f"/{self.db}/_changes"
         couch, mine = self.check("GET", path, query, engine_query=engine_query)
         if couch.status == 200:

@@ -316,3 +316,14 @@ def test_open_revs_with_latest_answers_the_leaves_grown_from_each_rev() -> None:
             {"missing": "1-" + "c" * 32},
         ],
     )
+
+
+def test_descending_changes_ignore_since_and_count_the_rest_as_pending() -> None:
+    """_changes?descending=true&since=now&limit=1: one row, pending 3 (since is ignored)."""
+    http = _engine()
+    for doc_id in "abcd":
+        assert _call(http, "PUT", f"/db/{doc_id}", body={})[0] == 201
+    status, body = _call(http, "GET", "/db/_changes", "descending=true&since=now&limit=1")
+    assert (status, len(body["results"]), body["pending"]) == (200, 1, 3)
+    status, body = _call(http, "GET", "/db/_changes", "descending=true&since=now")
+    assert (status, len(body["results"]), body["pending"]) == (200, 4, 0)
