@@ -91,6 +91,12 @@ DEVIATIONS: dict[str, _Deviation] = {
         "leaf. Real revs cannot do this (a rev hash covers its parent). Avoided: made-up "
         "rev hashes are derived from their parent rev."
     ),
+    "partial-feed-last-seq-as-since": _Deviation(
+        "The last_seq of a descending or limited _changes feed used later as `since`: on q=2 "
+        "CouchDB's seq is a per-shard vector, and which shard's changes a partial feed "
+        "covered is shard order, so the changes after it (and `pending`) differ from the "
+        "engine's single counter. Avoided: only complete ascending feeds' last_seq are reused."
+    ),
 }
 
 
