@@ -307,6 +307,8 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
                     "open_revs_list",
                     "latest",
                     "meta",
+                    "att_encoding_info",
+                    "local_seq",
                 ]
             ),
             max_size=3,
