@@ -83,12 +83,12 @@ DEVIATIONS: dict[str, _Deviation] = {
         "does on an empty shard and as its documentation says. Avoided: the fuzzer sends "
         "made-up revs only for ids that exist (live or deleted)."
     ),
-    "in-null-with-index": _Deviation(
-        "A _find whose selector puts null or an array in an $in list over a field a JSON "
-        "index covers: CouchDB 3.5 crashes building the index range (500 unknown_error, "
-        "reason function_clause); without the index it answers. The engine answers the "
-        "query. Avoided: the fuzzer's $in lists hold no null and no array (both are still "
-        "compared with $eq, $gt etc.)."
+    "index-range-crash": _Deviation(
+        "A _find CouchDB 3.5 crashes on (500 unknown_error, reason function_clause) while it "
+        "builds the range of a JSON index over the field: null or an array in an $in list, "
+        "or $eq v followed by $gt v on the same value (mango_idx_view:range leaves "
+        "{$gt v, $eq v}). Without the index it answers; the engine always answers the query. "
+        "Avoided: $in lists hold no null and no array, and such $eq/$gt pairs are not sent."
     ),
     "stub-on-revive": _Deviation(
         "A PUT without a rev that re-creates a deleted doc and carries an attachment stub: "

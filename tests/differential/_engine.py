@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from couchmapper._collation import collate
 from couchmapper.backends._memory_http import MemoryHTTP, Response
 from couchmapper.backends.memory import MemoryServer
 
-__all__ = ["MemoryHTTP", "Response", "new_memory_http"]
+__all__ = ["MemoryHTTP", "Response", "collate", "new_memory_http"]
 
 
 def new_memory_http() -> MemoryHTTP:
