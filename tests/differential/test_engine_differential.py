@@ -157,7 +157,7 @@ def _phases() -> tuple[Phase, ...]:
 def _examples() -> tuple[int, bool]:
     """How many examples, and whether the run is derandomized (fixed seed: no FUZZ_EXAMPLES)."""
     text = os.environ.get("FUZZ_EXAMPLES", "").strip()
-    return (int(text), False) if text else (30, True)
+    return (int(text), False) if text else (100, True)
 
 
 class EngineAgainstCouchDB(RuleBasedStateMachine):
