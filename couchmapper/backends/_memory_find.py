@@ -15,8 +15,8 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from couchmapper import mango
-from couchmapper._collation import raw_key
+from couchmapper._couch import mango
+from couchmapper._couch.collation import raw_key
 from couchmapper.backends._memory_indexes import (
     SPECIAL_INDEX,
     Index,

@@ -6,7 +6,7 @@ import bisect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from couchmapper import mango
+from couchmapper._couch import mango
 from couchmapper.backends._memory_revs import DocRecord, bad_request, format_seq, parse_since
 from couchmapper.exceptions import BackendError, NotFoundError, QueryError
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Iterable
 from typing import Any
 
+from couchmapper._couch.erlang import erlang_float
 from couchmapper.exceptions import BackendError, QueryError
 
-__all__ = ["QueryParams", "erlang_float", "parse_json_body", "parse_json_text"]
+__all__ = ["QueryParams", "parse_json_body", "parse_json_text"]
 
 _INVALID_JSON = "invalid UTF-8 JSON"
 
@@ -28,16 +28,6 @@ def _parse_float(text: str) -> float:
     if math.isinf(value):
         raise ValueError(text)
     return erlang_float(value)
-
-
-def erlang_float(value: float) -> float:
-    """CouchDB reads a subnormal float (``5e-324``) as ``0.0``; ``-0.0`` stays as it is.
-
-    Checked against the recorded rev of 02/doc-float-values, which hashes the stored body.
-    """
-    if value != 0.0 and -sys.float_info.min < value < sys.float_info.min:
-        return 0.0
-    return value
 
 
 def _reject_constant(text: str) -> Any:

@@ -12,11 +12,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from couchmapper._couch.json import json_copy
 from couchmapper.backends import _memory_js as js
 from couchmapper.backends._memory_parse import (
     ParsedDoc,
-    copy_stored,
-    json_copy,
     parse_doc,
     validate_docid,
 )
@@ -340,7 +339,7 @@ class Database:
     ) -> dict[str, Any]:
         """The JSON of one revision (``_id``, ``_rev``, body, ``_deleted``, ``_attachments``)."""
         out: dict[str, Any] = {"_id": record.doc_id, "_rev": node.rev}
-        out.update(copy_stored(node.body or {}))
+        out.update(json_copy(node.body or {}))
         if node.deleted:
             out["_deleted"] = True
         if node.atts:
@@ -435,7 +434,7 @@ class Database:
         if found is None or options.get("rev") is not None:
             raise DocumentNotFound(doc_id, "missing")
         number, body = found
-        out: dict[str, Any] = {"_id": doc_id, "_rev": f"0-{number}", **copy_stored(body)}
+        out: dict[str, Any] = {"_id": doc_id, "_rev": f"0-{number}", **json_copy(body)}
         if options.get("revs"):
             out["_revisions"] = {"start": 0, "ids": [str(number)]}
         return out
@@ -479,7 +478,7 @@ class Database:
                     base = None
                     item.rev = None
             if base is not None and base.body is not None:
-                item.body = json_copy(base.body)
+                item.body = json_copy(base.body, as_stored=True)
                 item.atts = {key: None for key in base.atts}
             # CouchDB puts the new attachment first (the order feeds the rev hash).
             others = {key: value for key, value in (item.atts or {}).items() if key != name}
@@ -501,7 +500,7 @@ class Database:
             item = ParsedDoc()
             item.doc_id = doc_id
             item.rev = rev
-            item.body = json_copy(base.body or {})
+            item.body = json_copy(base.body or {}, as_stored=True)
             item.atts = {key: None for key in base.atts if key != name}
             node = self._edit(item)
             return {"ok": True, "id": doc_id, "rev": node.rev}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from couchmapper import mango
+from couchmapper._couch import mango
+from couchmapper._couch.json import json_copy
 from couchmapper.backends._memory_js import MapRunner
 from couchmapper.backends._memory_listing import check_keys_options, check_partition
-from couchmapper.backends._memory_parse import copy_stored
 from couchmapper.backends._memory_revs import format_seq
 from couchmapper.exceptions import BackendError, NotFoundError, QueryError
 
@@ -186,7 +186,7 @@ def query_view(db: Database, ddoc: str, view: str, **opts: Any) -> dict[str, Any
             result = {"rows": _reduce(db, ddoc_id, view, str(reducer), rows=rows, opts=opts)}
         else:
             result = _map_result(db, rows, opts)
-        answer: dict[str, Any] = copy_stored(result)
+        answer: dict[str, Any] = json_copy(result)
         return answer
 
 

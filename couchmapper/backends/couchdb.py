@@ -47,14 +47,14 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import couchdb
 import couchdb.http as couchdb_http
 
-from couchmapper._url import MASK, Credentials, redact_text, split_credentials
-from couchmapper.backends._checks import (
+from couchmapper._couch.checks import (
     check_attachment,
     check_doc_id,
     check_docs,
     check_document,
     check_json,
 )
+from couchmapper._url import MASK, Credentials, redact_text, split_credentials
 from couchmapper.backends.base import JSONDict
 from couchmapper.exceptions import (
     BackendError,

@@ -29,15 +29,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from couchmapper._url import redact_text, redact_url
-from couchmapper.backends import _memory_feeds
-from couchmapper.backends import _memory_listing as listing
-from couchmapper.backends._checks import (
+from couchmapper._couch.checks import (
     check_attachment,
     check_doc_id,
     check_docs,
     check_document,
 )
+from couchmapper._url import redact_text, redact_url
+from couchmapper.backends import _memory_feeds
+from couchmapper.backends import _memory_listing as listing
 from couchmapper.backends._memory_store import Database
 from couchmapper.backends.base import JSONDict
 from couchmapper.exceptions import (

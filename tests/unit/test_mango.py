@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from couchmapper import mango
-from couchmapper._collation import raw_key
+from couchmapper._couch.collation import raw_key
 from couchmapper.exceptions import QueryError
 
 TRANSCRIPTS = Path(__file__).parents[2].parent / "shared" / "couchdb-transcripts"

@@ -11,7 +11,7 @@ PACKAGE = Path(cm.__file__).parent
 
 # Lower layers first; a module may import only from its own layer or below.
 LADDER: list[set[str]] = [
-    {"exceptions", "_url", "_collation"},
+    {"exceptions", "_url", "_couch"},
     {"mango", "_changelog", "tracking", "signals", "_identity"},
     {"_codecs"},
     {"conversion"},
