@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 
 from couchmapper.backends import Backend
-from couchmapper.backends._memory_http import MemoryHTTP
-from couchmapper.backends.memory import MemoryBackend, MemoryServer
 from couchmapper.exceptions import (
     BackendError,
     ConflictError,
@@ -21,6 +19,8 @@ from couchmapper.exceptions import (
     PreconditionFailed,
     QueryError,
 )
+from couchmapper.memory import MemoryBackend, MemoryServer
+from couchmapper.memory.http import MemoryHTTP
 
 REV = re.compile(r"^\d+-[0-9a-f]{32}$")
 

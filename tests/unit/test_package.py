@@ -17,7 +17,7 @@ LADDER: list[set[str]] = [
     {"conversion"},
     {"state", "query"},
     {"document", "unitofwork"},
-    {"backends"},
+    {"backends", "memory"},
     {"connect"},
     {"_queries", "_hooks"},
     {"_flush"},

@@ -13,27 +13,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from couchmapper._couch.json import json_copy
-from couchmapper.backends import _memory_js as js
-from couchmapper.backends._memory_parse import (
-    ParsedDoc,
-    parse_doc,
-    validate_docid,
-)
-from couchmapper.backends._memory_revs import (
-    Attachment,
-    DocRecord,
-    RevNode,
-    bad_request,
-    format_seq,
-    parse_rev,
-    rev_hash,
-)
 from couchmapper.exceptions import (
     BackendError,
     ConflictError,
     DocumentNotFound,
     NotFoundError,
     PreconditionFailed,
+)
+from couchmapper.memory.engine import js
+from couchmapper.memory.engine.docs import (
+    ParsedDoc,
+    parse_doc,
+    validate_docid,
+)
+from couchmapper.memory.engine.errors import bad_request
+from couchmapper.memory.engine.revs import (
+    Attachment,
+    DocRecord,
+    RevNode,
+    format_seq,
+    parse_rev,
+    rev_hash,
 )
 
 __all__ = ["Database", "ParsedDoc", "validate_docid"]
@@ -374,9 +374,9 @@ class Database:
                     raise DocumentNotFound(doc_id, "missing")
             else:
                 record, node = self.open_winner(doc_id)
-            return self._decorate(record, node, options)
+            return self.decorate(record, node, options)
 
-    def _decorate(self, record: DocRecord, node: RevNode, options: dict[str, Any]) -> Any:
+    def decorate(self, record: DocRecord, node: RevNode, options: dict[str, Any]) -> Any:
         meta = bool(options.get("meta"))
         atts_since = options.get("atts_since") or ()
         if not isinstance(atts_since, list | tuple) or not all(
@@ -415,7 +415,7 @@ class Database:
                 raise DocumentNotFound(doc_id, "missing")
             nodes = sorted(record.leaves(), key=lambda n: (n.pos, n.hash))
             plain = {k: v for k, v in options.items() if k not in ("open_revs", "rev")}
-            return [{"ok": self._decorate(record, n, plain)} for n in nodes]
+            return [{"ok": self.decorate(record, n, plain)} for n in nodes]
         if not isinstance(open_revs, list):
             raise bad_request("invalid UTF-8 JSON")
         out: list[dict[str, Any]] = []
@@ -426,7 +426,7 @@ class Database:
                 out.append({"missing": rev})
             else:
                 plain = {k: v for k, v in options.items() if k not in ("open_revs", "rev")}
-                out.append({"ok": self._decorate(record, node, plain)})
+                out.append({"ok": self.decorate(record, node, plain)})
         return out
 
     def _get_local(self, doc_id: str, **options: Any) -> dict[str, Any]:

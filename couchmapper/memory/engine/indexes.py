@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from couchmapper._couch import mango
 from couchmapper._couch.erlang import ErlAtom, ErlTuple, erlang_term, term_to_binary
-from couchmapper.backends._memory_revs import bad_request
 from couchmapper.exceptions import BackendError, NotFoundError, QueryError
+from couchmapper.memory.engine.errors import bad_request
 
 if TYPE_CHECKING:
-    from couchmapper.backends._memory_store import Database
+    from couchmapper.memory.engine.store import Database
 
 __all__ = [
     "SPECIAL_INDEX",

@@ -12,8 +12,9 @@ from typing import Any
 
 from couchmapper._couch.checks import check_json
 from couchmapper._couch.json import json_copy
-from couchmapper.backends._memory_revs import bad_request, parse_rev
 from couchmapper.exceptions import BackendError
+from couchmapper.memory.engine.errors import bad_request
+from couchmapper.memory.engine.revs import parse_rev
 
 __all__ = [
     "ParsedDoc",

@@ -1,6 +1,6 @@
 """Revision trees, revision hashes, attachments and sequences of the memory engine.
 
-Pure data structures with no locking: :mod:`couchmapper.backends._memory_store` owns the lock.
+Pure data structures with no locking: :mod:`couchmapper.memory.engine.store` owns the lock.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from couchmapper._couch.erlang import ErlTuple, term_to_binary
-from couchmapper.exceptions import BackendError
+from couchmapper.memory.engine.errors import bad_request
 
 __all__ = [
     "Attachment",
@@ -31,11 +31,6 @@ _SEQ_RE = re.compile(r"^([0-9]+)(-.*)?$", re.DOTALL)
 # CouchDB's default `compressible_types`: these are gzipped before they are stored, which is
 # why their digest is the md5 of the gzip bytes.
 _COMPRESSIBLE = ("text/", "application/javascript", "application/json", "application/xml")
-
-
-def bad_request(reason: str, error: str = "bad_request") -> BackendError:
-    """A 400 error with CouchDB's names."""
-    return BackendError(400, error, reason)
 
 
 def parse_rev(rev: Any) -> tuple[int, str]:

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from couchmapper._couch import mango
 from couchmapper._couch.collation import raw_key
-from couchmapper.backends._memory_indexes import (
+from couchmapper.exceptions import QueryError
+from couchmapper.memory.engine.errors import bad_request
+from couchmapper.memory.engine.indexes import (
     SPECIAL_INDEX,
     Index,
     create_index,
@@ -26,15 +28,12 @@ from couchmapper.backends._memory_indexes import (
     list_indexes,
     term,
 )
-from couchmapper.backends._memory_listing import check_partition
-from couchmapper.backends._memory_revs import bad_request
-from couchmapper.exceptions import NotFoundError, QueryError
+from couchmapper.memory.engine.options import check_partition
 
 if TYPE_CHECKING:
-    from couchmapper.backends._memory_db_routes import DbRoutes, Response
-    from couchmapper.backends._memory_store import Database
+    from couchmapper.memory.engine.store import Database
 
-__all__ = ["create_index", "delete_index", "explain", "find", "http", "list_indexes"]
+__all__ = ["create_index", "delete_index", "explain", "find", "list_indexes"]
 
 _NO_INDEX = "No matching index found, create an index to optimize query time."
 _KEYS = frozenset(
@@ -287,7 +286,7 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
                 continue
             if matcher(doc):
                 if query.get("conflicts"):
-                    doc = db._decorate(record, node, {"conflicts": True})
+                    doc = db.decorate(record, node, {"conflicts": True})
                 docs.append(doc)
         paths: list[tuple[str, ...]] | None = None
         if index is not None:
@@ -494,37 +493,3 @@ def _first_condition(selector: dict[str, Any], field: str) -> dict[str, Any]:
         if isinstance(condition, dict):
             merged.update(condition)
     return merged
-
-
-# -- HTTP -----------------------------------------------------------------------------
-
-
-def http(
-    routes: DbRoutes, kind: str, method: str, rest: list[str], partition: str | None = None
-) -> Response:
-    """``_find``, ``_explain`` and ``_index`` endpoints."""
-    from couchmapper.backends._memory_db_routes import json_response, not_allowed
-
-    db = routes.db
-    if kind in ("find", "explain"):
-        if method != "POST":
-            return not_allowed("POST")
-        body = routes.json_body(check_type=True)
-        run = find if kind == "find" else explain
-        return json_response(200, run(db, body, partition=partition))
-    if rest:
-        if method != "DELETE" or len(rest) < 3:
-            return not_allowed("DELETE")
-        from urllib.parse import unquote
-
-        parts = [unquote(p) for p in rest]
-        if parts[0] == "_design":
-            parts = [f"_design/{parts[1]}", *parts[2:]]
-        if len(parts) != 3 or parts[1] != "json":
-            raise NotFoundError("not_found", "missing")
-        return json_response(200, delete_index(db, parts[0], parts[2]))
-    if method == "GET":
-        return json_response(200, list_indexes(db))
-    if method == "POST":
-        return json_response(200, create_index(db, routes.json_body(check_type=True)))
-    return not_allowed("GET,POST")
