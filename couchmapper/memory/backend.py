@@ -332,14 +332,14 @@ class MemoryBackend:
         return find.explain(self._db, query, partition=partition)
 
     @_query
-    def create_index(self, index: JSONDict, **options: Any) -> JSONDict:
-        """``POST /db/_index``."""
-        return find.create_index(self._db, index, **options)
+    def create_index(self, index: JSONDict) -> JSONDict:
+        """``POST /db/_index``: ``{"result": "created"|"exists", "id", "name"}``."""
+        return find.create_index(self._db, index)
 
     @_query
-    def list_indexes(self, **options: Any) -> JSONDict:
-        """``GET /db/_index``."""
-        return find.list_indexes(self._db, **options)
+    def list_indexes(self) -> JSONDict:
+        """``GET /db/_index``: ``{"total_rows", "indexes"}``."""
+        return find.list_indexes(self._db)
 
     @_query
     def delete_index(self, ddoc: str, name: str) -> JSONDict:
@@ -392,9 +392,9 @@ class MemoryBackend:
         return listing.partition_info(self._db, partition)
 
     def revs_diff(self, revs: JSONDict) -> JSONDict:
-        """``POST /db/_revs_diff``."""
+        """``POST /db/_revs_diff``: the revs the database lacks (``missing``)."""
         return self._db.revs_diff(revs)
 
     def purge(self, revs: JSONDict) -> JSONDict:
-        """``POST /db/_purge``."""
+        """``POST /db/_purge``: ``{"purge_seq", "purged": {id: [rev, ...]}}``."""
         return self._db.purge(revs)

@@ -11,6 +11,7 @@ To add a rule, add a :class:`Rule` to :data:`RULES`.
 from __future__ import annotations
 
 import ast
+import inspect
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -284,3 +285,32 @@ def test_import_couchmapper_does_not_load_the_http_facade() -> None:
     loaded = done.stdout.strip()
     assert "couchmapper.memory.engine.store" in loaded
     assert "couchmapper.memory.http" not in loaded
+
+
+def test_both_backends_implement_the_whole_protocol_with_its_signatures() -> None:
+    """Every Backend method exists on both backends with the protocol's parameters.
+
+    An implementation may only add a trailing ``**options`` (the memory engine's ``get``
+    takes CouchDB's other document options).
+    """
+    from couchmapper.backends.base import Backend
+    from couchmapper.backends.couchdb import CouchDBBackend
+    from couchmapper.memory import MemoryBackend
+
+    def shape(function: object) -> list[tuple[str, object, object]]:
+        parameters = inspect.signature(function).parameters.values()  # type: ignore[arg-type]
+        return [(p.name, p.kind, p.default) for p in parameters]
+
+    methods = [n for n, v in vars(Backend).items() if callable(v) and not n.startswith("_")]
+    assert {"purge", "revs_diff", "partition_info", "create_index"} <= set(methods)
+    mismatched = []
+    for implementation in (MemoryBackend, CouchDBBackend):
+        for name in methods:
+            wanted = shape(getattr(Backend, name))
+            found = shape(getattr(implementation, name))
+            extra = found[len(wanted) :]
+            if found[: len(wanted)] != wanted or any(
+                kind is not inspect.Parameter.VAR_KEYWORD for _, kind, _ in extra
+            ):
+                mismatched.append(f"{implementation.__name__}.{name}")
+    assert mismatched == []

@@ -104,7 +104,7 @@ def _validate_fields(fields: Any) -> list[tuple[str, str]]:
     return out
 
 
-def create_index(db: Database, body: Any, **options: Any) -> dict[str, Any]:
+def create_index(db: Database, body: Any) -> dict[str, Any]:
     """``POST /db/_index``: store the index as a design document; created or exists."""
     if not isinstance(body, dict):
         raise bad_request("Request body must be a JSON object")
@@ -183,7 +183,7 @@ def _auto_name(body: dict[str, Any]) -> str:
     return hashlib.sha1(term_to_binary(definition)).hexdigest()
 
 
-def list_indexes(db: Database, **options: Any) -> dict[str, Any]:
+def list_indexes(db: Database) -> dict[str, Any]:
     """``GET /db/_index``: the special ``_all_docs`` index, then every JSON index."""
     with db.lock:
         found = [dict(SPECIAL_INDEX)] + [i.describe() for i in indexes(db)]
