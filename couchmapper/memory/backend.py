@@ -43,29 +43,8 @@ from couchmapper.exceptions import (
 )
 from couchmapper.memory.engine import feeds, find, listing, views
 from couchmapper.memory.engine.catalog import Catalog, check_db_name, default_catalog
+from couchmapper.memory.engine.options import check_counts
 from couchmapper.memory.engine.store import Database
-
-
-def _check_counts(options: dict[str, Any]) -> None:
-    """limit/skip/group_level travel in the query string: CouchDB quotes the bad text."""
-    for name in ("limit", "skip", "group_level"):
-        value = options.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            text = value if isinstance(value, str) else json.dumps(value)
-            try:
-                number = int(text)
-            except ValueError:
-                raise QueryError(
-                    "query_parse_error", f"Invalid value for integer: {json.dumps(text)}"
-                ) from None
-        else:
-            number, text = value, str(value)
-        if number < 0:
-            reason = f"Invalid value for positive integer: {json.dumps(text)}"
-            raise QueryError("query_parse_error", reason)
-        options[name] = number
 
 
 def _as_query(options: dict[str, Any]) -> dict[str, str]:
@@ -290,7 +269,7 @@ class MemoryBackend:
         """
         if partition is not None:
             options["partition"] = partition
-        _check_counts(options)
+        check_counts(options)
         if keys is not None:
             options["keys"] = list(keys)
         return listing.all_docs(self._db, **options)
@@ -362,7 +341,7 @@ class MemoryBackend:
         """
         if partition is not None:
             options["partition"] = partition
-        _check_counts(options)
+        check_counts(options)
         if keys is not None:
             options["keys"] = list(keys)
         return views.query_view(self._db, ddoc, view, **options)

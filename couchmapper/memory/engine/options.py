@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from couchmapper.memory.engine.errors import bad_request, query_parse_error
@@ -9,7 +10,7 @@ from couchmapper.memory.engine.errors import bad_request, query_parse_error
 if TYPE_CHECKING:
     from couchmapper.memory.engine.store import Database
 
-__all__ = ["check_keys_options", "check_partition"]
+__all__ = ["check_counts", "check_keys_options", "check_partition"]
 
 _KEYS_CONFLICT = "`keys` is incompatible with `key`, `start_key` and `end_key`"
 
@@ -32,3 +33,27 @@ def check_keys_options(options: dict[str, Any]) -> None:
     for name in ("key", "startkey", "start_key", "endkey", "end_key"):
         if name in options:
             raise query_parse_error(_KEYS_CONFLICT)
+
+
+def check_counts(options: dict[str, Any]) -> None:
+    """Check and convert limit/skip/group_level like CouchDB reads them from a query string.
+
+    They travel as text, so CouchDB quotes the bad text in its 400 (``"-1"``, not ``-1``).
+    """
+    for name in ("limit", "skip", "group_level"):
+        value = options.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            text = value if isinstance(value, str) else json.dumps(value)
+            try:
+                number = int(text)
+            except ValueError:
+                reason = f"Invalid value for integer: {json.dumps(text)}"
+                raise query_parse_error(reason) from None
+        else:
+            number, text = value, str(value)
+        if number < 0:
+            reason = f"Invalid value for positive integer: {json.dumps(text)}"
+            raise query_parse_error(reason)
+        options[name] = number

@@ -62,7 +62,7 @@ class Database:
             "admins": {"roles": ["_admin"]},
         }
         self.start_time = str(int(time.time()))
-        # View indexes built so far, keyed by (ddoc id, view name); see _memory_views.
+        # View indexes built so far, keyed by (ddoc id, view name); see views.py.
         self.view_state: dict[Any, Any] = {}
         # Set by MemoryServer.delete: handles still held answer 404 from then on.
         self.deleted = False
