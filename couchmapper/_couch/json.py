@@ -97,22 +97,27 @@ def same_once_stored(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def get_path(doc: Any, path: tuple[str | int, ...]) -> Any:
-    """The value at ``path`` (object keys and list indexes), or :data:`MISSING_AT_PATH`."""
+def get_path(doc: Any, path: tuple[str | int, ...], missing: Any = MISSING_AT_PATH) -> Any:
+    """The value at ``path`` (object keys and list indexes), or ``missing`` where there is none.
+
+    ``missing`` lets a caller use its own marker (such as ``couchmapper.MISSING``).
+    """
     for key in path:
         try:
             doc = doc[key]
         except (KeyError, IndexError, TypeError):
-            return MISSING_AT_PATH
+            return missing
     return doc
 
 
-def set_path(doc: Any, path: tuple[str | int, ...], value: Any) -> None:
-    """Set the value at ``path`` (its parents must exist); :data:`MISSING_AT_PATH` deletes it."""
+def set_path(
+    doc: Any, path: tuple[str | int, ...], value: Any, missing: Any = MISSING_AT_PATH
+) -> None:
+    """Set the value at ``path`` (its parents must exist); the ``missing`` marker deletes it."""
     parent = doc
     for key in path[:-1]:
         parent = parent[key]
-    if value is MISSING_AT_PATH:
+    if value is missing:
         del parent[path[-1]]
     else:
         parent[path[-1]] = value

@@ -38,14 +38,13 @@ Semantics worth knowing (all recorded from CouchDB 3.5):
 
 from __future__ import annotations
 
-import re
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import lru_cache
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 from couchmapper._couch.collation import collate, collation_key, raw_collate, raw_key
 from couchmapper._couch.erlang import erlang_term
+from couchmapper._couch.fields import BAD_PATH, MISSING, get_field, lookup, parse_field
+from couchmapper._couch.regex import compile_regex
 from couchmapper.exceptions import QueryError
 
 __all__ = [
@@ -65,28 +64,6 @@ Predicate = Callable[[Any], bool]
 DocT = TypeVar("DocT", bound=Mapping[str, Any])
 
 
-class _Sentinel:
-    """A named marker object (``MISSING`` and the private bad-path marker)."""
-
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return self._name
-
-    def __bool__(self) -> bool:
-        return False
-
-
-MISSING: Final[Any] = _Sentinel("MISSING")
-"""What :func:`get_field` returns when a field does not exist."""
-
-# A path that runs through a scalar or past the end of an array: unlike a missing field,
-# `$exists: false` does not match it (mango_doc:get_field returns bad_path).
-_BAD_PATH: Final[Any] = _Sentinel("BAD_PATH")
-
 _COMBINATION_OPERATORS = frozenset({"$and", "$or", "$nor"})
 _SUBSELECTOR_OPERATORS = frozenset({"$not", "$elemMatch", "$allMatch", "$keyMapMatch"})
 _LIST_OPERATORS = frozenset({"$in", "$nin", "$all"})
@@ -104,9 +81,6 @@ _NEGATED = {
     "$in": "$nin",
     "$nin": "$in",
 }
-_ARRAY_INDEX = re.compile(r"[+-]?[0-9]+")
-
-
 # --------------------------------------------------------------------------- Erlang terms
 
 
@@ -142,138 +116,12 @@ def _erlang_equal(a: Any, b: Any, *, exact: bool) -> bool:
     return False
 
 
-# --------------------------------------------------------------------------- fields
-
-
-def parse_field(name: str) -> tuple[str, ...]:
-    """Split a Mango field name into its path on the dots that are not escaped.
-
-    A backslash escapes a dot (``"a\\.b.c"`` is ``("a.b", "c")``); every backslash is then
-    dropped, as CouchDB does.
-
-    Args:
-        name: the field name as written in a selector, index or sort.
-
-    Returns:
-        The path segments.
-
-    Raises:
-        QueryError: a segment is empty (``"a..b"``, ``".a"``, ``""``); CouchDB answers 500
-            ``unknown_error`` for those.
-    """
-    if "\\" not in name:
-        parts: list[str] = name.split(".")
-    else:
-        parts = [part.replace("\\", "") if part else "" for part in re.split(r"(?<!\\)\.", name)]
-    if "" in parts:
-        reason = f"Unknown Error: mango_util :: {{invalid_field_name,{erlang_term(name)}}}"
-        raise QueryError("unknown_error", reason, status=500)
-    return tuple(parts)
-
-
-def _lookup(value: Any, path: tuple[str, ...]) -> Any:
-    """Walk ``path`` like mango_doc:get_field: MISSING, _BAD_PATH or the value."""
-    for name in path:
-        if isinstance(value, Mapping):
-            if name not in value:
-                return MISSING
-            value = value[name]
-        elif isinstance(value, list | tuple) and _ARRAY_INDEX.fullmatch(name):
-            position = int(name)
-            if not 0 <= position < len(value):
-                return _BAD_PATH
-            value = value[position]
-        else:
-            return _BAD_PATH
-    return value
-
-
-def get_field(doc: Any, path: tuple[str, ...]) -> Any:
-    """Return the value at ``path`` inside ``doc``, or ``MISSING``.
-
-    Objects are walked by key; a segment that is an integer (``"0"``, ``"+1"``) indexes into an
-    array, as CouchDB does (``"results.0.subject"``). A path that runs through a scalar or past
-    the end of an array also gives ``MISSING``.
-
-    Args:
-        doc: a JSON document or value.
-        path: segments from :func:`parse_field`.
-
-    Returns:
-        The value, or ``MISSING``.
-    """
-    value = _lookup(doc, path)
-    return MISSING if value is _BAD_PATH else value
-
-
 # --------------------------------------------------------------------------- normalisation
 
 
 def _single(node: Mapping[str, Any]) -> tuple[str, Any]:
     ((key, argument),) = node.items()
     return key, argument
-
-
-@lru_cache(maxsize=1024)
-def _compile_regex(pattern: str) -> re.Pattern[bytes] | None:
-    """Compile a PCRE pattern as Erlang's ``re`` would run it (bytes, no Unicode mode)."""
-    translated = _translate_pcre(pattern)
-    try:
-        with warnings.catch_warnings():
-            # "possible nested set" and friends must not escape as errors under -W error.
-            warnings.simplefilter("ignore")
-            return re.compile(translated.encode("utf-8", "surrogatepass"))
-    except (re.error, OverflowError, RecursionError):
-        return None
-
-
-_PCRE_ESCAPES = {
-    "z": r"\Z",
-    "Z": r"(?=\n?\Z)",
-    "h": r"[\t \xa0]",
-    "H": r"[^\t \xa0]",
-    "e": r"\x1b",
-    "R": r"(?:\r\n|[\n\x0b\x0c\r\x85])",
-}
-
-
-def _translate_pcre(pattern: str) -> str:
-    """Rewrite the PCRE-only syntax that Python's ``re`` spells differently."""
-    out: list[str] = []
-    in_class = False
-    i = 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern):
-            escaped = pattern[i + 1]
-            replacement = _PCRE_ESCAPES.get(escaped)
-            if replacement is not None and not in_class:
-                out.append(replacement)
-            elif escaped == "e":
-                out.append(r"\x1b")
-            else:
-                out.append(pattern[i : i + 2])
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]" or (bool(out) and out[-1] in ("[", "[^"))
-            out.append(char)
-        elif char == "[":
-            in_class = True
-            if pattern.startswith("[^", i):
-                out.append("[^")
-                i += 2
-                continue
-            out.append(char)
-        elif pattern.startswith("(?<", i) and i + 3 < len(pattern) and pattern[i + 3] not in "=!":
-            # PCRE named group (?<name>...) is Python's (?P<name>...).
-            out.append("(?P<")
-            i += 3
-            continue
-        else:
-            out.append(char)
-        i += 1
-    return "".join(out)
 
 
 def _norm_ops(selector: Any) -> dict[str, Any]:
@@ -327,7 +175,7 @@ def _norm_terminal(key: str, arg: Any) -> dict[str, Any] | None:
         return {"$default": {"$text": arg}}
     elif key == "$regex" and isinstance(arg, str):
         # A non-string $regex or $beginsWith falls through to "Invalid operator", as in CouchDB.
-        if _compile_regex(arg) is None:
+        if compile_regex(arg) is None:
             raise _bad_arg(key, arg)
     elif key == "$beginsWith" and isinstance(arg, str):
         try:
@@ -471,10 +319,10 @@ def _compile_field(name: str, condition: Mapping[str, Any], raw: bool) -> Predic
     matches_missing = len(condition) == 1 and condition.get("$exists") is False
 
     def field_predicate(value: Any) -> bool:
-        found = _lookup(value, path)
+        found = lookup(value, path)
         if found is MISSING:
             return matches_missing
-        if found is _BAD_PATH:
+        if found is BAD_PATH:
             return False
         return inner(found)
 
@@ -496,7 +344,7 @@ def _compile_operator(key: str, arg: Any, raw: bool) -> Predicate:
     if key == "$mod":
         return _compile_mod(arg[0], arg[1])
     if key == "$regex" and isinstance(arg, str):
-        regex = _compile_regex(arg)
+        regex = compile_regex(arg)
         if regex is None:
             raise _bad_arg(key, arg)
         return lambda value: isinstance(value, str) and regex.search(value.encode()) is not None
@@ -693,8 +541,8 @@ def sort_docs(docs: Iterable[DocT], sort: Sequence[Any]) -> list[DocT]:
     key_of = raw_key if paths == [("_id",)] else collation_key
     keyed: list[tuple[tuple[Any, ...], DocT]] = []
     for doc in docs:
-        values = [_lookup(doc, path) for path in paths]
-        if any(value is MISSING or value is _BAD_PATH for value in values):
+        values = [lookup(doc, path) for path in paths]
+        if any(value is MISSING or value is BAD_PATH for value in values):
             continue
         doc_id = doc.get("_id")
         keyed.append(((*map(key_of, values), raw_key(doc_id)), doc))
