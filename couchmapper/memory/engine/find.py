@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from couchmapper._couch import mango
@@ -273,21 +274,7 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
             prefix = "No global index" if partition is None and db.partitioned else "No index"
             reason = f"{prefix} exists for this sort, try indexing by the sort fields."
             raise QueryError("no_usable_index", reason)
-        # An _all_docs scan reads the design docs too (06/mango-execution-stats).
-        examined = 0
-        if index is None and partition is None:
-            examined = sum(1 for d in db.design_ids if not db.docs[d].winner().deleted)
-        docs: list[dict[str, Any]] = []
-        for item in _candidates(db, partition):
-            record, node = item["__record"], item["__node"]
-            doc = db.doc_json(record, node)
-            examined += 1
-            if index is not None and not _in_index(index, doc):
-                continue
-            if matcher(doc):
-                if query.get("conflicts"):
-                    doc = db.decorate(record, node, {"conflicts": True})
-                docs.append(doc)
+        docs, examined = _scan(db, index, matcher, partition, bool(query.get("conflicts")))
         paths: list[tuple[str, ...]] | None = None
         if index is not None:
             paths = [mango.parse_field(f) for f, _ in index.fields]
@@ -299,15 +286,8 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
         else:
             ordered = docs
     if after is not None:
-        # Continue after the bookmarked row (which need not exist any more).
-        mark = _rank(after[0], after[1], paths)
-        ordered = [
-            d
-            for d in ordered
-            if (_rank(_row_key(d, paths), d["_id"], paths) < mark)
-            == (descending and (index is not None or bool(sort_fields)))
-            and _rank(_row_key(d, paths), d["_id"], paths) != mark
-        ]
+        reverse = descending and (index is not None or bool(sort_fields))
+        ordered = _after_bookmark(ordered, after, paths, reverse)
     page = ordered[skip:][:limit]
     out: dict[str, Any] = {"docs": [_project(d, query.get("fields", [])) for d in page]}
     if selector == {"$or": []}:
@@ -330,6 +310,48 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
     elif warning:
         out["warning"] = warning
     return out
+
+
+def _scan(
+    db: Database,
+    index: Index | None,
+    matcher: Callable[[Any], bool],
+    partition: str | None,
+    conflicts: bool,
+) -> tuple[list[dict[str, Any]], int]:
+    """The matching documents (in id order) and how many documents were examined."""
+    # An _all_docs scan reads the design docs too (06/mango-execution-stats).
+    examined = 0
+    if index is None and partition is None:
+        examined = sum(1 for d in db.design_ids if not db.docs[d].winner().deleted)
+    docs: list[dict[str, Any]] = []
+    for item in _candidates(db, partition):
+        record, node = item["__record"], item["__node"]
+        doc = db.doc_json(record, node)
+        examined += 1
+        if index is not None and not _in_index(index, doc):
+            continue
+        if matcher(doc):
+            if conflicts:
+                doc = db.decorate(record, node, {"conflicts": True})
+            docs.append(doc)
+    return docs, examined
+
+
+def _after_bookmark(
+    ordered: list[dict[str, Any]],
+    after: tuple[Any, str],
+    paths: list[tuple[str, ...]] | None,
+    reverse: bool,
+) -> list[dict[str, Any]]:
+    """The rows after the bookmarked row (which need not exist any more)."""
+    mark = _rank(after[0], after[1], paths)
+    return [
+        d
+        for d in ordered
+        if (_rank(_row_key(d, paths), d["_id"], paths) < mark) == reverse
+        and _rank(_row_key(d, paths), d["_id"], paths) != mark
+    ]
 
 
 def _id_sort_ok(selector: dict[str, Any], sort_fields: list[str]) -> bool:
