@@ -57,6 +57,15 @@ def json_copy(value: Any, *, as_stored: bool = False) -> Any:
 
 
 def _copy(value: Any) -> Any:
+    # Exact types first: the engine copies every document it reads, and `type(v) is dict`
+    # is much cheaper than isinstance; subclasses (tracked containers) come after.
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy(item) for item in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
     if isinstance(value, dict):
         return {key: _copy(item) for key, item in value.items()}
     if isinstance(value, list):
