@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEVSERVER := tests/devserver
 
-.PHONY: demo test lint typecheck bench devserver venv clean
+.PHONY: demo test test-couchdb test-cluster fuzz lint typecheck bench devserver venv clean
 
 venv: $(VENV)/.installed
 
@@ -43,7 +43,27 @@ typecheck: venv
 # server then fail, each saying what to install, and `make test` fails.
 test: venv lint typecheck
 	@$(MAKE) --no-print-directory devserver || echo "make devserver failed: tests that need the CouchDB-compatible server will fail" >&2
-	$(PY) -m pytest tests
+	@# Tests marked couchdb (the differential fuzzer) need Apache CouchDB itself and tests marked
+	@# cluster need a 3-node cluster: `make test-couchdb` and `make test-cluster` run them.
+	$(PY) -m pytest tests -m "not couchdb and not cluster"
+
+# The server suites again on the Apache CouchDB 3.x that COUCHDB_URL names (loopback only), e.g.
+#   docker run -d -p 127.0.0.1:5984:5984 -e COUCHDB_USER=admin -e COUCHDB_PASSWORD=pw couchdb:3.5
+#   make test-couchdb COUCHDB_URL=http://admin:pw@127.0.0.1:5984
+test-couchdb: venv
+	@test -n "$(COUCHDB_URL)" || { echo "set COUCHDB_URL to a CouchDB 3.5 on loopback, e.g. COUCHDB_URL=http://admin:pw@127.0.0.1:5984" >&2; exit 2; }
+	COUCHDB_URL="$(COUCHDB_URL)" $(PY) -m pytest tests -m "(server or couchdb) and not cluster"
+
+# A local 3-node CouchDB 3.5 cluster whose nodes the tests kill and restart. COUCHDB_CLUSTER names
+# a script with the interface `cluster start|restart|stop DIR` (see docs/backends.md).
+test-cluster: venv
+	@test -n "$(COUCHDB_CLUSTER)" || { echo "set COUCHDB_CLUSTER to the path of a cluster start|restart|stop script (see docs/backends.md)" >&2; exit 2; }
+	COUCHDB_CLUSTER="$(COUCHDB_CLUSTER)" $(PY) -m pytest tests/cluster -m cluster
+
+# The differential fuzzer (memory engine against Apache CouchDB) with many more examples.
+fuzz: venv
+	@test -n "$(COUCHDB_URL)" || { echo "set COUCHDB_URL to a CouchDB 3.5 on loopback" >&2; exit 2; }
+	COUCHDB_URL="$(COUCHDB_URL)" FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} $(PY) -m pytest tests/differential -m couchdb
 
 bench: venv devserver
 	$(PY) -m tests.benchmarks

@@ -89,6 +89,7 @@ def run_flush(session: Session, progress: Callable[[int, int], None] | None) -> 
 def _after_flush(
     session: Session, written: list[WriteResult], failures: list[FlushFailure]
 ) -> None:
+    session._accepted += sum(1 for r in written if r.accepted)
     failed = [WriteResult(f.doc_id, None, f.error, f.reason) for f in failures]
     try:
         signals.after_flush.send(session, results=written + failed)

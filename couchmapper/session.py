@@ -55,7 +55,11 @@ Obj = Any  # a Document or a RawDocument
 
 @attrs.frozen
 class SessionStats:
-    """Counts describing a session (see :meth:`Session.stats`)."""
+    """Counts describing a session (see :meth:`Session.stats`).
+
+    ``accepted`` counts documents written with CouchDB's ``"accepted": true`` (HTTP 202:
+    stored on fewer copies than the cluster's write quorum); they are written, not failed.
+    """
 
     identity_map: int
     new: int
@@ -63,6 +67,7 @@ class SessionStats:
     deleted: int
     flushes: int
     requests: int
+    accepted: int = 0
 
 
 def _as_backend(database: Any) -> Backend:
@@ -154,6 +159,7 @@ class Session(QueryMixin):
         self._closed = False
         self._flushes = 0
         self._requests = 0
+        self._accepted = 0
 
     # ------------------------------------------------------------------------------------
     # Basics.
@@ -232,7 +238,7 @@ class Session(QueryMixin):
         return method(*args, **kwargs)
 
     def stats(self) -> SessionStats:
-        """Counts of objects by state, flushes and requests made."""
+        """Counts of objects by state, flushes, requests made and writes only accepted."""
         return SessionStats(
             identity_map=len(self._identity),
             new=len(self._new),
@@ -240,6 +246,7 @@ class Session(QueryMixin):
             deleted=len(self._deleted),
             flushes=self._flushes,
             requests=self._requests,
+            accepted=self._accepted,
         )
 
     # ------------------------------------------------------------------------------------

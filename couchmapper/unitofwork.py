@@ -41,12 +41,18 @@ class WriteResult:
         rev: the new revision (None on failure).
         error: CouchDB's error name on failure (``"conflict"``, ``"forbidden"``...).
         reason: CouchDB's explanation on failure.
+        accepted: CouchDB answered ``"accepted": true`` (HTTP 202): the revision is stored,
+            but on fewer copies of a cluster than the write quorum. The other copies were
+            unreachable (nodes down: internal replication copies it when they come back) or
+            refused it (a concurrent write; see "Clusters" in docs/backends.md). A written
+            document, never retried or reported failed.
     """
 
     doc_id: str
     rev: str | None = None
     error: str | None = None
     reason: str | None = None
+    accepted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -64,7 +70,9 @@ def results_in_order(
         if "error" in row:
             results.append(WriteResult(doc_id, None, str(row["error"]), str(row.get("reason", ""))))
         else:
-            results.append(WriteResult(doc_id, str(row["rev"])))
+            results.append(
+                WriteResult(doc_id, str(row["rev"]), accepted=row.get("accepted") is True)
+            )
     for doc in sent[len(answer) :]:
         results.append(
             WriteResult(str(doc.get("_id")), None, "unknown", "no answer for this document")

@@ -12,10 +12,15 @@ kept-alive connection is recorded separately::
     proxy.cut_after(path_contains="_bulk_docs")    # next match: server applies it, the
                                                    # answer is dropped, the client closed
     proxy.drop_connections()             # close idle keep-alive connections, as servers do
+
+Given ``credentials``, the proxy adds a basic ``Authorization`` header to every request that
+carries none, so raw requests (and clients given the proxy's bare URL) reach a CouchDB that
+requires a login; the header is forwarded, never recorded in :attr:`ProxyRequest.headers`.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import socket
@@ -161,6 +166,8 @@ class RecordingProxy:
         max_connections: client connections served at once; more are closed at once.
         max_recorded: requests kept in :attr:`requests` (oldest dropped first).
         io_timeout: seconds a relay waits for the upstream before giving up.
+        credentials: ``(user, password)`` sent upstream on requests without an
+            ``Authorization`` header of their own.
     """
 
     def __init__(
@@ -170,8 +177,13 @@ class RecordingProxy:
         max_connections: int = 64,
         max_recorded: int = 10_000,
         io_timeout: float = 60.0,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.upstream = upstream
+        self._auth_line = b""
+        if credentials is not None:
+            token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
+            self._auth_line = f"Authorization: Basic {token}\r\n".encode("latin-1")
         self._max_connections = max_connections
         self._io_timeout = io_timeout
         self._lock = threading.Lock()
@@ -323,7 +335,8 @@ class RecordingProxy:
                         self._sockets.add(upstream)
                     upstream_in = upstream.makefile("rb")
                 assert upstream_in is not None
-                upstream.sendall(start + b"".join(raw_headers) + b"\r\n" + wire_body)
+                auth = self._auth_line if "authorization" not in headers else b""
+                upstream.sendall(start + b"".join(raw_headers) + auth + b"\r\n" + wire_body)
                 answer, keep_alive = self._relay_answer(upstream_in, method)
                 record.status = int(answer.split(b" ", 2)[1])
                 if fault == "cut_after":

@@ -1,10 +1,11 @@
 """Replay recorded CouchDB 3.5 transcripts against the memory engine's HTTP facade.
 
-The transcripts live in ``shared/couchdb-transcripts/`` beside the repository (see its
-README). Every step's request is rebuilt from its template, placeholders such as
-``{{2.body.rev}}`` are filled from *our* earlier answers, and our answer is compared with
-CouchDB's: the status exactly, the JSON body structurally, and server-chosen values (revs,
-seqs, generated ids, bookmarks, sizes, timestamps) by shape only.
+The transcripts live in ``tests/transcripts/`` (recorded from Apache CouchDB 3.5.0 and
+pouchdb-server 4.2.0; its README lists the known differences). Every step's request is
+rebuilt from its template, placeholders such as ``{{2.body.rev}}`` are filled from *our*
+earlier answers, and our answer is compared with CouchDB's: the status exactly, the JSON body
+structurally, and server-chosen values (revs, seqs, generated ids, bookmarks, sizes,
+timestamps) by shape only.
 
 Run ``python -m tests._replay`` for a pass-rate report per area.
 """
@@ -26,7 +27,7 @@ from couchmapper.memory.http import MemoryHTTP, Response
 
 __all__ = ["TRANSCRIPTS", "Case", "load_cases", "replay_case"]
 
-TRANSCRIPTS = Path(__file__).resolve().parent.parent.parent / "shared" / "couchdb-transcripts"
+TRANSCRIPTS = Path(__file__).resolve().parent / "transcripts"
 
 Case = dict[str, Any]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import couchdb
 import pytest
@@ -137,7 +137,10 @@ def proxy(server_url: str) -> Iterator[RecordingProxy]:
     parts = urlsplit(server_url)
     assert parts.hostname is not None
     upstream = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    with RecordingProxy(upstream) as running:
+    credentials = None
+    if parts.username is not None:
+        credentials = (unquote(parts.username), unquote(parts.password or ""))
+    with RecordingProxy(upstream, credentials=credentials) as running:
         yield running
 
 

@@ -41,7 +41,7 @@ from couchmapper.exceptions import (
     PreconditionFailed,
     QueryError,
 )
-from couchmapper.memory.engine import feeds, find, listing, views
+from couchmapper.memory.engine import feeds, find, listing, replication, views
 from couchmapper.memory.engine.catalog import Catalog, check_db_name, default_catalog
 from couchmapper.memory.engine.options import check_counts
 from couchmapper.memory.engine.store import Database
@@ -372,8 +372,8 @@ class MemoryBackend:
 
     def revs_diff(self, revs: JSONDict) -> JSONDict:
         """``POST /db/_revs_diff``: the revs the database lacks (``missing``)."""
-        return self._db.revs_diff(revs)
+        return replication.revs_diff(self._db, revs)
 
     def purge(self, revs: JSONDict) -> JSONDict:
         """``POST /db/_purge``: ``{"purge_seq", "purged": {id: [rev, ...]}}``."""
-        return self._db.purge(revs)
+        return replication.purge(self._db, revs)

@@ -8,7 +8,7 @@ bookmarks, sizes, timestamps) compare by shape only. The test runs the case on a
 recordings step by step. A difference is a bug in the memory backend.
 
 Where pouchdb-server 4.2.0 (the pinned dev server) is documented to deviate from CouchDB 3.5
-(shared/couchdb-transcripts/README.md, "Differences between the servers"), the step carries
+(tests/transcripts/README.md, "Differences between the servers"), the step carries
 ``pouchdb="<transcript case>: ..."`` and ``expect=`` CouchDB's answer: the memory backend (and a
 real CouchDB, with ``COUCHDB_URL``) must give ``expect``; pouchdb-server's answer is not compared.
 """

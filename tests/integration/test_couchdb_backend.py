@@ -1,7 +1,7 @@
 """CouchDBBackend against the real test server: every Backend method, errors and redaction.
 
 Where pouchdb-server 4.2.0 deviates from CouchDB 3.5 (the table in
-``/work/shared/couchdb-transcripts/README.md``), tests branch on ``server_kind`` and say so.
+``tests/transcripts/README.md``), tests branch on ``server_kind`` and say so.
 """
 
 from __future__ import annotations

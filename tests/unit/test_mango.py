@@ -6,16 +6,14 @@ import itertools
 import json
 import random
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _replay import TRANSCRIPTS
 
 from couchmapper import mango
 from couchmapper._couch.collation import raw_key
 from couchmapper.exceptions import QueryError
-
-TRANSCRIPTS = Path(__file__).parents[2].parent / "shared" / "couchdb-transcripts"
 
 # Errors that CouchDB raises while validating the selector (mango_selector, mango_opts)...
 SELECTOR_ERRORS = frozenset(
@@ -33,11 +31,8 @@ PEOPLE: list[dict[str, Any]] = [
 
 
 def load(name: str) -> list[dict[str, Any]]:
-    """Read one transcript file; an empty list when the folder is absent (see the test below)."""
-    path = TRANSCRIPTS / name
-    if not path.exists():
-        return []
-    cases: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    """Read one transcript file of ``tests/transcripts``."""
+    cases: list[dict[str, Any]] = json.loads((TRANSCRIPTS / name).read_text(encoding="utf-8"))
     return cases
 
 
@@ -52,14 +47,6 @@ def error_of(selector: Any) -> tuple[int | None, str, str]:
     with pytest.raises(QueryError) as info:
         mango.normalize_selector(selector)
     return info.value.status, info.value.error, info.value.reason
-
-
-def test_transcripts_present() -> None:
-    """The CouchDB transcripts sit beside the repository, where CI puts them."""
-    assert (TRANSCRIPTS / "06-mango.json").exists(), (
-        f"CouchDB transcripts not found at {TRANSCRIPTS}: shared/couchdb-transcripts must sit "
-        "next to the repository folder"
-    )
 
 
 # --------------------------------------------------------------------------- fields
@@ -717,8 +704,6 @@ VIEW_STEPS = [
 )
 def test_view_collation_transcript(case_name: str, step_number: int) -> None:
     """Our collation gives CouchDB's recorded view rows: order, ranges and key= lookups."""
-    if not load("07-views.json"):
-        pytest.fail(f"CouchDB transcripts not found at {TRANSCRIPTS}")
     seed, recorded, query = _view_rows(case_name, step_number)
     assert _view_query(seed, query) == recorded
 
@@ -726,6 +711,6 @@ def test_view_collation_transcript(case_name: str, step_number: int) -> None:
 def test_all_docs_id_order_transcript() -> None:
     """raw_key orders document ids like _all_docs (04/alldocs-id-collation)."""
     case = next((c for c in load("04-all-docs.json") if c["name"] == "alldocs-id-collation"), None)
-    assert case is not None, f"CouchDB transcripts not found at {TRANSCRIPTS}"
+    assert case is not None, "04/alldocs-id-collation is missing from tests/transcripts"
     recorded = [row["id"] for row in case["steps"][1]["couchdb"]["body"]["rows"]]
     assert sorted(recorded[::-1], key=raw_key) == recorded

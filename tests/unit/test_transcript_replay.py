@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _replay import TRANSCRIPTS, Case, Sent, compare_step, load_cases, replay_case
+from _replay import Case, Sent, compare_step, load_cases, replay_case
 
 from couchmapper.memory.http import Response
 
@@ -29,11 +29,6 @@ def _params() -> list[object]:
             marks.append(pytest.mark.xfail(reason=reason, strict=True))
         params.append(pytest.param(case, id=f"{area}/{case['name']}", marks=marks))
     return params
-
-
-pytestmark = pytest.mark.skipif(
-    not TRANSCRIPTS.is_dir(), reason=f"transcripts not found at {TRANSCRIPTS}"
-)
 
 
 @pytest.mark.parametrize("case", _params())

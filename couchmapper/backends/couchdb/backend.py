@@ -85,8 +85,11 @@ class CouchDBBackend:
             if not create:
                 raise NotFoundError("not_found", f"database {name!r} does not exist") from None
             server = Requester(make_resource(server_url, credentials, timeout=timeout), "server")
-            with contextlib.suppress(PreconditionFailed):  # created meanwhile: fine
-                server.send("PUT", [name])
+            try:
+                with contextlib.suppress(PreconditionFailed):  # created meanwhile: fine
+                    server.send("PUT", [name])
+            finally:
+                server.close()
         return backend
 
     def __repr__(self) -> str:

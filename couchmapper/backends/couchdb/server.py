@@ -70,9 +70,12 @@ class CouchDBServer:
         """``DELETE /{name}``; raises NotFoundError naming the database unless ``missing_ok``."""
         try:
             self._http.send("DELETE", [name])
-        except NotFoundError:
+        except NotFoundError as exc:
             if not missing_ok:
-                raise NotFoundError("not_found", f"database {name!r} does not exist") from None
+                # CouchDB's own reason stays ("Database does not exist.", 01/db-delete-missing);
+                # the note says which database.
+                exc.add_note(f"database: {name!r}")
+                raise
 
 
 def create_database(server_url: str, name: str, *, timeout: float | None = None) -> CouchDBBackend:

@@ -8,6 +8,7 @@ Modules, lowest first: ``errors`` (error constructors), ``js`` (JavaScript runne
 (revision trees, rev hashes, attachments, sequences), ``docs`` (parsing written documents),
 ``options`` (shared option checks), ``store`` (``Database``: one database and its lock),
 ``views`` (map/reduce), ``listing`` (``_all_docs``, ``_changes``, ``_bulk_get``, partitions),
-``feeds`` (longpoll and continuous changes), ``indexes`` and ``find`` (Mango), and
+``feeds`` (longpoll and continuous changes), ``replication`` (``_revs_diff``, ``_purge``),
+``indexes`` and ``find`` (Mango), and
 ``catalog`` (the set of databases of one server).
 """

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from couchmapper._couch import mango
-from couchmapper._couch.collation import raw_key
+from couchmapper._couch.collation import collate, raw_key
 from couchmapper.exceptions import QueryError
 from couchmapper.memory.engine.errors import bad_request
 from couchmapper.memory.engine.indexes import (
@@ -98,20 +98,24 @@ def _sort_spec(sort: Any) -> tuple[list[str], bool]:
 
 
 def _constrained(selector: dict[str, Any]) -> set[str]:
-    """Fields the selector requires to exist (top-level ``$and`` conditions)."""
-    out: set[str] = set()
-    parts = selector.get("$and", [selector]) if set(selector) == {"$and"} else [selector]
-    for part in parts:
-        for field, condition in part.items():
-            if field.startswith("$"):
-                continue
-            ops = condition if isinstance(condition, dict) else {}
-            if any(op in ops for op in ("$exists",)) and ops.get("$exists") is False:
-                continue
-            if any(op in ("$ne", "$nin", "$not", "$or", "$nor") for op in ops):
-                continue
-            out.add(field)
-    return out
+    """Fields the (normalised) selector requires to exist (mango_selector:has_required_fields).
+
+    ``$and`` requires what any child requires, ``$or`` what every child requires; any condition
+    but ``$exists: false`` requires its field (``$ne``, ``$nin`` included).
+    """
+    if len(selector) != 1:
+        return set().union(*(_constrained({k: v}) for k, v in selector.items()))
+    key, arg = next(iter(selector.items()))
+    if key == "$and" and isinstance(arg, list):
+        return set().union(*(_constrained(a) for a in arg if isinstance(a, dict)))
+    if key == "$or" and isinstance(arg, list):
+        parts = [_constrained(a) if isinstance(a, dict) else set() for a in arg]
+        return set.intersection(*parts) if parts else set()
+    if key.startswith("$"):
+        return set()
+    if isinstance(arg, dict) and arg == {"$exists": False}:
+        return set()
+    return {key}
 
 
 def _choose_index(
@@ -274,6 +278,9 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
             prefix = "No global index" if partition is None and db.partitioned else "No index"
             reason = f"{prefix} exists for this sort, try indexing by the sort fields."
             raise QueryError("no_usable_index", reason)
+        if index is not None and index.fields and _empty_range(selector, index.fields[0][0]):
+            # CouchDB does not scan an index whose range is unsatisfiable: no bookmark.
+            return {"docs": []}
         docs, examined = _scan(db, index, matcher, partition, bool(query.get("conflicts")))
         paths: list[tuple[str, ...]] | None = None
         if index is not None:
@@ -352,6 +359,65 @@ def _after_bookmark(
         if (_rank(_row_key(d, paths), d["_id"], paths) < mark) == reverse
         and _rank(_row_key(d, paths), d["_id"], paths) != mark
     ]
+
+
+_LOW, _HIGH = object(), object()  # mango_json:min() and max()
+_Range = tuple[str, Any, str, Any]
+
+
+def _cmp(a: Any, b: Any) -> int:
+    if a is b:
+        return 0
+    if a is _LOW or b is _HIGH:
+        return -1
+    if a is _HIGH or b is _LOW:
+        return 1
+    return collate(a, b)
+
+
+def _narrow(op: str, arg: Any, current: _Range) -> _Range | None:
+    """mango_idx_view:range/5: ``current`` narrowed by one condition; None when empty."""
+    lcmp, low, hcmp, high = current
+    pos = _cmp(arg, low)
+    where = "min" if pos < 0 else "low" if pos == 0 else ""
+    if not where:
+        pos = _cmp(arg, high)
+        where = "mid" if pos < 0 else "high" if pos == 0 else "max"
+    eq: _Range = ("$eq", arg, "$eq", arg)
+    closed_low, closed_high = lcmp in ("$gte", "$eq"), hcmp in ("$lte", "$eq")
+    table: dict[str, dict[str, _Range | None]] = {
+        "$lt": {"min": None, "low": None, "mid": (lcmp, low, "$lt", arg),
+                "high": (lcmp, low, "$lt", arg), "max": current},
+        "$lte": {"min": None, "low": eq if closed_low else None,
+                 "mid": (lcmp, low, "$lte", arg), "high": current, "max": current},
+        "$eq": {"min": None, "low": eq if closed_low else None, "mid": eq,
+                "high": eq if closed_high else None, "max": None},
+        "$gte": {"min": current, "low": current, "mid": ("$gte", arg, hcmp, high),
+                 "high": eq if closed_high else None, "max": None},
+        "$gt": {"min": current, "low": ("$gt", arg, hcmp, high),
+                "mid": ("$gt", arg, hcmp, high), "high": None, "max": None},
+    }  # fmt: skip
+    return table[op][where] if op in table else current
+
+
+def _field_range(selector: Any, field: str, current: _Range | None) -> _Range | None:
+    """The range ``selector`` allows ``field`` (through ``$and`` only, like CouchDB)."""
+    if current is None or not isinstance(selector, dict) or len(selector) != 1:
+        return current
+    key, arg = next(iter(selector.items()))
+    if key == "$and" and isinstance(arg, list):
+        for part in arg:
+            current = _field_range(part, field, current)
+        return current
+    if key == field and isinstance(arg, dict) and len(arg) == 1:
+        op, value = next(iter(arg.items()))
+        return _narrow(op, value, current)
+    return current
+
+
+def _empty_range(selector: dict[str, Any], field: str) -> bool:
+    """True when no value of ``field`` can satisfy the selector's conditions on it."""
+    return _field_range(selector, field, ("$gt", _LOW, "$lt", _HIGH)) is None
 
 
 def _id_sort_ok(selector: dict[str, Any], sort_fields: list[str]) -> bool:

@@ -10,7 +10,11 @@ from couchmapper._couch import mango
 from couchmapper.exceptions import BackendError, NotFoundError
 from couchmapper.memory.engine import js
 from couchmapper.memory.engine.errors import bad_request
-from couchmapper.memory.engine.options import check_keys_options, check_partition
+from couchmapper.memory.engine.options import (
+    check_all_docs_keys,
+    check_keys_options,
+    check_partition,
+)
 from couchmapper.memory.engine.revs import DocRecord, format_seq, parse_rev, parse_since
 from couchmapper.memory.engine.views import map_function
 
@@ -70,7 +74,7 @@ def _id_bound(value: Any) -> Any:
 
 def all_docs(db: Database, **options: Any) -> dict[str, Any]:
     """``_all_docs`` (also under ``keys``): rows in raw code point order of the ids."""
-    check_keys_options(options)
+    check_all_docs_keys(options)
     prefix = options.pop("_prefix", None)
     partition = options.pop("partition", None)
     if partition is not None:

@@ -10,7 +10,7 @@ from couchmapper.memory.engine.errors import bad_request, query_parse_error
 if TYPE_CHECKING:
     from couchmapper.memory.engine.store import Database
 
-__all__ = ["check_counts", "check_keys_options", "check_partition"]
+__all__ = ["check_all_docs_keys", "check_counts", "check_keys_options", "check_partition"]
 
 _KEYS_CONFLICT = "`keys` is incompatible with `key`, `start_key` and `end_key`"
 
@@ -33,6 +33,23 @@ def check_keys_options(options: dict[str, Any]) -> None:
     for name in ("key", "startkey", "start_key", "endkey", "end_key"):
         if name in options:
             raise query_parse_error(_KEYS_CONFLICT)
+
+
+def check_all_docs_keys(options: dict[str, Any]) -> None:
+    """``_all_docs`` refuses ``keys`` with a range unless the range is that one key.
+
+    CouchDB 3.5 answers ``keys=["a"]`` with ``key``/``startkey``/``endkey`` all ``"a"`` (and an
+    empty ``keys`` with any range), but 400 for two keys or any other bound.
+    """
+    keys = options.get("keys")
+    if not keys:
+        return
+    bounds = [
+        options[n] for n in ("key", "startkey", "start_key", "endkey", "end_key") if n in options
+    ]
+    single = json.dumps(keys[0]) if isinstance(keys, list) and len(keys) == 1 else None
+    if any(json.dumps(bound) != single for bound in bounds):
+        raise query_parse_error(_KEYS_CONFLICT)
 
 
 def check_counts(options: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from couchmapper._couch.erlang import ErlTuple, term_to_binary
+from couchmapper._couch.erlang import ErlAtom, ErlTuple, term_to_binary
 from couchmapper.memory.engine.errors import bad_request
 
 __all__ = [
@@ -43,13 +43,22 @@ def parse_rev(rev: Any) -> tuple[int, str]:
 
 
 def rev_hash(
-    body: dict[str, Any], deleted: bool, parent: str | None, atts: dict[str, Attachment]
+    body: dict[str, Any],
+    deleted: bool,
+    parent: str | None,
+    atts: dict[str, Attachment],
+    *,
+    revive: bool = False,
 ) -> str:
     """CouchDB's rev hash: md5 of ``term_to_binary([Deleted, OldPos, OldRev, Body, Atts])``.
 
     The same body, deleted flag, parent rev and attachments give the same rev as CouchDB 3.5
     (``{"v": 1}`` gets ``1-7a7e4b29f3af401e69b6f86e4c26b727`` whatever the id). ``Atts`` is a
     list of ``{Name, Type, Md5}`` in reverse attachment order (couch_db:new_revid folds them).
+
+    A ``revive`` (a doc re-created on its tombstone) is hashed by couch_db_updater after the
+    attachments were turned into their disk form, whose fields read back as ``undefined``: each
+    attachment is then ``{undefined, undefined, undefined}``.
     """
     parent_pos, parent_hash = parse_rev(parent) if parent else (0, "")
     old_rev: Any = _revid_term(parent_hash) if parent else 0
@@ -57,8 +66,14 @@ def rev_hash(
         ErlTuple((name, a.content_type, base64.b64decode(a.digest.removeprefix("md5-"))))
         for name, a in reversed(atts.items())
     ]
+    if revive:
+        att_terms = [ErlTuple((_UNDEFINED, _UNDEFINED, _UNDEFINED))] * len(atts)
     term = [deleted, parent_pos, old_rev, body, att_terms]
     return hashlib.md5(term_to_binary(term)).hexdigest()
+
+
+# What couch_db_updater's disk-form attachment fields read back as (see rev_hash's revive).
+_UNDEFINED = ErlAtom("undefined")
 
 
 def _revid_term(rev_hash_text: str) -> bytes:

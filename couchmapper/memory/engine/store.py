@@ -127,7 +127,8 @@ class Database:
             # CouchDB validates design docs only by their admin-only rule, not by the
             # validate_doc_update functions (couch_db:validate_doc_update).
             self._validate_update(item, record, atts)
-        new_hash = rev_hash(item.body, item.deleted, parent, atts)
+        revive = item.rev is None and parent_node is not None
+        new_hash = rev_hash(item.body, item.deleted, parent, atts, revive=revive)
         self.seq += 1
         self.changed.notify_all()
         node = RevNode(
@@ -149,11 +150,19 @@ class Database:
             return None
         winner = record.winner()
         if prev is None:
-            if winner.deleted:
+            # A revive grows the deleted winner; a tombstone without a rev is a conflict, even
+            # on a deleted doc (couch_db:prep_and_validate_update).
+            if winner.deleted and not item.deleted:
                 return winner.rev
             raise ConflictError(item.doc_id, None)
         node = record.revs.get(prev)
-        if node is None or node.deleted or node not in record.leaves():
+        if node is None or node not in record.leaves():
+            raise ConflictError(item.doc_id, prev)
+        if winner.deleted:
+            # A deleted doc is only re-created from its root (couch_db_updater:merge_rev_tree),
+            # but the named leaf is found first: its stubs are merged (412 missing_stub) before
+            # the update conflicts. A deleted leaf of a live doc is extended like any leaf.
+            self._resolve_attachments(item, node, node.pos)
             raise ConflictError(item.doc_id, prev)
         return prev
 
@@ -372,6 +381,15 @@ class Database:
                 node = record.revs.get(rev) if record is not None else None
                 if record is None or node is None or node.body is None:
                     raise DocumentNotFound(doc_id, "missing")
+                if options.get("latest"):  # the leaf that grew from ``rev`` (winner first)
+                    node = next(
+                        (
+                            n
+                            for n in record.leaves()
+                            if rev in {a.rev for a in record.ancestry(n.rev)}
+                        ),
+                        node,
+                    )
             else:
                 record, node = self.open_winner(doc_id)
             return self.decorate(record, node, options)
@@ -414,7 +432,7 @@ class Database:
             if record is None:
                 raise DocumentNotFound(doc_id, "missing")
             nodes = sorted(record.leaves(), key=lambda n: (n.pos, n.hash))
-            plain = {k: v for k, v in options.items() if k not in ("open_revs", "rev")}
+            plain = _open_revs_options(options)
             return [{"ok": self.decorate(record, n, plain)} for n in nodes]
         if not isinstance(open_revs, list):
             raise bad_request("invalid UTF-8 JSON")
@@ -425,7 +443,7 @@ class Database:
             if record is None or node is None or node.body is None:
                 out.append({"missing": rev})
             else:
-                plain = {k: v for k, v in options.items() if k not in ("open_revs", "rev")}
+                plain = _open_revs_options(options)
                 out.append({"ok": self.decorate(record, node, plain)})
         return out
 
@@ -530,63 +548,6 @@ class Database:
                 "cluster": {"q": self.q, "n": self.n, "w": 1, "r": 1},
             }
 
-    def revs_diff(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``_revs_diff``: the revs we lack, with ``possible_ancestors``."""
-        with self.lock:
-            out: dict[str, Any] = {}
-            for doc_id, revs in body.items():
-                record = self.docs.get(doc_id)
-                for rev in revs:
-                    parse_rev(rev)
-                known = record.revs if record is not None else {}
-                missing = sorted(
-                    (r for r in set(revs) if r not in known or known[r].body is None),
-                    key=lambda r: (parse_rev(r)[0], r),
-                )
-                if not missing:
-                    continue
-                entry: dict[str, Any] = {"missing": missing}
-                if record is not None:
-                    # couch_db:find_missing: a leaf older than any missing rev, in reverse
-                    # leaf order (the fold prepends).
-                    highest = max(parse_rev(r)[0] for r in missing)
-                    ancestors = [n.rev for n in reversed(record.leaves()) if n.pos < highest]
-                    if ancestors:
-                        entry["possible_ancestors"] = ancestors
-                out[doc_id] = entry
-            return out
-
-    def purge(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``_purge``: drop leaf revisions (and the whole doc when nothing is left).
-
-        A purge that removes something is an update: ``update_seq`` grows by one (03/purge
-        [4]: 2 -> 3), so view indexes rebuild and longpoll feeds wake up.
-        """
-        with self.lock:
-            purged: dict[str, list[str]] = {}
-            for doc_id, revs in body.items():
-                record = self.docs.get(doc_id)
-                done: list[str] = []
-                if record is not None:
-                    leaves = {n.rev for n in record.leaves()}
-                    for rev in revs:
-                        if rev in leaves:
-                            for node in list(record.ancestry(rev)):
-                                children = [n for n in record.revs.values() if n.parent == node.rev]
-                                if children:
-                                    break
-                                del record.revs[node.rev]
-                            done.append(rev)
-                    if not record.revs:
-                        del self.docs[doc_id]
-                        self.design_ids.pop(doc_id, None)
-                    self.purge_seq += 1
-                purged[doc_id] = done
-            if any(purged.values()):
-                self.seq += 1
-                self.changed.notify_all()
-            return {"purge_seq": None, "purged": purged}
-
 
 def _local_number(item: ParsedDoc) -> int:
     """The number of a ``_local`` doc's ``0-N`` rev (0 without one); 500 for another rev."""
@@ -596,3 +557,15 @@ def _local_number(item: ParsedDoc) -> int:
     if pos != 0 or not tail.isdigit():
         raise BackendError(500, "error", "Invalid rev format")
     return int(tail)
+
+
+# With open_revs CouchDB reads revisions, not the doc's info: the options that describe the
+# tree (revs_info, conflicts, deleted_conflicts, meta, local_seq) are ignored.
+_NOT_WITH_OPEN_REVS = frozenset(
+    {"open_revs", "rev", "revs_info", "conflicts", "deleted_conflicts", "meta", "local_seq"}
+)
+
+
+def _open_revs_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The GET options that apply to each revision ``open_revs`` returns."""
+    return {k: v for k, v in options.items() if k not in _NOT_WITH_OPEN_REVS}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from couchmapper.exceptions import BackendError, NotFoundError
-from couchmapper.memory.engine import feeds, find, listing
+from couchmapper.memory.engine import feeds, find, listing, replication
 from couchmapper.memory.engine.errors import bad_request
 from couchmapper.memory.engine.options import check_partition
 from couchmapper.memory.engine.views import query_view
@@ -51,11 +51,8 @@ def _all_docs(
     if method == "POST":
         payload = routes.object_body(check_type=True)
         extra = body_view_options(payload)
-        if "keys" in extra:
-            for name in ("key", "startkey", "start_key", "endkey", "end_key"):
-                options.pop(name, None)
-            if not isinstance(extra["keys"], list):
-                raise bad_request("`keys` body member must be an array.")
+        if "keys" in extra and not isinstance(extra["keys"], list):
+            raise bad_request("`keys` body member must be an array.")
         options.update(extra)
     options.update(scope)
     return json_response(200, listing.all_docs(routes.db, **options))
@@ -175,20 +172,20 @@ def _changes(routes: DbRoutes, method: str, rest: list[str]) -> Response:
 def _revs_diff(routes: DbRoutes, method: str, rest: list[str]) -> Response:
     if method != "POST":
         return not_allowed("POST")
-    return json_response(200, routes.db.revs_diff(routes.object_body()))
+    return json_response(200, replication.revs_diff(routes.db, routes.object_body()))
 
 
 def _missing_revs(routes: DbRoutes, method: str, rest: list[str]) -> Response:
     if method != "POST":
         return not_allowed("POST")
-    diff = routes.db.revs_diff(routes.object_body())
+    diff = replication.revs_diff(routes.db, routes.object_body())
     return json_response(200, {"missing_revs": {k: v["missing"] for k, v in diff.items()}})
 
 
 def _purge(routes: DbRoutes, method: str, rest: list[str]) -> Response:
     if method != "POST":
         return not_allowed("POST")
-    return json_response(201, routes.db.purge(routes.object_body()))
+    return json_response(201, replication.purge(routes.db, routes.object_body()))
 
 
 def _compact(routes: DbRoutes, method: str, rest: list[str]) -> Response:

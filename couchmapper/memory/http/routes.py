@@ -247,6 +247,10 @@ class DbRoutes:
         """``DELETE /db/doc?rev=`` (or ``If-Match``)."""
         rev = self.rev_from_request(None)
         if rev is not None:
+            if not doc_id.startswith("_local/"):
+                # CouchDB opens the doc first: a missing or deleted doc is 404 whatever the rev.
+                with self.db.lock:
+                    self.db.open_winner(doc_id)
             parse_rev(rev)
         result = self.db.delete(doc_id, rev)
         tag = opaque_etag(result) if doc_id.startswith("_local/") else f'"{result["rev"]}"'

@@ -1,0 +1,1 @@
+"""The differential fuzzer: the memory engine against Apache CouchDB (``make fuzz``)."""
