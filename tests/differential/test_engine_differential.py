@@ -34,8 +34,23 @@ VALUES: tuple[Any, ...] = (
 )  # fmt: skip
 FIELDS = ("f", "g")
 ATTACHMENTS = ("a.txt", "b.bin")
-# Rev hashes this machine makes up for new_edits=false branches (a pool, so branches collide).
-OUR_HASHES = tuple(hashlib.md5(f"fuzz{i}".encode()).hexdigest() for i in range(5))
+# Rev hashes this machine makes up for new_edits=false branches: a small choice per step, the
+# hash derived from the parent rev (DEVIATIONS["one-parent-per-rev"]), so branches collide.
+CHOICES = st.lists(st.integers(min_value=0, max_value=2), min_size=1, max_size=3)
+UNKNOWN_REV = f"1-{hashlib.md5(b'fuzz').hexdigest()}"
+
+
+def _made_up_path(parent: str | None, choices: list[int]) -> list[str]:
+    """Revs grown from ``parent`` (None: a new root), one per choice, oldest first."""
+    revs: list[str] = []
+    generation = int(parent.partition("-")[0]) if parent else 0
+    for choice in choices:
+        generation += 1
+        digest = hashlib.md5(f"{parent or ''}/{choice}".encode()).hexdigest()
+        parent = f"{generation}-{digest}"
+        revs.append(parent)
+    return revs
+
 
 ids = st.sampled_from(IDS)
 values = st.sampled_from(VALUES)
@@ -228,7 +243,7 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
         doc_id=ids,
         body=bodies,
         base=st.one_of(st.none(), picks),
-        hashes=st.lists(st.sampled_from(OUR_HASHES), min_size=1, max_size=3, unique=True),
+        choices=CHOICES,
         deleted=st.booleans(),
         via_bulk=st.booleans(),
     )
@@ -238,19 +253,18 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
         doc_id: str,
         body: dict[str, Any],
         base: int | None,
-        hashes: list[str],
+        choices: list[int],
         deleted: bool,
         via_bulk: bool,
     ) -> None:
         """A replicated branch (``new_edits=false``): a new root or grown from a known rev."""
         known = self.revs.get(doc_id) or []
-        ids_ = list(hashes)
-        start = len(hashes)
-        if base is not None and known:
-            parent = known[base % len(known)]
-            generation, _, parent_hash = parent.partition("-")
-            ids_.append(parent_hash)
-            start += int(generation)
+        parent = known[base % len(known)] if base is not None and known else None
+        path = _made_up_path(parent, choices)
+        if parent is not None:
+            path.insert(0, parent)
+        ids_ = [rev.partition("-")[2] for rev in reversed(path)]
+        start = int(path[-1].partition("-")[0])
         doc: dict[str, Any] = {
             "_id": doc_id,
             "_rev": f"{start}-{ids_[0]}",
@@ -293,6 +307,8 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
                     "open_revs_list",
                     "latest",
                     "meta",
+                    "att_encoding_info",
+                    "local_seq",
                 ]
             ),
             max_size=3,
@@ -301,7 +317,7 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
     )
     def get(self, doc_id: str, options: set[str], pick: int) -> None:
         """GET a doc with a random mix of rev, revs, conflicts, open_revs and attachments."""
-        known = self.revs.get(doc_id) or [f"1-{OUR_HASHES[0]}"]
+        known = self.revs.get(doc_id) or [UNKNOWN_REV]
         query: dict[str, str] = {}
         for name in sorted(options):
             if name == "rev":
@@ -325,7 +341,9 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
         end=st.one_of(st.none(), st.sampled_from(IDS + ABSENT_IDS)),
         limit=st.one_of(st.none(), st.integers(0, 4)),
         skip=st.one_of(st.none(), st.integers(0, 3)),
-        flags=st.sets(st.sampled_from(["descending", "include_docs", "inclusive_end_false"])),
+        flags=st.sets(
+            st.sampled_from(["descending", "include_docs", "inclusive_end_false", "conflicts"])
+        ),
         keys=st.one_of(st.none(), st.lists(st.sampled_from(IDS + ABSENT_IDS), max_size=4)),
     )
     def all_docs(
@@ -353,6 +371,8 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
             query["include_docs"] = "true"
         if "inclusive_end_false" in flags:
             query["inclusive_end"] = "false"
+        if "conflicts" in flags:
+            query["conflicts"] = "true"
         if keys is None:
             self.check("GET", f"/{self.db}/_all_docs", query)
         else:
@@ -371,6 +391,7 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
         limit=st.one_of(st.none(), st.integers(0, 4)),
         skip=st.one_of(st.none(), st.integers(0, 2)),
         fields=st.sampled_from([None, ["_id", "f"], ["g"]]),
+        conflicts=st.booleans(),
     )
     def find(
         self,
@@ -380,9 +401,12 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
         limit: int | None,
         skip: int | None,
         fields: list[str] | None,
+        conflicts: bool,
     ) -> None:
         """``_find`` with a random selector, sort, limit, skip and fields over the indexes."""
         query: dict[str, Any] = {"selector": selector}
+        if conflicts:
+            query["conflicts"] = True
         for name, value in (("sort", sort), ("limit", limit), ("skip", skip), ("fields", fields)):
             if value is not None:
                 query[name] = value
@@ -392,9 +416,12 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
         since=st.one_of(st.just("0"), st.just("now"), picks),
         include_docs=st.booleans(),
         style=st.sampled_from([None, "all_docs"]),
+        extra=st.sets(st.sampled_from(["conflicts", "descending", "limit"]), max_size=2),
     )
-    def changes(self, since: str | int, include_docs: bool, style: str | None) -> None:
-        """``_changes`` since 0, now or an earlier answer's ``last_seq``."""
+    def changes(
+        self, since: str | int, include_docs: bool, style: str | None, extra: set[str]
+    ) -> None:
+        """``_changes`` since 0, now or an earlier answer's ``last_seq``, maybe limited."""
         query: dict[str, str] = {}
         engine_query: dict[str, str] = {}
         if isinstance(since, int):
@@ -407,9 +434,12 @@ class EngineAgainstCouchDB(RuleBasedStateMachine):
             query["include_docs"] = engine_query["include_docs"] = "true"
         if style is not None:
             query["style"] = engine_query["style"] = style
+        for name in sorted(extra):
+            query[name] = engine_query[name] = "2" if name == "limit" else "true"
         path = f"/{self.db}/_changes"
         couch, mine = self.check("GET", path, query, engine_query=engine_query)
-        if couch.status == 200:
+        if couch.status == 200 and not extra & {"descending", "limit"}:
+            # DEVIATIONS["partial-feed-last-seq-as-since"]
             self.seqs.append(couch.body["last_seq"])
             self.engine_seqs.append(mine.body["last_seq"])
 

@@ -232,7 +232,7 @@ def test_a_deleted_leaf_of_a_live_doc_can_be_extended() -> None:
 
 
 def test_get_rev_with_latest_answers_the_leaf_that_grew_from_it() -> None:
-    """GET ?rev=<old>&latest=true answers the leaf descending from that rev."""
+    """GET ?rev=<old>&latest=true answers the winner (here the leaf grown from that rev)."""
     http = _engine()
     first = _call(http, "PUT", "/db/c", body={"g": "a"})[1]["rev"]
     assert first == "1-9fc1420b6834c58c79ee1543ad24ddb5"
@@ -249,3 +249,81 @@ def test_get_rev_with_latest_answers_the_leaf_that_grew_from_it() -> None:
             },
         },
     )
+
+
+def test_get_rev_with_latest_of_a_tombstone_is_404_deleted() -> None:
+    """GET ?rev=&latest=true whose leaf is deleted: 404 deleted (a plain ?rev= is 200)."""
+    http = _engine()
+    rev = _call(http, "PUT", "/db/B", body={"_deleted": True, "g": "B"})[1]["rev"]
+    assert _call(http, "GET", "/db/B", f"rev={rev}")[0] == 200
+    for query in (f"rev={rev}&latest=true", f"rev={rev}&latest=true&meta=true"):
+        assert _call(http, "GET", "/db/B", query) == (
+            404,
+            {"error": "not_found", "reason": "deleted"},
+        )
+    live = _call(http, "PUT", "/db/L", body={"g": "B"})[1]["rev"]
+    assert _call(http, "DELETE", "/db/L", f"rev={live}")[0] == 200
+    assert _call(http, "GET", "/db/L", f"rev={live}&latest=true") == (
+        404,
+        {"error": "not_found", "reason": "deleted"},
+    )
+
+
+def test_get_with_latest_opens_the_winner_whatever_rev_names() -> None:
+    """GET ?rev=<leaf>&latest=true answers the winner, with meta members and no ETag."""
+    http = _engine()
+    assert _call(http, "PUT", "/db/x", body={})[0] == 201
+    for rev, extra in (("1-" + "a" * 32, {}), ("1-" + "b" * 32, {"_deleted": True})):
+        assert _call(http, "PUT", "/db/x", "new_edits=false", {"_rev": rev, **extra})[0] < 300
+    own = "rev=1-967a00dff5e02add41819138abb3284d&latest=true"
+    response = http.handle("GET", "/db/x", f"{own}&meta=true")
+    assert (response.status, response.body) == (
+        200,
+        {
+            "_id": "x",
+            "_rev": "1-" + "a" * 32,
+            "_revs_info": [{"rev": "1-" + "a" * 32, "status": "available"}],
+            "_conflicts": ["1-967a00dff5e02add41819138abb3284d"],
+            "_deleted_conflicts": ["1-" + "b" * 32],
+        },
+    )
+    assert "etag" not in response.headers
+    assert _call(http, "GET", "/db/x", f"{own}&local_seq=true") == (
+        200,
+        {"_id": "x", "_rev": "1-" + "a" * 32, "_local_seq": 3},
+    )
+    # _local_seq is the doc's last update (3: the deleted branch), and absent for a ?rev=.
+    plain = _call(http, "GET", "/db/x", "rev=1-967a00dff5e02add41819138abb3284d&local_seq=true")
+    assert plain == (200, {"_id": "x", "_rev": "1-967a00dff5e02add41819138abb3284d"})
+
+
+def test_open_revs_with_latest_answers_the_leaves_grown_from_each_rev() -> None:
+    """open_revs=[...]&latest=true: each rev's descendant leaves in tree order, each once."""
+    http = _engine()
+    first = _call(http, "PUT", "/db/B", body={"f": 1})[1]["rev"]
+    tomb = _call(http, "DELETE", "/db/B", f"rev={first}")[1]["rev"]
+    branch = {
+        "_rev": "2-" + "a" * 32,
+        "_revisions": {"start": 2, "ids": ["a" * 32, first.partition("-")[2]]},
+    }
+    assert _call(http, "PUT", "/db/B", "new_edits=false", branch)[0] == 201
+    revs = json.dumps([first, tomb, "1-" + "c" * 32])
+    assert _call(http, "GET", "/db/B", f"latest=true&open_revs={revs}") == (
+        200,
+        [
+            {"ok": {"_id": "B", "_rev": tomb, "_deleted": True}},
+            {"ok": {"_id": "B", "_rev": "2-" + "a" * 32}},
+            {"missing": "1-" + "c" * 32},
+        ],
+    )
+
+
+def test_descending_changes_ignore_since_and_count_the_rest_as_pending() -> None:
+    """_changes?descending=true&since=now&limit=1: one row, pending 3 (since is ignored)."""
+    http = _engine()
+    for doc_id in "abcd":
+        assert _call(http, "PUT", f"/db/{doc_id}", body={})[0] == 201
+    status, body = _call(http, "GET", "/db/_changes", "descending=true&since=now&limit=1")
+    assert (status, len(body["results"]), body["pending"]) == (200, 1, 3)
+    status, body = _call(http, "GET", "/db/_changes", "descending=true&since=now")
+    assert (status, len(body["results"]), body["pending"]) == (200, 4, 0)

@@ -219,7 +219,9 @@ def changes(db: Database, **options: Any) -> dict[str, Any]:
         records = sorted((r for r in db.docs.values() if r.seq > since), key=lambda r: r.seq)
         changed = len(records)
         if options.get("descending"):
+            # A descending feed ignores `since`: every doc is a change, and counts as pending.
             records = sorted(db.docs.values(), key=lambda r: r.seq, reverse=True)
+            changed = len(records)
         # CouchDB counts `pending` down for every change it looks at, passing or not. The
         # `_doc_ids` and `_design` filters look only at the docs they name (a fast path by
         # id), so the others stay pending (05/changes-doc-ids-filter, changes-design-filter).

@@ -381,15 +381,6 @@ class Database:
                 node = record.revs.get(rev) if record is not None else None
                 if record is None or node is None or node.body is None:
                     raise DocumentNotFound(doc_id, "missing")
-                if options.get("latest"):  # the leaf that grew from ``rev`` (winner first)
-                    node = next(
-                        (
-                            n
-                            for n in record.leaves()
-                            if rev in {a.rev for a in record.ancestry(n.rev)}
-                        ),
-                        node,
-                    )
             else:
                 record, node = self.open_winner(doc_id)
             return self.decorate(record, node, options)
@@ -422,8 +413,8 @@ class Database:
             dead = [n.rev for n in leaves if n.deleted and n.rev != node.rev]
             if dead and options.get("rev") is None:
                 out["_deleted_conflicts"] = dead
-        if options.get("local_seq"):
-            out["_local_seq"] = node.seq
+        if options.get("local_seq") and options.get("rev") is None:
+            out["_local_seq"] = record.seq  # the doc's last update, whichever rev won
         return out
 
     def _open_revs(self, doc_id: str, open_revs: Any, options: dict[str, Any]) -> Any:
@@ -437,14 +428,24 @@ class Database:
         if not isinstance(open_revs, list):
             raise bad_request("invalid UTF-8 JSON")
         out: list[dict[str, Any]] = []
+        seen: set[str] = set()
         for rev in open_revs:
             parse_rev(rev)
             node = record.revs.get(rev) if record is not None else None
             if record is None or node is None or node.body is None:
                 out.append({"missing": rev})
-            else:
-                plain = _open_revs_options(options)
-                out.append({"ok": self.decorate(record, node, plain)})
+                continue
+            nodes = [node]
+            if options.get("latest"):  # every leaf grown from rev in tree order, each once
+                grown = [
+                    n for n in record.leaves() if rev in {a.rev for a in record.ancestry(n.rev)}
+                ]
+                nodes = sorted(grown, key=lambda n: (n.pos, n.hash))
+            for found in nodes:
+                if found.rev not in seen:
+                    seen.add(found.rev)
+                    plain = _open_revs_options(options)
+                    out.append({"ok": self.decorate(record, found, plain)})
         return out
 
     def _get_local(self, doc_id: str, **options: Any) -> dict[str, Any]:

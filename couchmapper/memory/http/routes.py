@@ -172,8 +172,10 @@ class DbRoutes:
             if self.params.flag(flag, strict=False):
                 options[flag] = True
         if "rev" in self.params:
-            options["rev"] = self.params.get("rev")
-            parse_rev(options["rev"])
+            parse_rev(self.params.get("rev"))
+            if not options.get("latest") or "open_revs" in self.params:
+                # With latest=true chttpd_db opens the winner, whatever rev names.
+                options["rev"] = self.params.get("rev")
         if "atts_since" in self.params:
             options["atts_since"] = self.params.json("atts_since")
         if "open_revs" in self.params:
