@@ -13,6 +13,8 @@ from typing import Any, Final, Literal, TypeAlias, cast
 
 import attrs
 
+from couchmapper._couch.json import json_copy, same_json
+
 __all__ = [
     "MISSING",
     "Change",
@@ -123,14 +125,6 @@ class ChangeList(list[Change]):
         return {format_path(change.path) for change in self}
 
 
-def json_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: json_copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_copy(item) for item in value]
-    return value
-
-
 def _is_prefix(short: tuple[PathKey, ...], long: tuple[PathKey, ...]) -> bool:
     return len(short) < len(long) and long[: len(short)] == short
 
@@ -145,17 +139,6 @@ def _shifts(earlier: Change, path: tuple[PathKey, ...]) -> bool:
         return False
     parent = earlier.path[:-1]
     return len(parent) < len(path) and path[: len(parent)] == parent
-
-
-def same_json(a: Any, b: Any) -> bool:
-    # 1 == 1.0 == True in Python; in JSON they are three different values.
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 def compact_into(log: list[Change], change: Change) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import attrs
 
 from couchmapper import mango
-from couchmapper._collation import raw_key
+from couchmapper._couch.collation import raw_key
 from couchmapper.backends.base import Backend, JSONDict
 from couchmapper.conversion import model_info
 from couchmapper.document import Document, dump, state_of

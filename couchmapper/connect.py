@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from couchmapper._url import redact_url
 from couchmapper.backends.base import Backend
-from couchmapper.backends.memory import MemoryBackend, memory_server
+from couchmapper.memory import MemoryBackend, memory_server
 
 __all__ = ["connect"]
 

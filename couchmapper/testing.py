@@ -30,8 +30,8 @@ from blinker import ANY, Signal
 
 from couchmapper import signals
 from couchmapper.backends.base import Backend
-from couchmapper.backends.memory import MemoryBackend, memory_server
 from couchmapper.connect import connect
+from couchmapper.memory import MemoryBackend, memory_server
 from couchmapper.session import Session
 
 __all__ = ["ALL_SIGNALS", "SignalCall", "capture_signals"]

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote
 
-from couchmapper.backends._memory_http import MemoryHTTP, Response
-from couchmapper.backends.memory import MemoryServer
+from couchmapper.memory import MemoryServer
+from couchmapper.memory.http import MemoryHTTP, Response
 
 __all__ = ["TRANSCRIPTS", "Case", "load_cases", "replay_case"]
 

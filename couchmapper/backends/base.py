@@ -124,3 +124,15 @@ class Backend(Protocol):
     def delete_attachment(self, doc_id: str, name: str, *, rev: str) -> JSONDict:
         """``DELETE /db/{doc_id}/{name}?rev=``: returns ``{"ok", "id", "rev"}``."""
         ...
+
+    def partition_info(self, partition: str) -> JSONDict:
+        """``GET /db/_partition/{partition}``: doc_count and doc_del_count of one partition."""
+        ...
+
+    def revs_diff(self, revs: JSONDict) -> JSONDict:
+        """``POST /db/_revs_diff``: ``{doc_id: {"missing": [rev, ...]}}`` for revs it lacks."""
+        ...
+
+    def purge(self, revs: JSONDict) -> JSONDict:
+        """``POST /db/_purge``: ``{"purge_seq", "purged": {doc_id: [rev, ...]}}``."""
+        ...

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from couchmapper._collation import collate
-from couchmapper.backends._memory_http import MemoryHTTP, Response
+from couchmapper._couch.collation import collate
 from couchmapper.backends.memory import MemoryServer
+from couchmapper.memory.http import MemoryHTTP, Response
 
 __all__ = ["MemoryHTTP", "Response", "collate", "new_memory_http"]
 

@@ -22,12 +22,12 @@ from couchmapper.backends.base import Backend
 from couchmapper.backends.couchdb import (
     CouchDBBackend,
     CouchDBServer,
-    _encode_params,
-    _in_request_order,
     create_database,
     delete_database,
     list_databases,
 )
+from couchmapper.backends.couchdb.backend import in_request_order
+from couchmapper.backends.couchdb.transport import encode_params
 from couchmapper.exceptions import (
     BackendError,
     BackendUnavailable,
@@ -87,7 +87,7 @@ def test_split_credentials_decodes_special_characters() -> None:
 
 def test_encode_params_sends_keys_as_json_and_flags_as_words() -> None:
     """Keys are JSON (None is null), booleans true/false, other strings raw, None dropped."""
-    encoded = _encode_params(
+    encoded = encode_params(
         {"startkey": "a", "endkey": ["b", {}], "key": None, "limit": 2, "descending": True}
         | {"stale": "ok", "skip": None, "since": 5}
     )
@@ -110,8 +110,8 @@ def test_in_request_order_realigns_reordered_results() -> None:
         {"id": "b", "rev": "1"},
         {"id": "b", "error": "e"},
     ]
-    assert _in_request_order(docs, results) == [results[1], results[0], results[2]]
-    assert _in_request_order([{}], [{"id": "gen"}]) == [{"id": "gen"}]
+    assert in_request_order(docs, results) == [results[1], results[0], results[2]]
+    assert in_request_order([{}], [{"id": "gen"}]) == [{"id": "gen"}]
 
 
 def test_loopback_check_refuses_remote_hosts() -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from couchmapper.backends._memory_http import MemoryHTTP
 from couchmapper.backends.memory import MemoryServer
+from couchmapper.memory.http import MemoryHTTP
 
 
 def _engine() -> MemoryHTTP:

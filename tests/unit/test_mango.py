@@ -12,7 +12,7 @@ import pytest
 from _replay import TRANSCRIPTS
 
 from couchmapper import mango
-from couchmapper._collation import raw_key
+from couchmapper._couch.collation import raw_key
 from couchmapper.exceptions import QueryError
 
 # Errors that CouchDB raises while validating the selector (mango_selector, mango_opts)...

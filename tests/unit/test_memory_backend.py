@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 
 from couchmapper.backends import Backend
-from couchmapper.backends._memory_http import MemoryHTTP
-from couchmapper.backends.memory import MemoryBackend, MemoryServer
 from couchmapper.exceptions import (
     BackendError,
     ConflictError,
@@ -21,6 +19,8 @@ from couchmapper.exceptions import (
     PreconditionFailed,
     QueryError,
 )
+from couchmapper.memory import MemoryBackend, MemoryServer
+from couchmapper.memory.http import MemoryHTTP
 
 REV = re.compile(r"^\d+-[0-9a-f]{32}$")
 
@@ -387,7 +387,7 @@ def test_partition_on_a_normal_database(db: MemoryBackend) -> None:
 
 def test_fast_and_iterative_rev_encoders_agree() -> None:
     """The recursive term encoder and the deep-document fallback produce the same bytes."""
-    from couchmapper.backends import _memory_revs
+    from couchmapper._couch import erlang
 
     body = {
         "s": "é😀",
@@ -395,7 +395,7 @@ def test_fast_and_iterative_rev_encoders_agree() -> None:
         "o": {"a": [], "b": {}, "c": [{"d": "x"}]},
         "bytes": [0, 255],
     }
-    assert _memory_revs._etf(body) == _memory_revs._etf_slow(body)
+    assert erlang._etf(body) == erlang._etf_slow(body)
 
 
 def test_auto_index_names_are_couchdbs(db: MemoryBackend) -> None:

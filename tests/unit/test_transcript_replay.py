@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from _replay import Case, Sent, compare_step, load_cases, replay_case
 
-from couchmapper.backends._memory_http import Response
+from couchmapper.memory.http import Response
 
 # Cases the engine does not answer like CouchDB yet, each with the reason. They run as
 # xfail(strict=True): when one starts passing, the test fails until it is removed here.

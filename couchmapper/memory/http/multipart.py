@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from couchmapper.backends._memory_revs import Attachment
+from couchmapper.memory.engine.revs import Attachment
 
 __all__ = ["accepts", "mixed", "related"]
 

@@ -3,42 +3,31 @@
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from couchmapper import mango
-from couchmapper.backends._memory_revs import DocRecord, bad_request, format_seq, parse_since
-from couchmapper.exceptions import BackendError, NotFoundError, QueryError
+from couchmapper._couch import mango
+from couchmapper.exceptions import BackendError, NotFoundError
+from couchmapper.memory.engine import js
+from couchmapper.memory.engine.errors import bad_request
+from couchmapper.memory.engine.options import (
+    check_all_docs_keys,
+    check_keys_options,
+    check_partition,
+)
+from couchmapper.memory.engine.revs import DocRecord, format_seq, parse_rev, parse_since
+from couchmapper.memory.engine.views import map_function
 
 if TYPE_CHECKING:
-    from couchmapper.backends._memory_store import Database
+    from couchmapper.memory.engine.store import Database
 
 __all__ = [
     "all_docs",
+    "bulk_get_entry",
     "changes",
-    "check_keys_options",
-    "check_partition",
     "local_docs",
     "partition_info",
 ]
-
-_KEYS_CONFLICT = "`keys` is incompatible with `key`, `start_key` and `end_key`"
-
-
-def _qerror(reason: str) -> QueryError:
-    return QueryError("query_parse_error", reason)
-
-
-def check_partition(db: Database, partition: Any) -> str:
-    """A partition name for a partition-scoped request, with CouchDB's 400s."""
-    if not db.partitioned:
-        raise bad_request("database is not partitioned")
-    if not isinstance(partition, str) or partition == "":
-        raise bad_request("Partition must not be empty", "illegal_partition")
-    if partition.startswith("_"):
-        raise bad_request("Partition must not start with an underscore", "illegal_partition")
-    return partition
 
 
 def partition_info(db: Database, partition: str) -> dict[str, Any]:
@@ -55,32 +44,6 @@ def partition_info(db: Database, partition: str) -> dict[str, Any]:
         "doc_count": live,
         "doc_del_count": len(records) - live,
     }
-
-
-def check_keys_options(options: dict[str, Any]) -> None:
-    """Refuse ``keys`` together with ``key``/``startkey``/``endkey`` like CouchDB."""
-    if options.get("keys") is None:
-        return
-    for name in ("key", "startkey", "start_key", "endkey", "end_key"):
-        if name in options:
-            raise _qerror(_KEYS_CONFLICT)
-
-
-def _check_all_docs_keys(options: dict[str, Any]) -> None:
-    """``_all_docs`` refuses ``keys`` with a range unless the range is that one key.
-
-    CouchDB 3.5 answers ``keys=["a"]`` with ``key``/``startkey``/``endkey`` all ``"a"`` (and an
-    empty ``keys`` with any range), but 400 for two keys or any other bound.
-    """
-    keys = options.get("keys")
-    if not keys:
-        return
-    bounds = [
-        options[n] for n in ("key", "startkey", "start_key", "endkey", "end_key") if n in options
-    ]
-    single = json.dumps(keys[0]) if isinstance(keys, list) and len(keys) == 1 else None
-    if any(json.dumps(bound) != single for bound in bounds):
-        raise _qerror(_KEYS_CONFLICT)
 
 
 def _range(options: dict[str, Any]) -> tuple[Any, Any]:
@@ -111,7 +74,7 @@ def _id_bound(value: Any) -> Any:
 
 def all_docs(db: Database, **options: Any) -> dict[str, Any]:
     """``_all_docs`` (also under ``keys``): rows in raw code point order of the ids."""
-    _check_all_docs_keys(options)
+    check_all_docs_keys(options)
     prefix = options.pop("_prefix", None)
     partition = options.pop("partition", None)
     if partition is not None:
@@ -149,7 +112,7 @@ def _row(db: Database, record: DocRecord, options: dict[str, Any]) -> dict[str, 
     if options.get("include_docs"):
         doc_options = {k: options[k] for k in ("conflicts", "attachments") if options.get(k)}
         doc_options["att_encoding_info"] = options.get("att_encoding_info")
-        row["doc"] = db._decorate(record, winner, doc_options)
+        row["doc"] = db.decorate(record, winner, doc_options)
     return row
 
 
@@ -307,7 +270,7 @@ def _change_row(
         row["deleted"] = True
     if options.get("include_docs"):
         doc_options = {k: options[k] for k in ("conflicts", "attachments") if options.get(k)}
-        row["doc"] = db._decorate(record, winner, doc_options)
+        row["doc"] = db.decorate(record, winner, doc_options)
     return row
 
 
@@ -340,8 +303,6 @@ def _changes_filter(db: Database, options: dict[str, Any]) -> Callable[[DocRecor
 
 
 def _view_filter(db: Database, options: dict[str, Any]) -> Callable[[DocRecord], bool]:
-    from couchmapper.backends._memory_views import map_function
-
     view = options.get("view")
     if not isinstance(view, str) or "/" not in view:
         raise bad_request("`view` filter parameter is not provided.")
@@ -356,8 +317,6 @@ def _view_filter(db: Database, options: dict[str, Any]) -> Callable[[DocRecord],
 
 
 def _js_filter(db: Database, name: str, options: dict[str, Any]) -> Callable[[DocRecord], bool]:
-    from couchmapper.backends import _memory_js
-
     ddoc, _, fname = name.partition("/")
     record = db.docs.get(f"_design/{ddoc}")
     if record is None or record.winner().deleted:
@@ -366,7 +325,7 @@ def _js_filter(db: Database, name: str, options: dict[str, Any]) -> Callable[[Do
     source = (body.get("filters") or {}).get(fname)
     if not isinstance(source, str):
         raise NotFoundError("not_found", f"missing json key: {fname}")
-    runner = _memory_js.MapRunner()
+    runner = js.MapRunner()
     index = runner.compile(source)
     query = options.get("query")
     request = {"query": dict(query) if isinstance(query, dict) else {}}
@@ -376,3 +335,40 @@ def _js_filter(db: Database, name: str, options: dict[str, Any]) -> Callable[[Do
         return runner.filter(index, db.doc_json(record, winner), request)
 
     return by_js
+
+
+def bulk_get_entry(db: Database, entry: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """One ``_bulk_get`` request entry: its revisions, or CouchDB's error for it."""
+
+    def failure(doc_id: Any, rev: Any, error: str, reason: str) -> dict[str, Any]:
+        return {
+            "id": doc_id,
+            "docs": [{"error": {"id": doc_id, "rev": rev, "error": error, "reason": reason}}],
+        }
+
+    if not isinstance(entry, dict) or not entry:
+        return failure(None, None, "bad_request", "document must be a JSON object")
+    doc_id = entry.get("id")
+    rev = entry.get("rev")
+    if doc_id is None:
+        return failure(None, None, "bad_request", "document id missed")
+    try:
+        if rev is not None:
+            parse_rev(rev)
+    except BackendError as exc:
+        return failure(doc_id, rev, exc.error, exc.reason)
+    record = db.docs.get(doc_id)
+    if record is None:
+        return failure(doc_id, rev if rev is not None else "undefined", "not_found", "missing")
+    if rev is None:
+        leaves = record.leaves()
+        return {"id": doc_id, "docs": [{"ok": db.decorate(record, n, options)} for n in leaves]}
+    node = record.revs.get(rev)
+    if node is not None and options.get("latest"):
+        node = next(
+            (leaf for leaf in record.leaves() if rev in {n.rev for n in record.ancestry(leaf.rev)}),
+            node,
+        )
+    if node is None or node.body is None:
+        return failure(doc_id, rev, "not_found", "missing")
+    return {"id": doc_id, "docs": [{"ok": db.decorate(record, node, options)}]}

@@ -13,11 +13,14 @@ import base64
 import binascii
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from couchmapper import mango
-from couchmapper._collation import collate, raw_key
-from couchmapper.backends._memory_indexes import (
+from couchmapper._couch import mango
+from couchmapper._couch.collation import collate, raw_key
+from couchmapper.exceptions import QueryError
+from couchmapper.memory.engine.errors import bad_request
+from couchmapper.memory.engine.indexes import (
     SPECIAL_INDEX,
     Index,
     create_index,
@@ -26,15 +29,12 @@ from couchmapper.backends._memory_indexes import (
     list_indexes,
     term,
 )
-from couchmapper.backends._memory_listing import check_partition
-from couchmapper.backends._memory_revs import bad_request
-from couchmapper.exceptions import NotFoundError, QueryError
+from couchmapper.memory.engine.options import check_partition
 
 if TYPE_CHECKING:
-    from couchmapper.backends._memory_db_routes import DbRoutes, Response
-    from couchmapper.backends._memory_store import Database
+    from couchmapper.memory.engine.store import Database
 
-__all__ = ["create_index", "delete_index", "explain", "find", "http", "list_indexes"]
+__all__ = ["create_index", "delete_index", "explain", "find", "list_indexes"]
 
 _NO_INDEX = "No matching index found, create an index to optimize query time."
 _KEYS = frozenset(
@@ -281,21 +281,7 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
         if index is not None and index.fields and _empty_range(selector, index.fields[0][0]):
             # CouchDB does not scan an index whose range is unsatisfiable: no bookmark.
             return {"docs": []}
-        # An _all_docs scan reads the design docs too (06/mango-execution-stats).
-        examined = 0
-        if index is None and partition is None:
-            examined = sum(1 for d in db.design_ids if not db.docs[d].winner().deleted)
-        docs: list[dict[str, Any]] = []
-        for item in _candidates(db, partition):
-            record, node = item["__record"], item["__node"]
-            doc = db.doc_json(record, node)
-            examined += 1
-            if index is not None and not _in_index(index, doc):
-                continue
-            if matcher(doc):
-                if query.get("conflicts"):
-                    doc = db._decorate(record, node, {"conflicts": True})
-                docs.append(doc)
+        docs, examined = _scan(db, index, matcher, partition, bool(query.get("conflicts")))
         paths: list[tuple[str, ...]] | None = None
         if index is not None:
             paths = [mango.parse_field(f) for f, _ in index.fields]
@@ -307,15 +293,8 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
         else:
             ordered = docs
     if after is not None:
-        # Continue after the bookmarked row (which need not exist any more).
-        mark = _rank(after[0], after[1], paths)
-        ordered = [
-            d
-            for d in ordered
-            if (_rank(_row_key(d, paths), d["_id"], paths) < mark)
-            == (descending and (index is not None or bool(sort_fields)))
-            and _rank(_row_key(d, paths), d["_id"], paths) != mark
-        ]
+        reverse = descending and (index is not None or bool(sort_fields))
+        ordered = _after_bookmark(ordered, after, paths, reverse)
     page = ordered[skip:][:limit]
     out: dict[str, Any] = {"docs": [_project(d, query.get("fields", [])) for d in page]}
     if selector == {"$or": []}:
@@ -338,6 +317,48 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
     elif warning:
         out["warning"] = warning
     return out
+
+
+def _scan(
+    db: Database,
+    index: Index | None,
+    matcher: Callable[[Any], bool],
+    partition: str | None,
+    conflicts: bool,
+) -> tuple[list[dict[str, Any]], int]:
+    """The matching documents (in id order) and how many documents were examined."""
+    # An _all_docs scan reads the design docs too (06/mango-execution-stats).
+    examined = 0
+    if index is None and partition is None:
+        examined = sum(1 for d in db.design_ids if not db.docs[d].winner().deleted)
+    docs: list[dict[str, Any]] = []
+    for item in _candidates(db, partition):
+        record, node = item["__record"], item["__node"]
+        doc = db.doc_json(record, node)
+        examined += 1
+        if index is not None and not _in_index(index, doc):
+            continue
+        if matcher(doc):
+            if conflicts:
+                doc = db.decorate(record, node, {"conflicts": True})
+            docs.append(doc)
+    return docs, examined
+
+
+def _after_bookmark(
+    ordered: list[dict[str, Any]],
+    after: tuple[Any, str],
+    paths: list[tuple[str, ...]] | None,
+    reverse: bool,
+) -> list[dict[str, Any]]:
+    """The rows after the bookmarked row (which need not exist any more)."""
+    mark = _rank(after[0], after[1], paths)
+    return [
+        d
+        for d in ordered
+        if (_rank(_row_key(d, paths), d["_id"], paths) < mark) == reverse
+        and _rank(_row_key(d, paths), d["_id"], paths) != mark
+    ]
 
 
 _LOW, _HIGH = object(), object()  # mango_json:min() and max()
@@ -560,37 +581,3 @@ def _first_condition(selector: dict[str, Any], field: str) -> dict[str, Any]:
         if isinstance(condition, dict):
             merged.update(condition)
     return merged
-
-
-# -- HTTP -----------------------------------------------------------------------------
-
-
-def http(
-    routes: DbRoutes, kind: str, method: str, rest: list[str], partition: str | None = None
-) -> Response:
-    """``_find``, ``_explain`` and ``_index`` endpoints."""
-    from couchmapper.backends._memory_db_routes import json_response, not_allowed
-
-    db = routes.db
-    if kind in ("find", "explain"):
-        if method != "POST":
-            return not_allowed("POST")
-        body = routes.json_body(check_type=True)
-        run = find if kind == "find" else explain
-        return json_response(200, run(db, body, partition=partition))
-    if rest:
-        if method != "DELETE" or len(rest) < 3:
-            return not_allowed("DELETE")
-        from urllib.parse import unquote
-
-        parts = [unquote(p) for p in rest]
-        if parts[0] == "_design":
-            parts = [f"_design/{parts[1]}", *parts[2:]]
-        if len(parts) != 3 or parts[1] != "json":
-            raise NotFoundError("not_found", "missing")
-        return json_response(200, delete_index(db, parts[0], parts[2]))
-    if method == "GET":
-        return json_response(200, list_indexes(db))
-    if method == "POST":
-        return json_response(200, create_index(db, routes.json_body(check_type=True)))
-    return not_allowed("GET,POST")

@@ -7,39 +7,48 @@ server for HTTP-level code.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable, Mapping
-from typing import Any
-from urllib.parse import parse_qsl, unquote, unquote_plus
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qsl, unquote_plus
 
-from couchmapper.backends import _memory_listing as listing
-from couchmapper.backends._memory_db_routes import DbRoutes, Response, location, opaque_etag
-from couchmapper.backends._memory_params import QueryParams, parse_json_body
-from couchmapper.backends.memory import MemoryServer, memory_server
 from couchmapper.exceptions import BackendError
+from couchmapper.memory.engine.catalog import Catalog, default_catalog
+from couchmapper.memory.http.params import QueryParams, parse_json_body
+from couchmapper.memory.http.responses import (
+    Response,
+    error_response,
+    json_response,
+    location,
+    not_allowed,
+    opaque_etag,
+)
+from couchmapper.memory.http.routes import DbRoutes
+
+if TYPE_CHECKING:
+    from couchmapper.memory.backend import MemoryServer
 
 __all__ = ["MemoryHTTP", "Response"]
 
 _VERSION = "3.5.0"
 
 
-def _error(status: int, error: str, reason: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        status,
-        {"content-type": "application/json", **(headers or {})},
-        {"error": error, "reason": reason},
-    )
+class _HasCatalog(Protocol):
+    """A server adapter over an engine catalog (such as :class:`MemoryServer`)."""
 
-
-def _not_allowed(allowed: str) -> Response:
-    return _error(405, "method_not_allowed", f"Only {allowed} allowed", {"allow": allowed})
+    @property
+    def catalog(self) -> Catalog: ...
 
 
 class MemoryHTTP:
-    """Route HTTP requests to a :class:`MemoryServer`."""
+    """Route HTTP requests to the engine behind a :class:`MemoryServer`.
 
-    def __init__(self, server: MemoryServer | None = None) -> None:
-        self.server = server if server is not None else memory_server()
+    Without a server it answers for the process-wide engine, the one ``memory://`` URLs and
+    ``cm.connect()`` use.
+    """
+
+    def __init__(self, server: MemoryServer | _HasCatalog | None = None) -> None:
+        self.server = server
+        self.catalog = server.catalog if server is not None else default_catalog()
 
     def handle(
         self,
@@ -58,7 +67,7 @@ class MemoryHTTP:
         try:
             response = self._route(method.upper(), path, params, body, lowered)
         except BackendError as exc:
-            response = _error(exc.status or 500, exc.error, exc.reason)
+            response = error_response(exc.status or 500, exc.error, exc.reason)
             numbered = ("unknown_error", "error_saving_ddoc", "invalid_ejson")
             if exc.error in numbered or exc.reason.startswith("No rows can match"):
                 # CouchDB numbers these errors for its log; any number is its shape.
@@ -89,24 +98,24 @@ class MemoryHTTP:
                 # Not a server endpoint: CouchDB treats it as a database name, which
                 # PUT refuses as illegal and GET finds missing (01/db-name-leading-underscore).
                 return self._database(method, first, params, body, headers)
-            return _error(404, "not_found", "Database does not exist.")
+            return error_response(404, "not_found", "Database does not exist.")
         if len(raw_segments) == 1:
             return self._database(method, first, params, body, headers)
-        database = self.server.raw(first)
-        return DbRoutes(self.server, database, params, body, headers).route(
+        database = self.catalog.open(first)
+        return DbRoutes(self.catalog, database, params, body, headers).route(
             method, raw_segments[1:]
         )
 
     def _root(self, method: str) -> Response:
         if method not in ("GET", "HEAD"):
-            return _not_allowed("GET,HEAD")
-        return _json(
+            return not_allowed("GET,HEAD")
+        return json_response(
             200,
             {
                 "couchdb": "Welcome",
                 "version": _VERSION,
                 "git_sha": "memory",
-                "uuid": self.server.uuids()[0],
+                "uuid": self.catalog.uuids()[0],
                 "features": [
                     "quickjs",
                     "access-ready",
@@ -123,11 +132,11 @@ class MemoryHTTP:
         self, method: str, name: str, rest: list[str], params: QueryParams, body: bytes | None
     ) -> Response | None:
         if name == "_up" and not rest:
-            return _json(200, {"status": "ok", "seeds": {}})
+            return json_response(200, {"status": "ok", "seeds": {}})
         if name == "_uuids" and not rest:
             count = params.integer("count") or 1
-            answer = {"uuids": self.server.uuids(count)}
-            return _json(200, answer, {"etag": opaque_etag(answer)})
+            answer = {"uuids": self.catalog.uuids(count)}
+            return json_response(200, answer, {"etag": opaque_etag(answer)})
         if name == "_all_dbs" and not rest:
             options: dict[str, Any] = {}
             for key in ("startkey", "start_key", "endkey", "end_key"):
@@ -139,16 +148,16 @@ class MemoryHTTP:
                     options[key] = value
             if params.flag("descending"):
                 options["descending"] = True
-            names = self.server.all_dbs(**options)
-            return _json(200, names, {"etag": opaque_etag(names)})
+            names = self.catalog.all_dbs(**options)
+            return json_response(200, names, {"etag": opaque_etag(names)})
         if name == "_dbs_info" and not rest:
             if method != "POST":
-                return _json(200, [])
+                return json_response(200, [])
             payload = parse_json_body(body)
             keys = payload.get("keys") if isinstance(payload, dict) else None
             if not isinstance(keys, list):
                 raise BackendError(400, "bad_request", "`keys` member must exist.")
-            return _json(200, self.server.dbs_info(keys))
+            return json_response(200, self.catalog.dbs_info(keys))
         return None
 
     def _database(
@@ -169,13 +178,13 @@ class MemoryHTTP:
                     400, "bad_request", "The `q` value should be a positive integer."
                 )
             n_text = params.get("n", "1") or "1"
-            self.server.create(
+            self.catalog.create(
                 name,
                 partitioned=partitioned == "true",
                 q=int(q_text),
                 n=int(n_text) if n_text.isdigit() else 1,
             )
-            return _json(201, {"ok": True}, {"location": location(name)})
+            return json_response(201, {"ok": True}, {"location": location(name)})
         if method == "DELETE":
             if "rev" in params:
                 raise BackendError(
@@ -184,20 +193,11 @@ class MemoryHTTP:
                     "You tried to DELETE a database with a ?=rev parameter. "
                     "Did you mean to DELETE a document instead?",
                 )
-            self.server.delete(name)
-            return _json(200, {"ok": True})
-        database = self.server.raw(name)
+            self.catalog.delete(name)
+            return json_response(200, {"ok": True})
+        database = self.catalog.open(name)
         if method in ("GET", "HEAD"):
-            return _json(200, database.info())
+            return json_response(200, database.info())
         if method == "POST":
-            return DbRoutes(self.server, database, params, body, headers).post_doc()
-        return _not_allowed("DELETE,GET,HEAD,POST")
-
-
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, {"content-type": "application/json", **(headers or {})}, body)
-
-
-# Re-exported so users of the facade need one import.
-decode_segment: Callable[[str], str] = unquote
-_ = (base64, listing)
+            return DbRoutes(self.catalog, database, params, body, headers).post_doc()
+        return not_allowed("DELETE,GET,HEAD,POST")

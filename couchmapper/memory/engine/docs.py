@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import uuid
 from typing import Any
 
-from couchmapper.backends._checks import (
-    check_json,
-)
-from couchmapper.backends._memory_params import erlang_float
-from couchmapper.backends._memory_revs import bad_request, parse_rev
+from couchmapper._couch.checks import check_json
+from couchmapper._couch.json import json_copy
 from couchmapper.exceptions import BackendError
+from couchmapper.memory.engine.errors import bad_request
+from couchmapper.memory.engine.revs import parse_rev
 
 __all__ = [
     "ParsedDoc",
-    "copy_stored",
-    "json_copy",
     "parse_doc",
     "validate_docid",
 ]
@@ -111,7 +107,7 @@ def parse_doc(doc: Any, doc_id: Any = None, *, partitioned: bool = False) -> Par
     parsed.doc_id = validate_docid(given_id, partitioned and not _is_special(given_id))
     for key, value in doc.items():
         if not key.startswith("_"):
-            parsed.body[key] = json_copy(value)
+            parsed.body[key] = json_copy(value, as_stored=True)
         elif key == "_rev":
             parse_rev(value)
             parsed.rev = value
@@ -129,39 +125,6 @@ def parse_doc(doc: Any, doc_id: Any = None, *, partitioned: bool = False) -> Par
 
 
 _NO_ID: Any = object()
-
-
-def json_copy(value: Any) -> Any:
-    """A deep copy of a JSON value (C-speed, and shallow in Python stack frames).
-
-    Floats come back as CouchDB stores them (a subnormal becomes ``0.0``).
-    """
-    return json.loads(json.dumps(value), parse_float=_read_float)
-
-
-def copy_stored(value: Any) -> Any:
-    """A deep copy of a value already stored (its floats are CouchDB's already).
-
-    Plain recursion is several times faster than a JSON round trip for documents; very deep
-    values fall back to :func:`json_copy`, which is shallow in Python stack frames.
-    """
-    try:
-        return _copy(value)
-    except RecursionError:
-        return json_copy(value)
-
-
-def _copy(value: Any) -> Any:
-    kind = type(value)
-    if kind is dict:
-        return {key: _copy(item) for key, item in value.items()}
-    if kind is list:
-        return [_copy(item) for item in value]
-    return value
-
-
-def _read_float(text: str) -> float:
-    return erlang_float(float(text))
 
 
 def _is_special(doc_id: Any) -> bool:

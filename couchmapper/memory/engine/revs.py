@@ -1,6 +1,6 @@
 """Revision trees, revision hashes, attachments and sequences of the memory engine.
 
-Pure data structures with no locking: :mod:`couchmapper.backends._memory_store` owns the lock.
+Pure data structures with no locking: :mod:`couchmapper.memory.engine.store` owns the lock.
 """
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import struct
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from couchmapper.exceptions import BackendError
+from couchmapper._couch.erlang import ErlAtom, ErlTuple, term_to_binary
+from couchmapper.memory.engine.errors import bad_request
 
 __all__ = [
     "Attachment",
@@ -31,11 +31,6 @@ _SEQ_RE = re.compile(r"^([0-9]+)(-.*)?$", re.DOTALL)
 # CouchDB's default `compressible_types`: these are gzipped before they are stored, which is
 # why their digest is the md5 of the gzip bytes.
 _COMPRESSIBLE = ("text/", "application/javascript", "application/json", "application/xml")
-
-
-def bad_request(reason: str, error: str = "bad_request") -> BackendError:
-    """A 400 error with CouchDB's names."""
-    return BackendError(400, error, reason)
 
 
 def parse_rev(rev: Any) -> tuple[int, str]:
@@ -68,30 +63,17 @@ def rev_hash(
     parent_pos, parent_hash = parse_rev(parent) if parent else (0, "")
     old_rev: Any = _revid_term(parent_hash) if parent else 0
     att_terms = [
-        _Tuple((name, a.content_type, base64.b64decode(a.digest.removeprefix("md5-"))))
+        ErlTuple((name, a.content_type, base64.b64decode(a.digest.removeprefix("md5-"))))
         for name, a in reversed(atts.items())
     ]
     if revive:
-        att_terms = [_Tuple((_UNDEFINED, _UNDEFINED, _UNDEFINED))] * len(atts)
+        att_terms = [ErlTuple((_UNDEFINED, _UNDEFINED, _UNDEFINED))] * len(atts)
     term = [deleted, parent_pos, old_rev, body, att_terms]
-    return hashlib.md5(b"\x83" + _etf(term)).hexdigest()
+    return hashlib.md5(term_to_binary(term)).hexdigest()
 
 
-class _Tuple(tuple[Any, ...]):
-    """An Erlang tuple in :func:`_etf` (plain Python tuples are not used for JSON values)."""
-
-
-class ErlAtom(str):
-    """An Erlang atom in :func:`term_to_binary` (a plain ``str`` is a binary)."""
-
-
-ErlTuple = _Tuple
+# What couch_db_updater's disk-form attachment fields read back as (see rev_hash's revive).
 _UNDEFINED = ErlAtom("undefined")
-
-
-def term_to_binary(value: Any) -> bytes:
-    """Erlang's ``term_to_binary`` of EJSON with :class:`ErlAtom`/:class:`ErlTuple` parts."""
-    return b"\x83" + _etf(value)
 
 
 def _revid_term(rev_hash_text: str) -> bytes:
@@ -102,135 +84,6 @@ def _revid_term(rev_hash_text: str) -> bytes:
         except ValueError:
             pass
     return rev_hash_text.encode("utf-8", "surrogatepass")
-
-
-def _atom(name: str) -> bytes:
-    raw = name.encode()
-    return bytes((100, 0, len(raw))) + raw  # ATOM_EXT, as term_to_binary writes it in OTP 25
-
-
-_TRUE, _FALSE, _NULL = _atom("true"), _atom("false"), _atom("null")
-_MAX_FAST_DEPTH = 200
-
-
-class _TooDeep(Exception):
-    """The recursive encoder gives up; the iterative one takes over."""
-
-
-def _etf_fast(value: Any, out: list[bytes], depth: int) -> None:
-    """The recursive (fast) encoder for the usual, shallow documents."""
-    kind = type(value)
-    if kind is str:
-        raw = value.encode("utf-8", "surrogatepass")
-        out.append(b"m" + len(raw).to_bytes(4, "big") + raw)
-    elif kind is dict:
-        if depth > _MAX_FAST_DEPTH:
-            raise _TooDeep
-        if not value:
-            out.append(b"h\x01j")
-            return
-        out.append(b"h\x01l" + len(value).to_bytes(4, "big"))
-        for key, item in value.items():
-            raw = key.encode("utf-8", "surrogatepass")
-            out.append(b"h\x02m" + len(raw).to_bytes(4, "big") + raw)
-            _etf_fast(item, out, depth + 1)
-        out.append(b"j")
-    elif kind is list:
-        if depth > _MAX_FAST_DEPTH:
-            raise _TooDeep
-        if not value or all(type(v) is int and 0 <= v < 256 for v in value):
-            out.append(_etf_one(value)[0])
-            return
-        out.append(b"l" + len(value).to_bytes(4, "big"))
-        for item in value:
-            _etf_fast(item, out, depth + 1)
-        out.append(b"j")
-    elif value is True:
-        out.append(_TRUE)
-    elif value is False:
-        out.append(_FALSE)
-    elif value is None:
-        out.append(_NULL)
-    elif kind is int and 0 <= value < 256:
-        out.append(bytes((97, value)))
-    else:
-        head, children = _etf_one(value)
-        out.append(head)
-        for child in children:
-            if isinstance(child, _Raw):
-                out.append(child)
-            else:
-                _etf_fast(child, out, depth + 1)
-
-
-def _etf(value: Any) -> bytes:
-    """Erlang's external term format (``term_to_binary(V, [{minor_version, 1}])``) of EJSON.
-
-    Recursive for ordinary documents; iterative (an explicit stack) past a nesting depth of
-    200, so deeply nested documents do not hit Python's recursion limit.
-    """
-    parts: list[bytes] = []
-    try:
-        _etf_fast(value, parts, 0)
-    except _TooDeep:
-        return _etf_slow(value)
-    return b"".join(parts)
-
-
-def _etf_slow(value: Any) -> bytes:
-    """The iterative encoder."""
-    out = bytearray()
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, _Raw):
-            out += item
-            continue
-        head, children = _etf_one(item)
-        out += head
-        stack.extend(reversed(children))
-    return bytes(out)
-
-
-class _Raw(bytes):
-    """Already encoded bytes on the :func:`_etf` stack."""
-
-
-def _etf_one(value: Any) -> tuple[bytes, list[Any]]:
-    """The encoding of ``value`` up to its children, and the children (with raw tails)."""
-    if value is True or value is False or value is None:
-        return _atom("null" if value is None else "true" if value else "false"), []
-    if isinstance(value, ErlAtom):
-        return _atom(str(value)), []
-    if isinstance(value, int):
-        if 0 <= value < 256:
-            return bytes((97, value)), []
-        if -(2**31) <= value < 2**31:
-            return b"b" + value.to_bytes(4, "big", signed=True), []
-        magnitude = abs(value)
-        digits = magnitude.to_bytes((magnitude.bit_length() + 7) // 8, "little")
-        size = len(digits)
-        head = bytes((110, size)) if size < 256 else b"o" + size.to_bytes(4, "big")
-        return head + bytes((value < 0,)) + digits, []
-    if isinstance(value, float):
-        return b"F" + struct.pack(">d", value), []
-    if isinstance(value, str):
-        value = value.encode("utf-8", "surrogatepass")
-    if isinstance(value, bytes):
-        return b"m" + len(value).to_bytes(4, "big") + value, []
-    if isinstance(value, _Tuple):
-        return bytes((104, len(value))), list(value)
-    if isinstance(value, dict):
-        pairs = [_Tuple((k, v)) for k, v in value.items()]
-        return bytes((104, 1)), [pairs]
-    if isinstance(value, list | tuple):
-        if not value:
-            return b"j", []
-        if len(value) < 65536 and all(type(v) is int and 0 <= v < 256 for v in value):
-            return b"k" + len(value).to_bytes(2, "big") + bytes(value), []  # STRING_EXT
-        return b"l" + len(value).to_bytes(4, "big"), [*value, _Raw(b"j")]
-    msg = f"not a JSON value: {value!r}"
-    raise TypeError(msg)
 
 
 def format_seq(n: int) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from couchmapper import mango
-from couchmapper.backends._memory_revs import ErlAtom, ErlTuple, bad_request, term_to_binary
+from couchmapper._couch import mango
+from couchmapper._couch.erlang import ErlAtom, ErlTuple, erlang_term, term_to_binary
 from couchmapper.exceptions import BackendError, NotFoundError, QueryError
+from couchmapper.memory.engine.errors import bad_request
 
 if TYPE_CHECKING:
-    from couchmapper.backends._memory_store import Database
+    from couchmapper.memory.engine.store import Database
 
 __all__ = [
     "SPECIAL_INDEX",
@@ -36,7 +37,7 @@ SPECIAL_INDEX = {
 
 
 def term(value: Any) -> str:
-    return mango._erlang_term(value)
+    return erlang_term(value)
 
 
 class Index:
@@ -85,9 +86,7 @@ def indexes(db: Database) -> list[Index]:
 
 def _validate_fields(fields: Any) -> list[tuple[str, str]]:
     if not isinstance(fields, list):
-        reason = (
-            f"Sort must be an array of sort specs, not: {mango._erlang_term(fields, pretty=True)}"
-        )
+        reason = f"Sort must be an array of sort specs, not: {erlang_term(fields, pretty=True)}"
         raise QueryError("invalid_sort_json", reason)
     out = []
     for spec in fields:
@@ -96,16 +95,16 @@ def _validate_fields(fields: Any) -> list[tuple[str, str]]:
         elif isinstance(spec, dict) and len(spec) == 1:
             name, direction = next(iter(spec.items()))
             if direction not in ("asc", "desc"):
-                reason = f"Invalid sort field: {mango._erlang_term(spec, pretty=True)}"
+                reason = f"Invalid sort field: {erlang_term(spec, pretty=True)}"
                 raise QueryError("invalid_sort_field", reason)
             out.append((name, direction))
         else:
-            reason = f"Invalid sort field: {mango._erlang_term(spec, pretty=True)}"
+            reason = f"Invalid sort field: {erlang_term(spec, pretty=True)}"
             raise QueryError("invalid_sort_field", reason)
     return out
 
 
-def create_index(db: Database, body: Any, **options: Any) -> dict[str, Any]:
+def create_index(db: Database, body: Any) -> dict[str, Any]:
     """``POST /db/_index``: store the index as a design document; created or exists."""
     if not isinstance(body, dict):
         raise bad_request("Request body must be a JSON object")
@@ -184,7 +183,7 @@ def _auto_name(body: dict[str, Any]) -> str:
     return hashlib.sha1(term_to_binary(definition)).hexdigest()
 
 
-def list_indexes(db: Database, **options: Any) -> dict[str, Any]:
+def list_indexes(db: Database) -> dict[str, Any]:
     """``GET /db/_index``: the special ``_all_docs`` index, then every JSON index."""
     with db.lock:
         found = [dict(SPECIAL_INDEX)] + [i.describe() for i in indexes(db)]

@@ -11,12 +11,12 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from couchmapper.backends import _memory_listing as listing
-from couchmapper.backends._memory_revs import format_seq, parse_since
 from couchmapper.exceptions import BackendError
+from couchmapper.memory.engine import listing
+from couchmapper.memory.engine.revs import format_seq, parse_since
 
 if TYPE_CHECKING:
-    from couchmapper.backends._memory_store import Database
+    from couchmapper.memory.engine.store import Database
 
 __all__ = ["FEEDS", "continuous", "longpoll"]
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from couchmapper.backends._memory_revs import Attachment, parse_rev
+from couchmapper.memory.engine.revs import Attachment, parse_rev
+from couchmapper.memory.http.responses import Response, json_response, location, not_allowed
 
 if TYPE_CHECKING:
-    from couchmapper.backends._memory_db_routes import DbRoutes, Response
+    from couchmapper.memory.http.routes import DbRoutes
 
 __all__ = ["route"]
 
@@ -17,21 +18,19 @@ _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 def route(routes: DbRoutes, method: str, doc_id: str, name: str) -> Response:
     """Dispatch one attachment request."""
-    from couchmapper.backends._memory_db_routes import json_response, location, not_allowed
-
     db = routes.db
     if method in ("GET", "HEAD"):
         rev = routes.params.get("rev")
         att = db.get_attachment(doc_id, name, rev)
         return _serve(routes, att)
     if method == "PUT":
-        rev = routes._rev_from_request(None)
+        rev = routes.rev_from_request(None)
         content_type = routes.headers.get("content-type", "application/octet-stream")
         result = db.put_attachment(doc_id, name, routes.body or b"", content_type, rev)
         # A Location naming the attachment, no ETag (08/att-put-get [1]).
         return json_response(201, result, {"location": location(db.name, doc_id, name)})
     if method == "DELETE":
-        rev = routes._rev_from_request(None)
+        rev = routes.rev_from_request(None)
         if rev is not None:
             parse_rev(rev)
         result = db.delete_attachment(doc_id, name, rev)
@@ -40,8 +39,6 @@ def route(routes: DbRoutes, method: str, doc_id: str, name: str) -> Response:
 
 
 def _serve(routes: DbRoutes, att: Attachment) -> Response:
-    from couchmapper.backends._memory_db_routes import Response, json_response
-
     etag = f'"{att.digest[4:]}"'
     if routes.headers.get("if-none-match") == etag:
         return Response(304, {"etag": etag}, None)

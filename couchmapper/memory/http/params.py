@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Iterable
 from typing import Any
 
-from couchmapper.exceptions import BackendError, QueryError
+from couchmapper._couch.erlang import erlang_float
+from couchmapper.exceptions import BackendError
+from couchmapper.memory.engine.errors import query_parse_error
 
-__all__ = ["QueryParams", "erlang_float", "parse_json_body", "parse_json_text"]
+__all__ = ["QueryParams", "parse_json_body", "parse_json_text"]
 
 _INVALID_JSON = "invalid UTF-8 JSON"
 
@@ -28,16 +29,6 @@ def _parse_float(text: str) -> float:
     if math.isinf(value):
         raise ValueError(text)
     return erlang_float(value)
-
-
-def erlang_float(value: float) -> float:
-    """CouchDB reads a subnormal float (``5e-324``) as ``0.0``; ``-0.0`` stays as it is.
-
-    Checked against the recorded rev of 02/doc-float-values, which hashes the stored body.
-    """
-    if value != 0.0 and -sys.float_info.min < value < sys.float_info.min:
-        return 0.0
-    return value
 
 
 def _reject_constant(text: str) -> Any:
@@ -70,10 +61,6 @@ def _erlang_text(value: str) -> str:
     return "[]" if value == "" else json.dumps(value)
 
 
-def _qerror(reason: str) -> QueryError:
-    return QueryError("query_parse_error", reason)
-
-
 class QueryParams:
     """Decoded query parameters; a repeated parameter keeps its last value, as in CouchDB."""
 
@@ -99,7 +86,7 @@ class QueryParams:
         if value == "false":
             return False
         if strict:
-            raise _qerror(f"Invalid boolean parameter: {_erlang_text(value)}")
+            raise query_parse_error(f"Invalid boolean parameter: {_erlang_text(value)}")
         return None
 
     def integer(self, key: str, *, positive: bool = True) -> int | None:
@@ -110,9 +97,9 @@ class QueryParams:
         try:
             number = int(value)
         except ValueError:
-            raise _qerror(f"Invalid value for integer: {_erlang_text(value)}") from None
+            raise query_parse_error(f"Invalid value for integer: {_erlang_text(value)}") from None
         if positive and number < 0:
-            raise _qerror(f"Invalid value for positive integer: {json.dumps(value)}")
+            raise query_parse_error(f"Invalid value for positive integer: {json.dumps(value)}")
         return number
 
     def json(self, key: str) -> Any:
@@ -167,6 +154,6 @@ def body_view_options(body: dict[str, Any]) -> dict[str, Any]:
     for name, value in body.items():
         counted = name in ("limit", "skip", "group_level")
         if counted and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise _qerror(f"Invalid value for positive integer: {json.dumps(value)}")
+            raise query_parse_error(f"Invalid value for positive integer: {json.dumps(value)}")
         out[name] = value
     return out

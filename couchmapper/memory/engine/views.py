@@ -5,24 +5,20 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from couchmapper import mango
-from couchmapper.backends._memory_js import MapRunner
-from couchmapper.backends._memory_listing import check_keys_options, check_partition
-from couchmapper.backends._memory_parse import copy_stored
-from couchmapper.backends._memory_revs import format_seq
-from couchmapper.exceptions import BackendError, NotFoundError, QueryError
+from couchmapper._couch import mango
+from couchmapper._couch.json import json_copy
+from couchmapper.exceptions import BackendError, NotFoundError
+from couchmapper.memory.engine.errors import query_parse_error
+from couchmapper.memory.engine.js import MapRunner
+from couchmapper.memory.engine.options import check_keys_options, check_partition
+from couchmapper.memory.engine.revs import format_seq
 
 if TYPE_CHECKING:
-    from couchmapper.backends._memory_db_routes import DbRoutes, Response
-    from couchmapper.backends._memory_store import Database
+    from couchmapper.memory.engine.store import Database
 
-__all__ = ["design_info", "http_view", "map_function", "query_view"]
+__all__ = ["design_info", "map_function", "query_view"]
 
 _MAX: Any = object()
-
-
-def _qerror(reason: str) -> QueryError:
-    return QueryError("query_parse_error", reason)
 
 
 def _design(db: Database, ddoc_id: str) -> dict[str, Any]:
@@ -71,7 +67,7 @@ def _rows(db: Database, ddoc_id: str, view: str, update: bool) -> list[tuple[Any
     for record in db.live_records():
         if record.doc_id.startswith("_design/"):
             continue
-        doc = db._decorate(record, record.winner(), {"conflicts": True})
+        doc = db.decorate(record, record.winner(), {"conflicts": True})
         for key, value in runner.map(index, doc):
             rows.append((key, record.doc_id, value))
     rows.sort(key=lambda r: (mango.collation_key(r[0]), r[1]))
@@ -116,29 +112,29 @@ def _check(opts: dict[str, Any], reducible: bool) -> bool:
         ("update", ("true", "false", "lazy")),
     ):
         if name in opts and opts[name] not in allowed:
-            raise _qerror(f"Invalid value for `{name}`.")
+            raise query_parse_error(f"Invalid value for `{name}`.")
     reduce = opts.get("reduce", reducible)
     if not reducible:
         if opts.get("reduce") is True:
-            raise _qerror("Reduce is invalid for map-only views.")
+            raise query_parse_error("Reduce is invalid for map-only views.")
         if opts.get("group") or "group_level" in opts:
-            raise _qerror("Invalid use of grouping on a map view.")
+            raise query_parse_error("Invalid use of grouping on a map view.")
         reduce = False
     if opts.get("group") is False and opts.get("group_level", 0) > 0:
-        raise _qerror("Can't specify group=false and group_level>0 at the same time")
+        raise query_parse_error("Can't specify group=false and group_level>0 at the same time")
     if reduce and opts.get("include_docs"):
-        raise _qerror("`include_docs` is invalid for reduce")
+        raise query_parse_error("`include_docs` is invalid for reduce")
     start = opts.get("startkey", opts.get("start_key", _MAX))
     end = opts.get("endkey", opts.get("end_key", _MAX))
     if start is not _MAX and end is not _MAX:
         order = mango.collate(start, end)
         if opts.get("descending") and order < 0:
-            raise _qerror(
+            raise query_parse_error(
                 "No rows can match your key range, reverse your start_key and "
                 "end_key or set descending=false"
             )
         if not opts.get("descending") and order > 0:
-            raise _qerror(
+            raise query_parse_error(
                 "No rows can match your key range, reverse your start_key and "
                 "end_key or set descending=true"
             )
@@ -161,9 +157,9 @@ def query_view(db: Database, ddoc: str, view: str, **opts: Any) -> dict[str, Any
             not isinstance(options, dict) or options.get("partitioned", True) is not False
         )
         if partitioned and partition is None:
-            raise _qerror("`partition` parameter is mandatory for queries to this view.")
+            raise query_parse_error("`partition` parameter is mandatory for queries to this view.")
         if partition is not None and not partitioned:
-            raise _qerror("`partition` parameter is not supported in this design doc")
+            raise query_parse_error("`partition` parameter is not supported in this design doc")
         reducer = spec.get("reduce")
         reduce = _check(opts, isinstance(reducer, str))
         update = opts.get("update", "true") == "true" and opts.get("stale") not in (
@@ -186,7 +182,7 @@ def query_view(db: Database, ddoc: str, view: str, **opts: Any) -> dict[str, Any
             result = {"rows": _reduce(db, ddoc_id, view, str(reducer), rows=rows, opts=opts)}
         else:
             result = _map_result(db, rows, opts)
-        answer: dict[str, Any] = copy_stored(result)
+        answer: dict[str, Any] = json_copy(result)
         return answer
 
 
@@ -194,7 +190,7 @@ def _select(rows: list[tuple[Any, str, Any]], opts: dict[str, Any]) -> tuple[lis
     if opts.get("keys") is not None:
         keys = opts["keys"]
         if not isinstance(keys, list):
-            raise _qerror("`keys` must be an array of strings.")
+            raise query_parse_error("`keys` must be an array of strings.")
         ordered = list(reversed(keys)) if opts.get("descending") else keys
         chosen = [r for k in ordered for r in rows if mango.collate(r[0], k) == 0]
         # The rows before the first row returned (README: `offset` in ranges). On a
@@ -243,7 +239,7 @@ def _map_result(
             if record is None or record.winner().deleted:
                 row["doc"] = None
             else:
-                row["doc"] = db._decorate(
+                row["doc"] = db.decorate(
                     record, record.winner(), {"conflicts": opts.get("conflicts")}
                 )
         out_rows.append(row)
@@ -384,35 +380,6 @@ def design_info(db: Database, ddoc_id: str) -> dict[str, Any]:
             "waiting_commit": built,
         },
     }
-
-
-def http_view(
-    routes: DbRoutes, method: str, ddoc_id: str, rest: list[str], partition: str | None = None
-) -> Response:
-    """``/_design/{d}/_view/{v}`` (GET, or POST with ``keys``/``queries``)."""
-    from urllib.parse import unquote
-
-    from couchmapper.backends._memory_db_routes import json_response, not_allowed
-    from couchmapper.backends._memory_params import body_view_options
-
-    if len(rest) != 1 and not (len(rest) == 2 and rest[1] == "queries"):
-        return not_allowed("GET,POST,HEAD")
-    if method not in ("GET", "HEAD", "POST"):
-        return not_allowed("GET,POST,HEAD")
-    view = unquote(rest[0])
-    opts = routes.params.view_options()
-    scope = {} if partition is None else {"partition": partition}
-    opts.update(scope)
-    if len(rest) == 2:
-        body = routes.object_body()
-        results = [
-            query_view(routes.db, ddoc_id, view, **{**body_view_options(q), **scope})
-            for q in body.get("queries", [])
-        ]
-        return json_response(200, {"results": results})
-    if method == "POST":
-        opts.update(body_view_options(routes.object_body()))
-    return json_response(200, query_view(routes.db, ddoc_id, view, **opts))
 
 
 _ = BackendError

@@ -12,29 +12,28 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from couchmapper.backends import _memory_js as js
-from couchmapper.backends._memory_parse import (
-    ParsedDoc,
-    copy_stored,
-    json_copy,
-    parse_doc,
-    validate_docid,
-)
-from couchmapper.backends._memory_revs import (
-    Attachment,
-    DocRecord,
-    RevNode,
-    bad_request,
-    format_seq,
-    parse_rev,
-    rev_hash,
-)
+from couchmapper._couch.json import json_copy
 from couchmapper.exceptions import (
     BackendError,
     ConflictError,
     DocumentNotFound,
     NotFoundError,
     PreconditionFailed,
+)
+from couchmapper.memory.engine import js
+from couchmapper.memory.engine.docs import (
+    ParsedDoc,
+    parse_doc,
+    validate_docid,
+)
+from couchmapper.memory.engine.errors import bad_request
+from couchmapper.memory.engine.revs import (
+    Attachment,
+    DocRecord,
+    RevNode,
+    format_seq,
+    parse_rev,
+    rev_hash,
 )
 
 __all__ = ["Database", "ParsedDoc", "validate_docid"]
@@ -63,7 +62,7 @@ class Database:
             "admins": {"roles": ["_admin"]},
         }
         self.start_time = str(int(time.time()))
-        # View indexes built so far, keyed by (ddoc id, view name); see _memory_views.
+        # View indexes built so far, keyed by (ddoc id, view name); see views.py.
         self.view_state: dict[Any, Any] = {}
         # Set by MemoryServer.delete: handles still held answer 404 from then on.
         self.deleted = False
@@ -349,7 +348,7 @@ class Database:
     ) -> dict[str, Any]:
         """The JSON of one revision (``_id``, ``_rev``, body, ``_deleted``, ``_attachments``)."""
         out: dict[str, Any] = {"_id": record.doc_id, "_rev": node.rev}
-        out.update(copy_stored(node.body or {}))
+        out.update(json_copy(node.body or {}))
         if node.deleted:
             out["_deleted"] = True
         if node.atts:
@@ -384,9 +383,9 @@ class Database:
                     raise DocumentNotFound(doc_id, "missing")
             else:
                 record, node = self.open_winner(doc_id)
-            return self._decorate(record, node, options)
+            return self.decorate(record, node, options)
 
-    def _decorate(self, record: DocRecord, node: RevNode, options: dict[str, Any]) -> Any:
+    def decorate(self, record: DocRecord, node: RevNode, options: dict[str, Any]) -> Any:
         meta = bool(options.get("meta"))
         atts_since = options.get("atts_since") or ()
         if not isinstance(atts_since, list | tuple) or not all(
@@ -425,7 +424,7 @@ class Database:
                 raise DocumentNotFound(doc_id, "missing")
             nodes = sorted(record.leaves(), key=lambda n: (n.pos, n.hash))
             plain = _open_revs_options(options)
-            return [{"ok": self._decorate(record, n, plain)} for n in nodes]
+            return [{"ok": self.decorate(record, n, plain)} for n in nodes]
         if not isinstance(open_revs, list):
             raise bad_request("invalid UTF-8 JSON")
         out: list[dict[str, Any]] = []
@@ -446,7 +445,7 @@ class Database:
                 if found.rev not in seen:
                     seen.add(found.rev)
                     plain = _open_revs_options(options)
-                    out.append({"ok": self._decorate(record, found, plain)})
+                    out.append({"ok": self.decorate(record, found, plain)})
         return out
 
     def _get_local(self, doc_id: str, **options: Any) -> dict[str, Any]:
@@ -454,7 +453,7 @@ class Database:
         if found is None or options.get("rev") is not None:
             raise DocumentNotFound(doc_id, "missing")
         number, body = found
-        out: dict[str, Any] = {"_id": doc_id, "_rev": f"0-{number}", **copy_stored(body)}
+        out: dict[str, Any] = {"_id": doc_id, "_rev": f"0-{number}", **json_copy(body)}
         if options.get("revs"):
             out["_revisions"] = {"start": 0, "ids": [str(number)]}
         return out
@@ -498,7 +497,7 @@ class Database:
                     base = None
                     item.rev = None
             if base is not None and base.body is not None:
-                item.body = json_copy(base.body)
+                item.body = json_copy(base.body, as_stored=True)
                 item.atts = {key: None for key in base.atts}
             # CouchDB puts the new attachment first (the order feeds the rev hash).
             others = {key: value for key, value in (item.atts or {}).items() if key != name}
@@ -520,7 +519,7 @@ class Database:
             item = ParsedDoc()
             item.doc_id = doc_id
             item.rev = rev
-            item.body = json_copy(base.body or {})
+            item.body = json_copy(base.body or {}, as_stored=True)
             item.atts = {key: None for key in base.atts if key != name}
             node = self._edit(item)
             return {"ok": True, "id": doc_id, "rev": node.rev}
@@ -549,63 +548,6 @@ class Database:
                 "compact_running": False,
                 "cluster": {"q": self.q, "n": self.n, "w": 1, "r": 1},
             }
-
-    def revs_diff(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``_revs_diff``: the revs we lack, with ``possible_ancestors``."""
-        with self.lock:
-            out: dict[str, Any] = {}
-            for doc_id, revs in body.items():
-                record = self.docs.get(doc_id)
-                for rev in revs:
-                    parse_rev(rev)
-                known = record.revs if record is not None else {}
-                missing = sorted(
-                    (r for r in set(revs) if r not in known or known[r].body is None),
-                    key=lambda r: (parse_rev(r)[0], r),
-                )
-                if not missing:
-                    continue
-                entry: dict[str, Any] = {"missing": missing}
-                if record is not None:
-                    # couch_db:find_missing: a leaf older than any missing rev, in reverse
-                    # leaf order (the fold prepends).
-                    highest = max(parse_rev(r)[0] for r in missing)
-                    ancestors = [n.rev for n in reversed(record.leaves()) if n.pos < highest]
-                    if ancestors:
-                        entry["possible_ancestors"] = ancestors
-                out[doc_id] = entry
-            return out
-
-    def purge(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``_purge``: drop leaf revisions (and the whole doc when nothing is left).
-
-        A purge that removes something is an update: ``update_seq`` grows by one (03/purge
-        [4]: 2 -> 3), so view indexes rebuild and longpoll feeds wake up.
-        """
-        with self.lock:
-            purged: dict[str, list[str]] = {}
-            for doc_id, revs in body.items():
-                record = self.docs.get(doc_id)
-                done: list[str] = []
-                if record is not None:
-                    leaves = {n.rev for n in record.leaves()}
-                    for rev in revs:
-                        if rev in leaves:
-                            for node in list(record.ancestry(rev)):
-                                children = [n for n in record.revs.values() if n.parent == node.rev]
-                                if children:
-                                    break
-                                del record.revs[node.rev]
-                            done.append(rev)
-                    if not record.revs:
-                        del self.docs[doc_id]
-                        self.design_ids.pop(doc_id, None)
-                    self.purge_seq += 1
-                purged[doc_id] = done
-            if any(purged.values()):
-                self.seq += 1
-                self.changed.notify_all()
-            return {"purge_seq": None, "purged": purged}
 
 
 def _local_number(item: ParsedDoc) -> int:
