@@ -32,8 +32,8 @@ from couchmapper.conversion import (
     model_info,
 )
 from couchmapper.exceptions import SessionStateError
+from couchmapper.orm.state import InstanceState, Lifecycle
 from couchmapper.query import FieldPath, NestedAccess
-from couchmapper.state import InstanceState, Lifecycle
 from couchmapper.tracking import (
     MISSING,
     ChangeList,

@@ -12,7 +12,8 @@ opt into weak references.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from blinker import ANY, NamedSignal, Namespace
@@ -29,8 +30,60 @@ __all__ = [
 ]
 
 
+class _ConnectionOrder(set[Any]):
+    """A set that iterates in insertion order: blinker's ``Signal.set_class`` for our signals.
+
+    blinker files receivers in sets and calls them in set order; with this class its
+    ``receivers_for`` and ``send`` yield receivers in the order they were connected.
+    """
+
+    def __init__(self, items: Iterable[Any] = ()) -> None:
+        super().__init__()
+        self._order: dict[Any, None] = {}
+        for item in items:
+            self.add(item)
+
+    def add(self, item: Any) -> None:
+        super().add(item)
+        self._order[item] = None
+
+    def discard(self, item: Any) -> None:
+        super().discard(item)
+        self._order.pop(item, None)
+
+    def remove(self, item: Any) -> None:
+        super().remove(item)
+        del self._order[item]
+
+    def clear(self) -> None:
+        super().clear()
+        self._order.clear()
+
+    def pop(self) -> Any:
+        item = next(iter(self._order))
+        self.remove(item)
+        return item
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._order)
+
+    def __or__(self, other: AbstractSet[Any]) -> _ConnectionOrder:
+        union = _ConnectionOrder(self)
+        for item in other:
+            union.add(item)
+        return union
+
+    def copy(self) -> _ConnectionOrder:
+        return _ConnectionOrder(self)
+
+
 class _StrongSignal(NamedSignal):
-    """A named signal whose receivers are held strongly unless ``weak=True`` is passed."""
+    """A named signal whose receivers are held strongly unless ``weak=True`` is passed.
+
+    Receivers are called in connection order (blinker's public ``set_class`` hook).
+    """
+
+    set_class = _ConnectionOrder
 
     def connect(self, receiver: Callable[..., Any], sender: Any = ANY, weak: bool = False) -> Any:
         return super().connect(receiver, sender=sender, weak=weak)

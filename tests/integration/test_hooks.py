@@ -730,7 +730,7 @@ def test_deleting_an_announced_new_document_sends_document_deleted(
     titles = sorted(b["title"] for b in all_bodies(db).values())
     assert titles == ["added x", "added y", "deleted x", "deleted y"]
     assert state_of(x).status is cm.Lifecycle.TRANSIENT  # type: ignore[union-attr]
-    assert not s._notices and not s._unnotified
+    assert not s.pending.notices and not s.pending.unnotified
 
 
 def test_flush_from_a_receiver_is_refused(connected: Callable[..., None]) -> None:

@@ -11,20 +11,24 @@ PACKAGE = Path(cm.__file__).parent
 
 # Lower layers first; a module may import only from its own layer or below.
 LADDER: list[set[str]] = [
-    {"exceptions", "_url", "_collation"},
-    {"mango", "_changelog", "tracking", "signals", "_identity"},
+    {"exceptions", "_url", "_collation", "_types", "orm.__init__"},
+    {"mango", "_changelog", "tracking", "signals", "orm.identity"},
     {"_codecs"},
     {"conversion"},
-    {"state", "query"},
-    {"document", "unitofwork"},
+    {"orm.state", "query"},
+    {"document", "orm.merge"},
     {"backends"},
-    {"connect"},
-    {"_queries", "_hooks"},
-    {"_flush"},
-    {"session"},
+    {"connect", "design"},
+    {"orm.pending", "orm.stats", "orm.flights"},
+    {"orm.querying", "orm.notify"},
+    {"orm.flush"},
+    {"orm.session"},
     {"__init__", "mypy"},
     {"testing"},
 ]
+
+# Packages whose modules sit on the ladder one by one (``orm.session``), not as a whole.
+SPLIT = {"orm"}
 
 
 def _layer(module: str) -> int:
@@ -37,7 +41,17 @@ def _layer(module: str) -> int:
 
 def _top(path: Path) -> str:
     rel = path.relative_to(PACKAGE)
+    if len(rel.parts) > 1 and rel.parts[0] in SPLIT:
+        return f"{rel.parts[0]}.{path.stem}"
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _module(dotted: str) -> str:
+    """The ladder name of module ``couchmapper.<dotted>``."""
+    parts = dotted.split(".")
+    if parts[0] in SPLIT:
+        return ".".join(parts[:2]) if len(parts) > 1 else f"{parts[0]}.__init__"
+    return parts[0]
 
 
 def _type_checking_blocks(tree: ast.AST) -> set[int]:
@@ -64,13 +78,13 @@ def _imports(path: Path) -> set[str]:
         ):
             parts = node.module.split(".")
             if len(parts) > 1:
-                found.add(parts[1])
+                found.add(_module(".".join(parts[1:])))
             else:
-                found.update(alias.name for alias in node.names)
+                found.update(_module(alias.name) for alias in node.names)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("couchmapper."):
-                    found.add(alias.name.split(".")[1])
+                    found.add(_module(alias.name.split(".", 1)[1]))
     return found
 
 

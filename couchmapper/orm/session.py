@@ -17,15 +17,11 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
-import attrs
 from blinker import Signal
 
 from couchmapper import signals
-from couchmapper._flush import has_changes, restore, run_flush
-from couchmapper._hooks import Notice, disconnect_all, forget_new, send
-from couchmapper._identity import IdentityMap, StrongIdentityMap, WeakIdentityMap
-from couchmapper._queries import QueryMixin, Row, ViewResult
-from couchmapper.backends.base import Backend, JSONDict
+from couchmapper._types import CONFLICT_POLICIES, ConflictPolicy, JSONDict, Obj
+from couchmapper.backends.base import Backend
 from couchmapper.conversion import model_info
 from couchmapper.document import (
     Document,
@@ -43,26 +39,19 @@ from couchmapper.exceptions import (
     SessionStateError,
     ValidationError,
 )
-from couchmapper.query import View
-from couchmapper.state import InstanceState, Lifecycle
-from couchmapper.unitofwork import ConflictPolicy, WriteResult, without_meta
+from couchmapper.orm.flush import FlushRun, has_changes, restore
+from couchmapper.orm.identity import IdentityMap, StrongIdentityMap, WeakIdentityMap
+from couchmapper.orm.merge import WriteResult, without_meta
+from couchmapper.orm.notify import disconnect_all, forget_new, send
+from couchmapper.orm.pending import PendingWork
+from couchmapper.orm.querying import PAGE, Querying, Row, ViewResult
+from couchmapper.orm.state import InstanceState, Lifecycle
+from couchmapper.orm.stats import SessionStats, Traffic
+from couchmapper.query import Criteria, View
 
 __all__ = ["Row", "Session", "SessionStats"]
 
 D = TypeVar("D", bound=Document)
-Obj = Any  # a Document or a RawDocument
-
-
-@attrs.frozen
-class SessionStats:
-    """Counts describing a session (see :meth:`Session.stats`)."""
-
-    identity_map: int
-    new: int
-    dirty: int
-    deleted: int
-    flushes: int
-    requests: int
 
 
 def _as_backend(database: Any) -> Backend:
@@ -90,7 +79,7 @@ def _as_backend(database: Any) -> Backend:
     raise TypeError(msg)
 
 
-class Session(QueryMixin):
+class Session:
     """An editing session over one CouchDB database.
 
     Args:
@@ -105,6 +94,10 @@ class Session(QueryMixin):
         max_rebase: how many times one flush rebases before giving up.
         hook_rounds: how many rounds of signal receivers a flush runs before giving up.
         batch_size: split flushes of more documents than this into several requests.
+
+    Attributes:
+        pending: the session's pending work and identity map (read it; change it through
+            the session's methods).
     """
 
     def __init__(
@@ -118,7 +111,7 @@ class Session(QueryMixin):
         hook_rounds: int = 100,
         batch_size: int | None = None,
     ) -> None:
-        if conflict not in ("raise", "rebase", "overwrite"):
+        if conflict not in CONFLICT_POLICIES:
             msg = f"conflict must be 'raise', 'rebase' or 'overwrite', not {conflict!r}"
             raise ValueError(msg)
         self.backend: Backend = _as_backend(database)
@@ -127,24 +120,11 @@ class Session(QueryMixin):
         self.max_rebase = max_rebase
         self.hook_rounds = hook_rounds
         self.batch_size = batch_size
-        self._identity: IdentityMap = (
-            WeakIdentityMap() if weak_identity_map else StrongIdentityMap()
-        )
-        # Strong references to everything with pending work, keyed by document id.
-        self._new: dict[str, Obj] = {}
-        self._dirty: dict[str, Obj] = {}
-        self._deleted: dict[str, Obj] = {}
-        self._required: dict[str, Obj] = {}
-        # Objects deleted and then re-created under the same id as another object, until the
-        # write: rollback() brings them back.
-        self._replaced: dict[str, Obj] = {}
-        # Hook bookkeeping: documents to notify in the next round, and what receivers were
-        # last told about each document (kept until the document is written, so a failed
-        # flush that is retried does not notify the same changes again).
-        self._unnotified: dict[str, Obj] = {}
-        self._notices: dict[str, Notice] = {}
-        self._flushing = False
-        self._receivers_ran = False
+        identity: IdentityMap = WeakIdentityMap() if weak_identity_map else StrongIdentityMap()
+        # The one owner of every pending table (and of the identity map).
+        self.pending = PendingWork(identity)
+        self._traffic = Traffic()
+        self._queries = Querying(self, self.pending, self._traffic)
         # Session-scoped receivers (on()): the signal holds a wrapper that reaches the function
         # only through this session, so a function that uses the session does not keep it.
         self._subscriptions: list[tuple[Signal, Callable[..., Any]]] = []
@@ -152,14 +132,12 @@ class Session(QueryMixin):
         # A session dropped without close() still disconnects its session-scoped receivers.
         weakref.finalize(self, disconnect_all, self._subscriptions)
         self._closed = False
-        self._flushes = 0
-        self._requests = 0
 
     # ------------------------------------------------------------------------------------
     # Basics.
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self._identity)} loaded"
+        state = "closed" if self._closed else f"{len(self.pending.identity)} loaded"
         return f"<Session {self.backend!r} {state}>"
 
     @property
@@ -191,36 +169,15 @@ class Session(QueryMixin):
         """Detach every object and refuse further use. Pending work is dropped."""
         if self._closed:
             return
-        for obj in list(self._identity.values()) + list(self._new.values()):
+        for obj in list(self.pending.identity.values()) + list(self.pending.new.values()):
             state = state_of(obj)
             if state is not None and state.session is self:
                 state.session = None
                 never_written = state.status is Lifecycle.PENDING and state.rev is None
                 state.status = Lifecycle.TRANSIENT if never_written else Lifecycle.DETACHED
         disconnect_all(self._subscriptions)
-        self._identity.clear()
-        self._forget_pending()
+        self.pending.clear_all()
         self._closed = True
-
-    def _forget_pending(self) -> None:
-        self._new.clear()
-        self._dirty.clear()
-        self._deleted.clear()
-        self._required.clear()
-        self._replaced.clear()
-        self._unnotified.clear()
-        self._notices.clear()
-
-    def _held(self, doc_id: str) -> Obj | None:
-        """The object this session holds for ``doc_id``, pending work first (None if none).
-
-        Never ``a or b``: an empty raw dict document is falsy.
-        """
-        for table in (self._deleted, self._new, self._dirty, self._required):
-            found = table.get(doc_id)
-            if found is not None:
-                return found
-        return self._identity.get(doc_id)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -228,38 +185,25 @@ class Session(QueryMixin):
             raise SessionStateError(msg)
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        self._requests += 1
-        return method(*args, **kwargs)
+        return self._traffic.call(method, *args, **kwargs)
 
     def stats(self) -> SessionStats:
         """Counts of objects by state, flushes and requests made."""
+        pending = self.pending
         return SessionStats(
-            identity_map=len(self._identity),
-            new=len(self._new),
-            dirty=sum(1 for o in self._dirty.values() if has_changes(o)),
-            deleted=len(self._deleted),
-            flushes=self._flushes,
-            requests=self._requests,
+            identity_map=len(pending.identity),
+            new=len(pending.new),
+            dirty=sum(1 for o in pending.dirty.values() if has_changes(o)),
+            deleted=len(pending.deleted),
+            flushes=self._traffic.flushes,
+            requests=self._traffic.requests,
         )
-
-    # ------------------------------------------------------------------------------------
-    # Tracking hooks.
-
-    def _on_first_change(self, state: InstanceState) -> None:
-        """A document of this session changed for the first time: hold it, queue its hooks."""
-        obj = state.obj_ref() if state.obj_ref is not None else None
-        doc_id = state.doc_id
-        if obj is None or doc_id is None:
-            return
-        if state.status is Lifecycle.PERSISTENT:
-            self._dirty[doc_id] = obj
-        self._unnotified[doc_id] = obj
 
     def _adopt(self, obj: Obj, state: InstanceState, status: Lifecycle) -> None:
         state.session = self
         state.status = status
         assert state.doc_id is not None
-        self._identity.set(state.doc_id, obj, state.obj_ref)
+        self.pending.hold(state.doc_id, obj, state.obj_ref)
 
     # ------------------------------------------------------------------------------------
     # Adding and deleting.
@@ -287,8 +231,8 @@ class Session(QueryMixin):
                 raise SessionStateError(msg)
             return obj  # already here: adding twice is harmless
         doc_id = _object_id(obj) or uuid.uuid4().hex
-        existing = self._held(doc_id)
-        if existing is not None and existing is not obj and doc_id not in self._deleted:
+        existing = self.pending.held(doc_id)
+        if existing is not None and existing is not obj and doc_id not in self.pending.deleted:
             msg = (
                 f"document {doc_id!r} is already in this session as another object; "
                 f"modify that object (session.get) instead of adding a new one"
@@ -299,8 +243,7 @@ class Session(QueryMixin):
         if state is not None and state.status is Lifecycle.DETACHED and state.rev is not None:
             self._adopt(obj, state, Lifecycle.PERSISTENT)
             if state.has_changes or state.flights:
-                self._dirty[doc_id] = obj
-                self._unnotified[doc_id] = obj
+                self.pending.mark_dirty(doc_id, obj)
             else:
                 # Changed and set back elsewhere: forget that, so the next change reports.
                 state.reset()
@@ -308,7 +251,7 @@ class Session(QueryMixin):
         if state is None:
             state = attach_state(obj, None, Lifecycle.PENDING)
         state.doc_id = doc_id
-        replaced = self._deleted.pop(doc_id, None)
+        replaced = self.pending.deleted.get(doc_id)
         if replaced is not None:
             # Delete + re-create of one id in one session: one write, an update of the
             # stored document to the new content.
@@ -319,12 +262,9 @@ class Session(QueryMixin):
             state.flights = old_state.flights  # a lost tombstone may have landed
             old_state.status = Lifecycle.DETACHED
             old_state.session = None
-            self._replaced[doc_id] = replaced  # rollback() puts it back
-            self._unnotified.pop(doc_id, None)
-            self._notices.pop(doc_id, None)  # the new object is notified as added
+            self.pending.mark_replaced(doc_id, replaced)  # rollback() puts it back
         self._adopt(obj, state, Lifecycle.PENDING)
-        self._new[doc_id] = obj
-        self._unnotified[doc_id] = obj
+        self.pending.mark_new(doc_id, obj)
         return obj
 
     def add_all(self, objects: Iterable[Obj]) -> None:
@@ -348,17 +288,13 @@ class Session(QueryMixin):
         if state.status is Lifecycle.DELETED:
             return
         if state.status is Lifecycle.PENDING and state.rev is None and not state.flights:
-            self._new.pop(doc_id, None)
-            forget_new(self, doc_id, obj)
-            self._identity.discard(doc_id)
+            self.pending.drop_new(doc_id)
+            forget_new(self.pending, doc_id, obj)
             state.session = None
             state.status = Lifecycle.TRANSIENT
             return
-        self._new.pop(doc_id, None)
-        self._dirty.pop(doc_id, None)
         state.status = Lifecycle.DELETED
-        self._deleted[doc_id] = obj
-        self._unnotified[doc_id] = obj
+        self.pending.mark_deleted(doc_id, obj)
 
     def _own_state(self, obj: Obj, action: str) -> InstanceState:
         state = state_of(obj)
@@ -377,10 +313,7 @@ class Session(QueryMixin):
         state = self._own_state(obj, "expunge")
         doc_id = state.doc_id
         assert doc_id is not None
-        for table in (self._new, self._dirty, self._deleted, self._required, self._unnotified):
-            table.pop(doc_id, None)
-        self._notices.pop(doc_id, None)
-        self._identity.discard(doc_id, obj)
+        self.pending.forget_object(doc_id, obj)
         state.session = None
         state.status = Lifecycle.TRANSIENT if state.rev is None else Lifecycle.DETACHED
 
@@ -394,15 +327,13 @@ class Session(QueryMixin):
         if self.has_pending() and not discard:
             msg = "the session has unflushed changes; flush() first or clear(discard=True)"
             raise SessionStateError(msg)
-        for obj in list(self._identity.values()):
+        for obj in list(self.pending.identity.values()):
             self.expunge(obj)
-        self._forget_pending()
+        self.pending.clear()
 
     def has_pending(self) -> bool:
         """Whether a flush would write anything."""
-        return bool(self._new or self._deleted or self._required) or any(
-            has_changes(obj) for obj in self._dirty.values()
-        )
+        return self.pending.has_work(has_changes)
 
     def require_current(self, obj: Obj) -> None:
         """Check at flush that ``obj`` is still at the revision this session read.
@@ -414,36 +345,38 @@ class Session(QueryMixin):
         state = self._own_state(obj, "require_current for")
         assert state.doc_id is not None
         state.require_rev = True
-        self._required[state.doc_id] = obj
+        self.pending.mark_required(state.doc_id, obj)
 
     def rollback(self) -> None:
         """Forget pending work: restore loaded state of changed objects, drop new ones, undelete."""
         if self._closed:
             return
-        for doc_id, obj in list(self._new.items()):
+        pending = self.pending
+        for doc_id, obj in list(pending.new.items()):
             state = state_of(obj)
             if state is not None:
                 state.session = None
                 state.status = Lifecycle.TRANSIENT
                 state.reset()
-            self._identity.discard(doc_id)
-        for doc_id, replaced in self._replaced.items():
+            pending.identity.discard(doc_id)
+        restored = list(pending.dirty.values()) + list(pending.deleted.values())
+        for replaced in pending.replaced.values():
             # Deleted, then re-created as another object: the original comes back.
             state = state_of(replaced)
             if state is not None:
                 self._adopt(replaced, state, Lifecycle.PERSISTENT)
-                self._deleted[doc_id] = replaced  # restored with the other deletions below
-        for obj in list(self._dirty.values()) + list(self._deleted.values()):
+                restored.append(replaced)  # restored with the other deletions below
+        for obj in restored:
             state = state_of(obj)
             if state is not None and state.loaded is not None:
                 restore(obj, state.loaded)
                 state.status = Lifecycle.PERSISTENT
                 state.reset()
-        for obj in self._required.values():
+        for obj in pending.required.values():
             state = state_of(obj)
             if state is not None:
                 state.require_rev = False
-        self._forget_pending()
+        pending.clear()
 
     def refresh(self, obj: Obj) -> None:
         """Reload an object's fields from the server, dropping its unflushed changes.
@@ -474,10 +407,11 @@ class Session(QueryMixin):
         state.rev = raw.get("_rev")
         state.reset()
         state.status = Lifecycle.PERSISTENT
-        for table in (self._new, self._dirty, self._deleted, self._unnotified):
-            table.pop(doc_id, None)
-        self._notices.pop(doc_id, None)
-        self._identity.set(doc_id, obj, state.obj_ref)
+        required = doc_id in self.pending.required
+        self.pending.forget(doc_id)
+        if required:  # the revision check stays: refresh() drops changes, not the check
+            self.pending.mark_required(doc_id, obj)
+        self.pending.hold(doc_id, obj, state.obj_ref)
 
     # ------------------------------------------------------------------------------------
     # Loading.
@@ -518,9 +452,9 @@ class Session(QueryMixin):
 
     def _lookup(self, doc_id: str) -> Obj | None:
         """An object already in the session (None for unknown or pending-deleted ids)."""
-        if doc_id in self._deleted:
+        if doc_id in self.pending.deleted:
             return _DELETED
-        return self._identity.get(doc_id)
+        return self.pending.identity.get(doc_id)
 
     def _check_type(self, obj: Obj, target: type | None) -> Any:
         if obj is _DELETED:
@@ -619,12 +553,12 @@ class Session(QueryMixin):
             for row in rows:
                 doc_id = row["id"]
                 seen.add(doc_id)
-                if not doc_id.startswith("_design/") and doc_id not in self._deleted:
+                if not doc_id.startswith("_design/") and doc_id not in self.pending.deleted:
                     yield doc_id
             if len(rows) < 1000:
                 break
             start = rows[-1]["id"]
-        yield from (doc_id for doc_id in list(self._new) if doc_id not in seen)
+        yield from (doc_id for doc_id in list(self.pending.new) if doc_id not in seen)
 
     def __getitem__(self, doc_id: str) -> Any:
         found = self.get(doc_id)
@@ -656,26 +590,169 @@ class Session(QueryMixin):
     def __len__(self) -> int:
         count = int(self.info().get("doc_count", 0))
         # Writes whose answer was lost may already be counted by the server: skip them.
+        pending = self.pending
         created = sum(
             1
-            for doc_id, obj in self._new.items()
-            if doc_id not in self._replaced and not getattr(state_of(obj), "flights", None)
+            for doc_id, obj in pending.new.items()
+            if doc_id not in pending.replaced and not getattr(state_of(obj), "flights", None)
         )
         deleted = sum(
-            1 for obj in self._deleted.values() if not getattr(state_of(obj), "flights", None)
+            1 for obj in pending.deleted.values() if not getattr(state_of(obj), "flights", None)
         )
         return count + created - deleted
 
-    def view(self, view: View | str, **options: Any) -> ViewResult:
-        """Query a design-document view; rows' ``doc`` come from the identity map.
+    # ------------------------------------------------------------------------------------
+    # Queries (run by this session's Querying, over its pending work).
 
-        ``view`` is a :class:`~couchmapper.query.View` declared on a class or ``"ddoc/view"``.
-        Pending deletions are dropped from the rows; ``result.stale`` says whether pending
-        changes may make the answer out of date (see :meth:`QueryMixin.view`).
+    @overload
+    def find(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        limit: int | None = None,
+        skip: int | None = None,
+        fields: None = None,
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> list[D]: ...
+    @overload
+    def find(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        limit: int | None = None,
+        skip: int | None = None,
+        fields: Sequence[Any],
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> list[dict[str, Any]]: ...
+    def find(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        limit: int | None = None,
+        skip: int | None = None,
+        fields: Sequence[Any] | None = None,
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> list[Any]:
+        """Documents of ``cls`` (and its subclasses) matching every criterion.
+
+        Args:
+            cls: the document class; subclasses are included, each loaded as its own class.
+            criteria: field expressions (``Person.age > 30``) or raw selector dicts.
+            sort: a field, ``field.desc()``, a name, or a list of them (needs an index).
+            limit: at most this many results (None: all of them, paged by bookmark).
+            skip: skip this many results first.
+            fields: return only these fields, as plain dicts (not identity-mapped).
+            use_index: the design document (and index name) to use.
+            partition: query one partition of a partitioned database.
+
+        Returns:
+            Identity-mapped objects (or dicts with ``fields``), pending changes included.
+        """
+        self._prepare_query()
+        return self._queries.find(
+            cls,
+            *criteria,
+            sort=sort,
+            limit=limit,
+            skip=skip,
+            fields=fields,
+            use_index=use_index,
+            partition=partition,
+        )
+
+    @overload
+    def find_iter(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        batch: int = PAGE,
+        fields: None = None,
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> Iterator[D]: ...
+    @overload
+    def find_iter(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        batch: int = PAGE,
+        fields: Sequence[Any],
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> Iterator[dict[str, Any]]: ...
+    def find_iter(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        batch: int = PAGE,
+        fields: Sequence[Any] | None = None,
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> Iterator[Any]:
+        """Stream every match, fetching ``batch`` documents per request (bookmark paging).
+
+        With ``sort=``, pending documents that match are merged in at their sort position as
+        the stream passes it; without, pending documents not on the server come last.
+        """
+        self._prepare_query()
+        return self._queries.find_iter(
+            cls,
+            *criteria,
+            sort=sort,
+            batch=batch,
+            fields=fields,
+            use_index=use_index,
+            partition=partition,
+        )
+
+    def first(
+        self, cls: type[D], *criteria: Criteria, sort: Any = None, partition: str | None = None
+    ) -> D | None:
+        """The first match (in ``sort`` order), or None."""
+        found = self.find(cls, *criteria, sort=sort, limit=1, partition=partition)
+        return found[0] if found else None
+
+    def count(self, cls: type[D], *criteria: Criteria, partition: str | None = None) -> int:
+        """How many documents match, pending changes included."""
+        self._prepare_query()
+        return self._queries.count(cls, *criteria, partition=partition)
+
+    def all(
+        self, cls: type[D], *, sort: Any = None, batch: int = PAGE, partition: str | None = None
+    ) -> Iterator[D]:
+        """Stream every document of ``cls`` (and subclasses), ``batch`` per request.
+
+        ``sort=`` as for :meth:`find` (pending documents merged in at their sort position).
+        """
+        return self.find_iter(cls, sort=sort, batch=batch, partition=partition)
+
+    def view(self, view: View | str, **options: Any) -> ViewResult:
+        """Query a design-document view; rows' ``doc`` are identity-mapped objects.
+
+        Args:
+            view: a :class:`~couchmapper.query.View` declared on a class, ``"ddoc/view"`` or
+                python-couchdb's ``"_design/ddoc/_view/view"``.
+            options: CouchDB's view options (``key``, ``startkey``, ``endkey``, ``keys``,
+                ``include_docs``, ``reduce``, ``group_level``, ``limit``, ``descending``...,
+                and ``partition``).
+
+        Returns:
+            The rows; pending deletions are dropped, and ``stale`` tells whether pending
+            changes may make the answer out of date.
         """
         if isinstance(view, str):
             view = "/".join(_split_view_name(view))  # also python-couchdb's long form
-        return QueryMixin.view(self, view, **options)
+        self._prepare_query()
+        return self._queries.view(view, **options)
 
     # ------------------------------------------------------------------------------------
     # Signals.
@@ -722,7 +799,7 @@ class Session(QueryMixin):
         # Queries made by receivers during a flush read the pending state through the
         # read-your-writes overlay; autoflush must not start a flush inside the flush.
         self._check_open()
-        if self.autoflush and not self._flushing:
+        if self.autoflush and not self.pending.flushing:
             self.flush()
 
     # ------------------------------------------------------------------------------------
@@ -758,17 +835,17 @@ class Session(QueryMixin):
             SessionStateError: ``flush()`` was called by a receiver during this flush.
         """
         self._check_open()
-        if self._flushing:
+        if self.pending.flushing:
             msg = (
                 "flush() called during this session's flush (from a signal receiver?); edits "
                 "made by receivers go out with the running flush, so just make them"
             )
             raise SessionStateError(msg)
-        self._flushing = True
+        self.pending.flushing = True
         try:
-            return run_flush(self, progress)
+            return FlushRun(self, self.pending, self._traffic, progress).run()
         finally:
-            self._flushing = False
+            self.pending.flushing = False
 
 
 _DELETED: Any = object()

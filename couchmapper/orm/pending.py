@@ -1,0 +1,234 @@
+"""The pending work of one session: every per-document table, and their only writer.
+
+A :class:`PendingWork` holds what a session knows about documents beyond their objects: the
+identity map, the documents to create, change, delete or check at the next flush, objects a
+re-creation replaced (until the write, so ``rollback()`` can bring them back), and the hook
+bookkeeping (documents not yet notified, what receivers were last told). Other modules read
+the tables through read-only views and change them only through the ``mark_*`` /
+``forget`` / ``clear`` methods here, so every path that forgets a document (expunge, close,
+clear, rollback, refresh, a written document) forgets it from every table alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from couchmapper._types import Obj
+from couchmapper.orm.identity import IdentityMap
+from couchmapper.orm.state import InstanceState, Lifecycle
+
+if TYPE_CHECKING:
+    from couchmapper.orm.notify import Notice
+
+__all__ = ["PendingWork"]
+
+
+class PendingWork:
+    """Every pending table of one session (strong references, keyed by document id).
+
+    Attributes:
+        identity: the identity map (one object per document id).
+        flushing: a flush is running (receivers' queries must not autoflush).
+        queued_observer: called with each object queued for notification (hook-round watch).
+    """
+
+    __slots__ = (
+        "_deleted",
+        "_dirty",
+        "_new",
+        "_notices",
+        "_replaced",
+        "_required",
+        "_unnotified",
+        "flushing",
+        "identity",
+        "queued_observer",
+    )
+
+    def __init__(self, identity: IdentityMap) -> None:
+        self.identity = identity
+        self._new: dict[str, Obj] = {}
+        self._dirty: dict[str, Obj] = {}
+        self._deleted: dict[str, Obj] = {}
+        self._required: dict[str, Obj] = {}
+        # Objects deleted and then re-created under the same id as another object, until the
+        # write: rollback() brings them back.
+        self._replaced: dict[str, Obj] = {}
+        # Hook bookkeeping: documents to notify in the next round, and what receivers were
+        # last told about each document (kept until the document is written, so a failed
+        # flush that is retried does not notify the same changes again).
+        self._unnotified: dict[str, Obj] = {}
+        self._notices: dict[str, Notice] = {}
+        self.flushing = False
+        self.queued_observer: Callable[[Obj], None] | None = None
+
+    # Read-only views ------------------------------------------------------------------------
+
+    @property
+    def new(self) -> Mapping[str, Obj]:
+        """Documents to create (or, after a delete + re-create, to replace)."""
+        return self._new
+
+    @property
+    def dirty(self) -> Mapping[str, Obj]:
+        """Persistent documents changed since loaded or written (maybe changed back)."""
+        return self._dirty
+
+    @property
+    def deleted(self) -> Mapping[str, Obj]:
+        """Documents to delete."""
+        return self._deleted
+
+    @property
+    def required(self) -> Mapping[str, Obj]:
+        """Documents whose revision the flush checks (``require_current``)."""
+        return self._required
+
+    @property
+    def replaced(self) -> Mapping[str, Obj]:
+        """Deleted objects whose id a new object took, until the write."""
+        return self._replaced
+
+    @property
+    def unnotified(self) -> Mapping[str, Obj]:
+        """Documents the next hook round notifies."""
+        return self._unnotified
+
+    @property
+    def notices(self) -> Mapping[str, Notice]:
+        """What receivers were last told about each document, until it is written."""
+        return self._notices
+
+    def held(self, doc_id: str) -> Obj | None:
+        """The object held for ``doc_id``, pending work first (None if none).
+
+        Never ``a or b``: an empty raw dict document is falsy.
+        """
+        for table in (self._deleted, self._new, self._dirty, self._required):
+            found = table.get(doc_id)
+            if found is not None:
+                return found
+        return self.identity.get(doc_id)
+
+    def has_work(self, changed: Callable[[Obj], bool]) -> bool:
+        """Whether a flush would write anything (``changed`` tells a dirty object's news)."""
+        return bool(self._new or self._deleted or self._required) or any(
+            changed(obj) for obj in self._dirty.values()
+        )
+
+    # Marking --------------------------------------------------------------------------------
+
+    def queue(self, doc_id: str, obj: Obj) -> None:
+        """Queue ``obj`` for the next hook round."""
+        self._unnotified[doc_id] = obj
+        if self.queued_observer is not None:
+            self.queued_observer(obj)
+
+    def note_first_change(self, state: InstanceState) -> None:
+        """A document changed for the first time: hold it (if stored) and queue its hooks."""
+        obj = state.obj
+        doc_id = state.doc_id
+        if obj is None or doc_id is None:
+            return
+        if state.status is Lifecycle.PERSISTENT:
+            self._dirty[doc_id] = obj
+        self.queue(doc_id, obj)
+
+    def mark_dirty(self, doc_id: str, obj: Obj) -> None:
+        """A stored document (re-attached) that has changes: hold it and queue its hooks."""
+        self._dirty[doc_id] = obj
+        self.queue(doc_id, obj)
+
+    def mark_new(self, doc_id: str, obj: Obj) -> None:
+        """A document to create."""
+        self._new[doc_id] = obj
+        self.queue(doc_id, obj)
+
+    def mark_replaced(self, doc_id: str, old: Obj) -> None:
+        """``old`` (deleted here) gives its id to a new object; its notifications are over."""
+        self._deleted.pop(doc_id, None)
+        self._replaced[doc_id] = old
+        self._unnotified.pop(doc_id, None)
+        self._notices.pop(doc_id, None)  # the new object is notified as added
+
+    def mark_deleted(self, doc_id: str, obj: Obj) -> None:
+        """A document to delete (the flush writes its tombstone)."""
+        self._new.pop(doc_id, None)
+        self._dirty.pop(doc_id, None)
+        self._deleted[doc_id] = obj
+        self.queue(doc_id, obj)
+
+    def mark_required(self, doc_id: str, obj: Obj) -> None:
+        """A document whose revision the flush checks."""
+        self._required[doc_id] = obj
+
+    def drop_new(self, doc_id: str) -> None:
+        """A never-written document deleted again: nothing to create, no longer held."""
+        self._new.pop(doc_id, None)
+        self.identity.discard(doc_id)
+
+    # Hook bookkeeping -----------------------------------------------------------------------
+
+    def take_unnotified(self, doc_id: str) -> Obj | None:
+        """Remove ``doc_id`` from the notification queue; the object queued (or None)."""
+        return self._unnotified.pop(doc_id, None)
+
+    def unqueue(self, doc_id: str) -> None:
+        """Nothing to notify about ``doc_id``."""
+        self._unnotified.pop(doc_id, None)
+
+    def requeue(self, doc_id: str, obj: Obj) -> None:
+        """Queue ``obj`` again unless something is queued for ``doc_id`` already."""
+        if doc_id not in self._unnotified:
+            self.queue(doc_id, obj)
+
+    def set_notice(self, doc_id: str, notice: Notice) -> None:
+        """Record what receivers were told about ``doc_id``."""
+        self._notices[doc_id] = notice
+
+    def drop_notice(self, doc_id: str) -> None:
+        """Forget what receivers were told about ``doc_id``."""
+        self._notices.pop(doc_id, None)
+
+    # Forgetting -----------------------------------------------------------------------------
+
+    def forget(self, doc_id: str) -> None:
+        """Drop every piece of pending work of ``doc_id`` (the identity map keeps it)."""
+        for table in (
+            self._new,
+            self._dirty,
+            self._deleted,
+            self._required,
+            self._replaced,
+            self._unnotified,
+        ):
+            table.pop(doc_id, None)
+        self._notices.pop(doc_id, None)
+
+    def forget_object(self, doc_id: str, obj: Obj) -> None:
+        """Drop ``obj`` entirely: its pending work and its identity map entry."""
+        self.forget(doc_id)
+        self.identity.discard(doc_id, obj)
+
+    def clear(self) -> None:
+        """Drop every piece of pending work of every document (the identity map keeps them)."""
+        for table in (
+            self._new,
+            self._dirty,
+            self._deleted,
+            self._required,
+            self._replaced,
+            self._unnotified,
+        ):
+            table.clear()
+        self._notices.clear()
+
+    def clear_all(self) -> None:
+        """Drop the pending work and the identity map (the session closes)."""
+        self.clear()
+        self.identity.clear()
+
+    def hold(self, doc_id: str, obj: Obj, ref: Any = None) -> None:
+        """Put ``obj`` in the identity map."""
+        self.identity.set(doc_id, obj, ref)
