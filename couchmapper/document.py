@@ -247,16 +247,16 @@ class DocumentField(NestedAccess, Field):
         if (
             value.__class__ in JSON_SCALARS
             and old.__class__ in JSON_SCALARS
-            and name not in state._log_roots
+            and name not in state.log_roots
         ):
             # Tracker.set_scalar, inlined: only the first old value is kept.
-            scalars = state._scalars
+            scalars = state.scalars
             if scalars is None:
-                scalars = state._scalars = {}
+                scalars = state.scalars = {}
             if name not in scalars and (old.__class__ is not value.__class__ or old != value):
                 scalars[name] = old
-                if not state._reported:
-                    state._report()
+                if not state.reported:
+                    state.report_change()
         elif old is not value:
             state.record_replace((name,), value, old)
             _detach(old)
@@ -277,16 +277,16 @@ class ScalarDocumentField(Field):
         d = obj.__dict__
         state = d.get("_cm_state")
         if state is not None:
-            scalars = state._scalars
+            scalars = state.scalars
             if scalars is None:
-                scalars = state._scalars = {}
+                scalars = state.scalars = {}
             name = self.name
             if name not in scalars:
                 old = d.get(name, MISSING)
                 if old.__class__ is not value.__class__ or old != value:
                     scalars[name] = old
-                    if not state._reported:
-                        state._report()
+                    if not state.reported:
+                        state.report_change()
         d[self.name] = value
 
 

@@ -348,7 +348,7 @@ _WATCHES: dict[int, _Watch] = {}  # id(session) -> its watch, while one runs
 
 _WATCHED_CLASSES: dict[type, type] = {}
 _UNWATCHED: dict[type, type] = {}
-_CHANGE_LOG_ATTRIBUTES = ("_changes", "_scalars", "_values", "_log_roots")
+_CHANGE_LOG_ATTRIBUTES = ("log", "scalars", "scalar_values", "log_roots")
 
 
 def _watched_class(cls: type) -> type:
