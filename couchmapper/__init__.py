@@ -3,7 +3,6 @@
 from couchmapper import query, signals
 from couchmapper.connect import connect
 from couchmapper.design import sync_design
-from couchmapper.document import Document, Embedded, Field, RawDocument, changes, dump, field, load
 from couchmapper.exceptions import (
     BackendError,
     BackendUnavailable,
@@ -20,6 +19,8 @@ from couchmapper.exceptions import (
     SessionStateError,
     ValidationError,
 )
+from couchmapper.model.base import Document, Embedded, RawDocument, changes, dump, load
+from couchmapper.model.fields import Field, field
 from couchmapper.orm.merge import WriteResult
 from couchmapper.orm.querying import Row, ViewResult
 from couchmapper.orm.session import Session

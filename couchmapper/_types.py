@@ -20,4 +20,4 @@ MergeRule: TypeAlias = str | Callable[[Any, Any, Any], Any]
 """A merge rule: a built-in name (``"sum"``, ``"union"``...) or ``f(base, mine, theirs)``."""
 
 Obj: TypeAlias = Any
-"""A tracked document object: a :class:`~couchmapper.document.Document` or a RawDocument."""
+"""A tracked document object: a :class:`~couchmapper.model.base.Document` or a RawDocument."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from couchmapper._types import JSONDict
 from couchmapper.backends.base import Backend
 from couchmapper.exceptions import NotFoundError
+from couchmapper.model.registry import model_info
 from couchmapper.query import Index, declared_indexes, declared_views, design_name
 
 if TYPE_CHECKING:
@@ -51,11 +52,8 @@ def sync_design(db: Backend | Session, *classes: type) -> dict[str, str]:
 
 def _meta_owner(cls: type) -> type | None:
     """The class whose own ``Meta`` declares the indexes ``cls`` has (itself or a base)."""
-    for klass in cls.__mro__:
-        meta = vars(klass).get("Meta")
-        if meta is not None and getattr(meta, "indexes", None):
-            return klass
-    return None
+    info = model_info(cls)
+    return info.index_owner if info is not None else None
 
 
 def _create_index(backend: Backend, ddoc: str, index: Index) -> tuple[str, str, str]:

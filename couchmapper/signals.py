@@ -1,8 +1,8 @@
 """Every signal couchmapper sends, declared once (blinker).
 
 Document signals have the document's class as sender (a raw dict document has
-:class:`~couchmapper.document.RawDocument`); a receiver connected to a base class, including
-:class:`~couchmapper.document.Document`, also fires for its subclasses. Session signals have
+:class:`~couchmapper.model.base.RawDocument`); a receiver connected to a base class, including
+:class:`~couchmapper.model.base.Document`, also fires for its subclasses. Session signals have
 the session as sender.
 
 Receivers are held strongly by default, so a lambda or inner function does not disconnect

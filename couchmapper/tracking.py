@@ -55,6 +55,7 @@ __all__ = [
     "TrackedSet",
     "Tracker",
     "apply_json_patch",
+    "detach",
     "format_path",
     "locate",
     "node_parent",
@@ -389,7 +390,7 @@ class TrackedList(_TrackedContainer, list[Any]):
         tracker, path = self._cm_locate()
         if tracker is not None:
             tracker.record_remove((*path, position), value)
-        _detach(value)
+        detach(value)
         return value
 
     def remove(self, value: Any) -> None:
@@ -413,7 +414,7 @@ class TrackedList(_TrackedContainer, list[Any]):
         old = self[position]
         new = self._wrapped(value)
         list.__setitem__(self, position, new)
-        _detach(old)
+        detach(old)
         tracker, path = self._cm_locate()
         if tracker is not None:
             tracker.record_replace((*path, position), new, old)
@@ -478,7 +479,8 @@ def _clamp_insert(length: int, index: int) -> int:
     return min(index, length)
 
 
-def _detach(value: Any) -> None:
+def detach(value: Any) -> None:
+    """Cut ``value`` (a tracked container or embedded object) loose from its parent."""
     if isinstance(value, _TrackedContainer):
         value._cm_parent = None
     elif hasattr(value, "__dict__") and "_cm_parent" in value.__dict__:
@@ -534,14 +536,14 @@ class TrackedDict(_TrackedContainer, dict[Any, Any]):
             else:
                 tracker.record_replace((*path, key), new, old)
         if old is not MISSING and old is not new:
-            _detach(old)
+            detach(old)
 
     def __delitem__(self, key: Any) -> None:
         old = dict.pop(self, key)
         tracker, path = self._cm_locate()
         if tracker is not None:
             tracker.record_remove((*path, key), old)
-        _detach(old)
+        detach(old)
 
     _sentinel: Final = object()
 

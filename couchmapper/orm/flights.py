@@ -14,8 +14,8 @@ from typing import Any
 import attrs
 
 from couchmapper._types import JSONDict, Obj
-from couchmapper.document import state_of
 from couchmapper.exceptions import NotFoundError
+from couchmapper.model.base import state_of
 from couchmapper.orm.merge import WriteResult, changes_between, landed
 from couchmapper.tracking import Change
 

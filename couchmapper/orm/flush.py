@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from couchmapper import signals
 from couchmapper._types import ConflictPolicy, JSONDict, Obj
-from couchmapper.conversion import model_info
-from couchmapper.document import RawDocument, dump, load, state_of
 from couchmapper.exceptions import (
     BackendError,
     ConflictError,
@@ -26,6 +24,8 @@ from couchmapper.exceptions import (
     FlushFailure,
     ValidationError,
 )
+from couchmapper.model.base import RawDocument, dump, load, state_of
+from couchmapper.model.registry import model_info
 from couchmapper.orm.flights import after_lost_answer, remember_flight
 from couchmapper.orm.merge import WriteResult, rebase, results_in_order, without_meta
 from couchmapper.orm.notify import run_hooks
@@ -426,24 +426,20 @@ def _normalized(obj: Obj, raw: JSONDict) -> JSONDict:
 
 
 def _policy_for(obj: Obj, default: ConflictPolicy) -> ConflictPolicy:
-    meta = getattr(type(obj), "Meta", None)
-    policy = getattr(meta, "conflict", None)
-    return policy if policy in ("raise", "rebase", "overwrite") else default
+    """The conflict policy of ``obj``'s class (its ``Meta.conflict``), else ``default``."""
+    info = model_info(type(obj))
+    return info.conflict if info is not None and info.conflict is not None else default
 
 
 def _rule_finder(obj: Obj) -> Callable[[tuple[PathKey, ...]], Any]:
-    info = model_info(type(obj))
-
     def find(path: tuple[PathKey, ...]) -> Any:
         """The outermost field on ``path`` with a merge rule, walking embedded objects."""
-        if info is None:
-            return None
         node: Any = obj
         for depth, key in enumerate(path):
-            if isinstance(key, int) or model_info(type(node)) is None:
+            info = model_info(type(node))
+            if isinstance(key, int) or info is None:
                 return None  # inside a list or raw JSON: no declared fields below here
-            descriptor = type(node).__dict__.get(key) or getattr(type(node), key, None)
-            merge = getattr(getattr(descriptor, "options", None), "merge", None)
+            merge = info.merge_rules.get(key)
             if merge is not None:
                 return (path[: depth + 1], merge)
             node = node.__dict__.get(key)

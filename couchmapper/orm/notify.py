@@ -19,8 +19,8 @@ from blinker import Signal
 
 from couchmapper import signals
 from couchmapper._types import JSONDict, Obj
-from couchmapper.document import dump, state_of
 from couchmapper.exceptions import HookLimitError, ValidationError
+from couchmapper.model.base import dump, state_of
 from couchmapper.orm.merge import changes_between, without_meta
 from couchmapper.orm.state import InstanceState, Lifecycle
 from couchmapper.tracking import MISSING, Change, ChangeList, PathKey

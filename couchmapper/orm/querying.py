@@ -17,9 +17,9 @@ import attrs
 from couchmapper import mango
 from couchmapper._collation import raw_key
 from couchmapper._types import JSONDict
-from couchmapper.conversion import model_info
-from couchmapper.document import dump, state_of
 from couchmapper.exceptions import NotFoundError, QueryError
+from couchmapper.model.base import dump, state_of
+from couchmapper.model.registry import model_info
 from couchmapper.orm.pending import PendingWork
 from couchmapper.orm.stats import Traffic
 from couchmapper.query import Criteria, View, compile_criteria, compile_sort

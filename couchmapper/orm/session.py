@@ -22,23 +22,22 @@ from blinker import Signal
 from couchmapper import signals
 from couchmapper._types import CONFLICT_POLICIES, ConflictPolicy, JSONDict, Obj
 from couchmapper.backends.base import Backend
-from couchmapper.conversion import model_info
-from couchmapper.document import (
-    Document,
-    RawDocument,
-    attach_state,
-    load,
-    new_from_json,
-    registry,
-    state_of,
-    with_article,
-)
 from couchmapper.exceptions import (
     DocumentNotFound,
     FieldError,
     SessionStateError,
     ValidationError,
 )
+from couchmapper.model.base import (
+    Document,
+    RawDocument,
+    attach_state,
+    load,
+    new_from_json,
+    state_of,
+    with_article,
+)
+from couchmapper.model.registry import model_info, registry
 from couchmapper.orm.flush import FlushRun, has_changes, restore
 from couchmapper.orm.identity import IdentityMap, StrongIdentityMap, WeakIdentityMap
 from couchmapper.orm.merge import WriteResult, without_meta
@@ -518,7 +517,7 @@ class Session:
 
         A dict whose type field names a registered document class becomes an object of that
         class (validated, and seen by queries on the class); any other dict stays a tracked
-        :class:`~couchmapper.document.RawDocument`.
+        :class:`~couchmapper.model.base.RawDocument`.
 
         Raises:
             ValidationError: the dict names a class but its values do not fit it.

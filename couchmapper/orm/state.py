@@ -13,7 +13,7 @@ import enum
 import weakref
 from typing import Any
 
-from couchmapper.conversion import to_json
+from couchmapper.model.conversion import to_json
 from couchmapper.tracking import MISSING, Tracker
 
 __all__ = ["InstanceState", "Lifecycle"]

@@ -23,7 +23,7 @@ from session_models import all_bodies, bulk_posts
 import couchmapper as cm
 from couchmapper import signals
 from couchmapper.backends.base import Backend, JSONDict
-from couchmapper.document import state_of
+from couchmapper.model.base import state_of
 from couchmapper.testing import SignalCall, capture_signals
 from couchmapper.tracking import TrackedDict, Tracker
 

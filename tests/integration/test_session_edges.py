@@ -13,7 +13,7 @@ from session_models import Counter, Task, all_bodies
 
 import couchmapper as cm
 from couchmapper.backends.base import Backend
-from couchmapper.document import state_of
+from couchmapper.model.base import state_of
 
 
 class Stats(cm.Embedded):

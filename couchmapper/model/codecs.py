@@ -2,7 +2,7 @@
 
 A :class:`Codec` per type -- scalars, strings standing for dates, decimals, uuids and bytes,
 enums, literals, raw JSON (``Any``), lists, tuples, sets, dicts and unions. Model classes get
-generated codecs in :mod:`couchmapper.conversion`, which also picks the codec of a type.
+generated codecs in :mod:`couchmapper.model.conversion`, which also picks the codec of a type.
 """
 
 from __future__ import annotations
