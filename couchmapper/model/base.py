@@ -25,6 +25,7 @@ from couchmapper.model.registry import (
     register,
     registry,
 )
+from couchmapper.orm.merge import without_meta
 from couchmapper.orm.state import InstanceState, Lifecycle
 from couchmapper.tracking import MISSING, ChangeList, TrackedDict, locate
 
@@ -37,6 +38,7 @@ __all__ = [
     "dump",
     "load",
     "new_from_json",
+    "restore",
     "state_of",
     "with_article",
 ]
@@ -324,3 +326,26 @@ def changes(obj: Any) -> ChangeList:
     if not path:
         return found
     return ChangeList(c for c in found if c.path[: len(path)] == path)
+
+
+def restore(obj: Any, raw: Mapping[str, Any]) -> None:
+    """Put the fields of ``raw`` into ``obj`` in place, without recording changes."""
+    if isinstance(obj, RawDocument):
+        dict.clear(obj)
+        fresh = RawDocument(without_meta(raw))
+        for value in fresh.values():
+            if hasattr(value, "_cm_parent"):
+                value._cm_parent = obj
+        dict.update(obj, fresh)
+        return
+    fresh_obj = load(type(obj), dict(raw))
+    state = obj.__dict__.get("_cm_state")
+    obj.__dict__.clear()
+    obj.__dict__.update({k: v for k, v in fresh_obj.__dict__.items() if k != "_cm_state"})
+    obj.__dict__["_cm_state"] = state
+    for value in obj.__dict__.values():
+        link = getattr(value, "_cm_parent", None)
+        if link is fresh_obj:
+            value._cm_parent = obj
+        elif isinstance(getattr(value, "__dict__", None), dict) and "_cm_parent" in value.__dict__:
+            value.__dict__["_cm_parent"] = (obj, value.__dict__["_cm_parent"][1])

@@ -12,7 +12,7 @@ the session's tables change only through its :class:`~couchmapper.orm.pending.Pe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from couchmapper import signals
@@ -24,10 +24,10 @@ from couchmapper.exceptions import (
     FlushFailure,
     ValidationError,
 )
-from couchmapper.model.base import RawDocument, dump, load, state_of
+from couchmapper.model.base import RawDocument, dump, load, restore, state_of
 from couchmapper.model.registry import model_info
 from couchmapper.orm.flights import after_lost_answer, remember_flight
-from couchmapper.orm.merge import WriteResult, rebase, results_in_order, without_meta
+from couchmapper.orm.merge import WriteResult, rebase, results_in_order
 from couchmapper.orm.notify import run_hooks
 from couchmapper.orm.pending import PendingWork
 from couchmapper.orm.state import Lifecycle
@@ -37,7 +37,7 @@ from couchmapper.tracking import Change, PathKey
 if TYPE_CHECKING:
     from couchmapper.orm.session import Session
 
-__all__ = ["FlushRun", "has_changes", "restore"]
+__all__ = ["FlushRun", "has_changes"]
 
 Progress = Callable[[int, int], None]
 
@@ -390,29 +390,6 @@ def has_changes(obj: Obj) -> bool:
     """
     state = state_of(obj)
     return state is not None and (state.has_changes or state.require_rev or bool(state.flights))
-
-
-def restore(obj: Obj, raw: Mapping[str, Any]) -> None:
-    """Put the fields of ``raw`` into ``obj`` in place, without recording changes."""
-    if isinstance(obj, RawDocument):
-        dict.clear(obj)
-        fresh = RawDocument(without_meta(raw))
-        for value in fresh.values():
-            if hasattr(value, "_cm_parent"):
-                value._cm_parent = obj
-        dict.update(obj, fresh)
-        return
-    fresh_obj = load(type(obj), dict(raw))
-    state = obj.__dict__.get("_cm_state")
-    obj.__dict__.clear()
-    obj.__dict__.update({k: v for k, v in fresh_obj.__dict__.items() if k != "_cm_state"})
-    obj.__dict__["_cm_state"] = state
-    for value in obj.__dict__.values():
-        link = getattr(value, "_cm_parent", None)
-        if link is fresh_obj:
-            value._cm_parent = obj
-        elif isinstance(getattr(value, "__dict__", None), dict) and "_cm_parent" in value.__dict__:
-            value.__dict__["_cm_parent"] = (obj, value.__dict__["_cm_parent"][1])
 
 
 def _normalized(obj: Obj, raw: JSONDict) -> JSONDict:

@@ -11,7 +11,6 @@ does not notify the same changes twice; a notification cut short by a receiver t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     from couchmapper.orm.pending import PendingWork
     from couchmapper.orm.session import Session
 
-__all__ = ["Delivery", "Notice", "disconnect_all", "forget_new", "run_hooks", "send"]
+__all__ = ["Delivery", "Notice", "forget_new", "run_hooks", "send"]
 
 
 def run_hooks(session: Session, pending: PendingWork) -> None:
@@ -470,12 +469,6 @@ def _notified_value(notice: Notice, path: tuple[PathKey, ...]) -> tuple[Any] | N
         if change.path == path:
             return (change.value,)
     return None
-
-
-def disconnect_all(subscriptions: list[tuple[Signal, Callable[..., Any]]]) -> None:
-    for signal, receiver in subscriptions:
-        signal.disconnect(receiver)
-    subscriptions.clear()
 
 
 def _receivers(signal: Signal, cls: type) -> list[Any]:

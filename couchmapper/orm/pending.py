@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from couchmapper._types import Obj
+from couchmapper.model.base import restore, state_of
 from couchmapper.orm.identity import IdentityMap
 from couchmapper.orm.state import InstanceState, Lifecycle
 
@@ -145,9 +146,22 @@ class PendingWork:
         self._new[doc_id] = obj
         self.queue(doc_id, obj)
 
-    def mark_replaced(self, doc_id: str, old: Obj) -> None:
-        """``old`` (deleted here) gives its id to a new object; its notifications are over."""
-        self._deleted.pop(doc_id, None)
+    def mark_replaced(self, doc_id: str, new: InstanceState) -> None:
+        """The object deleted here under ``doc_id`` gives its id to a new object (``new``).
+
+        Delete + re-create of one id in one session is one write, an update of the stored
+        document to the new content: the new object takes the old one's revision. The old
+        object is detached until the write (``rollback()`` brings it back); its
+        notifications are over.
+        """
+        old = self._deleted.pop(doc_id)
+        old_state = state_of(old)
+        assert old_state is not None
+        new.rev = old_state.rev
+        new.loaded = old_state.loaded
+        new.flights = old_state.flights  # a lost tombstone may have landed
+        old_state.status = Lifecycle.DETACHED
+        old_state.session = None
         self._replaced[doc_id] = old
         self._unnotified.pop(doc_id, None)
         self._notices.pop(doc_id, None)  # the new object is notified as added
@@ -224,6 +238,34 @@ class PendingWork:
             table.clear()
         self._notices.clear()
 
+    def rollback(self, session: Any) -> None:
+        """Forget pending work: restore changed objects as loaded, drop new ones, undelete."""
+        for doc_id, obj in list(self._new.items()):
+            state = state_of(obj)
+            if state is not None:
+                state.session = None
+                state.status = Lifecycle.TRANSIENT
+                state.reset()
+            self.identity.discard(doc_id)
+        restored = list(self._dirty.values()) + list(self._deleted.values())
+        for replaced in self._replaced.values():
+            # Deleted, then re-created as another object: the original comes back.
+            state = state_of(replaced)
+            if state is not None:
+                self.adopt(session, replaced, state, Lifecycle.PERSISTENT)
+                restored.append(replaced)  # restored with the other deletions below
+        for obj in restored:
+            state = state_of(obj)
+            if state is not None and state.loaded is not None:
+                restore(obj, state.loaded)
+                state.status = Lifecycle.PERSISTENT
+                state.reset()
+        for obj in self._required.values():
+            state = state_of(obj)
+            if state is not None:
+                state.require_rev = False
+        self.clear()
+
     def clear_all(self) -> None:
         """Drop the pending work and the identity map (the session closes)."""
         self.clear()
@@ -232,3 +274,10 @@ class PendingWork:
     def hold(self, doc_id: str, obj: Obj, ref: Any = None) -> None:
         """Put ``obj`` in the identity map."""
         self.identity.set(doc_id, obj, ref)
+
+    def adopt(self, session: Any, obj: Obj, state: InstanceState, status: Lifecycle) -> None:
+        """``obj`` joins ``session`` with ``status`` and enters the identity map."""
+        state.session = session
+        state.status = status
+        assert state.doc_id is not None
+        self.identity.set(state.doc_id, obj, state.obj_ref)

@@ -12,70 +12,37 @@ Sessions are not thread-safe: use one per thread (or per request).
 
 from __future__ import annotations
 
+import functools
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from blinker import Signal
 
-from couchmapper import signals
 from couchmapper._types import CONFLICT_POLICIES, ConflictPolicy, JSONDict, Obj
 from couchmapper.backends.base import Backend
 from couchmapper.exceptions import (
     DocumentNotFound,
-    FieldError,
     SessionStateError,
-    ValidationError,
 )
-from couchmapper.model.base import (
-    Document,
-    RawDocument,
-    attach_state,
-    load,
-    new_from_json,
-    state_of,
-    with_article,
-)
-from couchmapper.model.registry import model_info, registry
-from couchmapper.orm.flush import FlushRun, has_changes, restore
+from couchmapper.model.base import Document, RawDocument, attach_state, restore, state_of
+from couchmapper.orm.database import as_backend
+from couchmapper.orm.dictapi import all_ids, object_from_dict, pending_count, set_body
+from couchmapper.orm.flush import FlushRun, has_changes
 from couchmapper.orm.identity import IdentityMap, StrongIdentityMap, WeakIdentityMap
+from couchmapper.orm.loading import Loading, describe, object_id
 from couchmapper.orm.merge import WriteResult, without_meta
-from couchmapper.orm.notify import disconnect_all, forget_new, send
+from couchmapper.orm.notify import forget_new
 from couchmapper.orm.pending import PendingWork
 from couchmapper.orm.querying import PAGE, Querying, Row, ViewResult
 from couchmapper.orm.state import InstanceState, Lifecycle
 from couchmapper.orm.stats import SessionStats, Traffic
+from couchmapper.orm.subscriptions import Subscriptions
 from couchmapper.query import Criteria, View
 
 __all__ = ["Row", "Session", "SessionStats"]
 
 D = TypeVar("D", bound=Document)
-
-
-def _as_backend(database: Any) -> Backend:
-    # python-couchdb first: probing its Database against the protocol could touch the network.
-    if type(database).__module__.split(".")[0] == "couchdb":
-        from couchmapper.backends.couchdb import CouchDBBackend
-
-        if type(database).__name__ != "Database":
-            msg = (
-                f"Session needs a couchdb.Database, not a couchdb {type(database).__name__}; "
-                "e.g. Session(couchdb.Server(url)['dbname'])"
-            )
-            raise TypeError(msg)
-        return CouchDBBackend(database)
-    if database is None or isinstance(database, str):
-        from couchmapper.connect import connect
-
-        return connect(database)
-    if isinstance(database, Backend):
-        return database
-    msg = (
-        "Session needs a backend (cm.connect(...)), a couchdb.Database or a database URL, "
-        f"not {type(database).__name__}"
-    )
-    raise TypeError(msg)
 
 
 class Session:
@@ -113,7 +80,7 @@ class Session:
         if conflict not in CONFLICT_POLICIES:
             msg = f"conflict must be 'raise', 'rebase' or 'overwrite', not {conflict!r}"
             raise ValueError(msg)
-        self.backend: Backend = _as_backend(database)
+        self.backend: Backend = as_backend(database)
         self.conflict: ConflictPolicy = conflict
         self.autoflush = autoflush
         self.max_rebase = max_rebase
@@ -124,12 +91,8 @@ class Session:
         self.pending = PendingWork(identity)
         self._traffic = Traffic()
         self._queries = Querying(self, self.pending, self._traffic)
-        # Session-scoped receivers (on()): the signal holds a wrapper that reaches the function
-        # only through this session, so a function that uses the session does not keep it.
-        self._subscriptions: list[tuple[Signal, Callable[..., Any]]] = []
-        self._on_receivers: list[Callable[..., Any]] = []
-        # A session dropped without close() still disconnects its session-scoped receivers.
-        weakref.finalize(self, disconnect_all, self._subscriptions)
+        self._loading = Loading(self, self.pending, self._traffic)
+        self._subscriptions = Subscriptions(self)
         self._closed = False
 
     # ------------------------------------------------------------------------------------
@@ -174,7 +137,7 @@ class Session:
                 state.session = None
                 never_written = state.status is Lifecycle.PENDING and state.rev is None
                 state.status = Lifecycle.TRANSIENT if never_written else Lifecycle.DETACHED
-        disconnect_all(self._subscriptions)
+        self._subscriptions.disconnect_all()
         self.pending.clear_all()
         self._closed = True
 
@@ -198,12 +161,6 @@ class Session:
             requests=self._traffic.requests,
         )
 
-    def _adopt(self, obj: Obj, state: InstanceState, status: Lifecycle) -> None:
-        state.session = self
-        state.status = status
-        assert state.doc_id is not None
-        self.pending.hold(state.doc_id, obj, state.obj_ref)
-
     # ------------------------------------------------------------------------------------
     # Adding and deleting.
 
@@ -220,16 +177,16 @@ class Session:
         state = state_of(obj)
         if state is not None and state.session is not None and state.session is not self:
             msg = (
-                f"{_describe(obj)} belongs to another session; expunge it there first, or "
+                f"{describe(obj)} belongs to another session; expunge it there first, or "
                 f"load it in this session with get()"
             )
             raise SessionStateError(msg)
         if state is not None and state.session is self:
             if state.status is Lifecycle.DELETED:
-                msg = f"{_describe(obj)} is deleted in this session; flush or rollback first"
+                msg = f"{describe(obj)} is deleted in this session; flush or rollback first"
                 raise SessionStateError(msg)
             return obj  # already here: adding twice is harmless
-        doc_id = _object_id(obj) or uuid.uuid4().hex
+        doc_id = object_id(obj) or uuid.uuid4().hex
         existing = self.pending.held(doc_id)
         if existing is not None and existing is not obj and doc_id not in self.pending.deleted:
             msg = (
@@ -240,7 +197,7 @@ class Session:
         if not isinstance(obj, RawDocument):
             obj.__dict__["id"] = doc_id
         if state is not None and state.status is Lifecycle.DETACHED and state.rev is not None:
-            self._adopt(obj, state, Lifecycle.PERSISTENT)
+            self.pending.adopt(self, obj, state, Lifecycle.PERSISTENT)
             if state.has_changes or state.flights:
                 self.pending.mark_dirty(doc_id, obj)
             else:
@@ -250,19 +207,9 @@ class Session:
         if state is None:
             state = attach_state(obj, None, Lifecycle.PENDING)
         state.doc_id = doc_id
-        replaced = self.pending.deleted.get(doc_id)
-        if replaced is not None:
-            # Delete + re-create of one id in one session: one write, an update of the
-            # stored document to the new content.
-            old_state = state_of(replaced)
-            assert old_state is not None
-            state.rev = old_state.rev
-            state.loaded = old_state.loaded
-            state.flights = old_state.flights  # a lost tombstone may have landed
-            old_state.status = Lifecycle.DETACHED
-            old_state.session = None
-            self.pending.mark_replaced(doc_id, replaced)  # rollback() puts it back
-        self._adopt(obj, state, Lifecycle.PENDING)
+        if doc_id in self.pending.deleted:
+            self.pending.mark_replaced(doc_id, state)  # rollback() puts the deleted one back
+        self.pending.adopt(self, obj, state, Lifecycle.PENDING)
         self.pending.mark_new(doc_id, obj)
         return obj
 
@@ -298,11 +245,11 @@ class Session:
     def _own_state(self, obj: Obj, action: str) -> InstanceState:
         state = state_of(obj)
         if state is None or state.status is Lifecycle.TRANSIENT:
-            msg = f"cannot {action} {_describe(obj)}: it is transient (never added); add it first"
+            msg = f"cannot {action} {describe(obj)}: it is transient (never added); add it first"
             raise SessionStateError(msg)
         if state.session is not self:
             where = "another session" if state.session is not None else "no session (detached)"
-            msg = f"cannot {action} {_describe(obj)}: it belongs to {where}; use session.add()"
+            msg = f"cannot {action} {describe(obj)}: it belongs to {where}; use session.add()"
             raise SessionStateError(msg)
         return state
 
@@ -350,32 +297,7 @@ class Session:
         """Forget pending work: restore loaded state of changed objects, drop new ones, undelete."""
         if self._closed:
             return
-        pending = self.pending
-        for doc_id, obj in list(pending.new.items()):
-            state = state_of(obj)
-            if state is not None:
-                state.session = None
-                state.status = Lifecycle.TRANSIENT
-                state.reset()
-            pending.identity.discard(doc_id)
-        restored = list(pending.dirty.values()) + list(pending.deleted.values())
-        for replaced in pending.replaced.values():
-            # Deleted, then re-created as another object: the original comes back.
-            state = state_of(replaced)
-            if state is not None:
-                self._adopt(replaced, state, Lifecycle.PERSISTENT)
-                restored.append(replaced)  # restored with the other deletions below
-        for obj in restored:
-            state = state_of(obj)
-            if state is not None and state.loaded is not None:
-                restore(obj, state.loaded)
-                state.status = Lifecycle.PERSISTENT
-                state.reset()
-        for obj in pending.required.values():
-            state = state_of(obj)
-            if state is not None:
-                state.require_rev = False
-        pending.clear()
+        self.pending.rollback(self)
 
     def refresh(self, obj: Obj) -> None:
         """Reload an object's fields from the server, dropping its unflushed changes.
@@ -392,7 +314,7 @@ class Session:
         assert doc_id is not None
         if state.status is Lifecycle.PENDING and state.rev is None:
             msg = (
-                f"cannot refresh {_describe(obj)}: it was never written, so the server has "
+                f"cannot refresh {describe(obj)}: it was never written, so the server has "
                 "nothing to refresh it from; flush() it first, or expunge() it"
             )
             raise SessionStateError(msg)
@@ -440,74 +362,17 @@ class Session:
         if not isinstance(doc_id, str):
             msg = f"get() needs a document id (str), not {type(doc_id).__name__}"
             raise TypeError(msg)
-        found = self._lookup(doc_id)
-        if found is not None:
-            return self._check_type(found, target)
-        try:
-            raw = self._call(self.backend.get, doc_id)
-        except DocumentNotFound:
-            return None
-        return self._load(raw, target)
-
-    def _lookup(self, doc_id: str) -> Obj | None:
-        """An object already in the session (None for unknown or pending-deleted ids)."""
-        if doc_id in self.pending.deleted:
-            return _DELETED
-        return self.pending.identity.get(doc_id)
-
-    def _check_type(self, obj: Obj, target: type | None) -> Any:
-        if obj is _DELETED:
-            return None
-        if target is not None and not isinstance(obj, target):
-            # The same error as loading such a document from the server (document.load).
-            doc_id = _object_id(obj)
-            info = model_info(type(obj))
-            if info is None:
-                what = "a raw dict document"
-            else:
-                what = f"of type {info.type_name!r} ({type(obj).__name__})"
-            message = f"document {doc_id!r} is {what}, not {with_article(target.__name__)}"
-            raise ValidationError(doc_id, [FieldError("type", target.__name__, message)])
-        return obj
-
-    def _load(self, raw: JSONDict, target: type | None) -> Obj:
-        doc_id = raw["_id"]
-        existing = self._lookup(doc_id)
-        if existing is not None:
-            return self._check_type(existing, target)
-        cls = target if target is not None else _class_for(raw)
-        if cls is None:
-            obj: Obj = RawDocument(without_meta(raw))
-            attach_state(obj, raw, Lifecycle.PERSISTENT)
-        else:
-            obj = load(cls, raw, status=Lifecycle.PERSISTENT)
-        state = state_of(obj)
-        assert state is not None
-        self._adopt(obj, state, Lifecycle.PERSISTENT)
-        send(signals.document_loaded, type(obj), session=self, document=obj)
-        return obj
+        return self._loading.get(doc_id, target)
 
     def get_many(self, cls: type[D] | None, ids: Sequence[str]) -> list[Any]:
         """Return the documents with these ids in order (None for missing), in one request."""
         self._check_open()
-        wanted = [doc_id for doc_id in dict.fromkeys(ids) if self._lookup(doc_id) is None]
-        # Held here until returned: the identity map may hold clean objects weakly only.
-        found: dict[str, Obj] = {}
-        if wanted:
-            answer = self._call(self.backend.all_docs, keys=wanted, include_docs=True)
-            for row in answer.get("rows", ()):
-                doc = row.get("doc")
-                if doc is not None:
-                    found[doc["_id"]] = self._load(doc, cls)
-        result: list[Any] = []
-        for doc_id in ids:
-            obj = found[doc_id] if doc_id in found else self._lookup(doc_id)  # {} is falsy
-            result.append(None if obj is None else self._check_type(obj, cls))
-        return result
+        return self._loading.get_many(cls, ids)
 
     def load_rows(self, docs: Iterable[JSONDict], cls: type[D] | None = None) -> list[Any]:
         """Identity-map already fetched documents (from a query) and return the objects."""
-        return [self._load(doc, cls) for doc in docs]
+        load = self._loading.load
+        return [load(doc, cls) for doc in docs]
 
     # ------------------------------------------------------------------------------------
     # The dict API of the seed project.
@@ -522,16 +387,7 @@ class Session:
         Raises:
             ValidationError: the dict names a class but its values do not fit it.
         """
-        body = dict(doc)
-        doc_id = str(body.pop("_id", None) or uuid.uuid4().hex)
-        body.pop("_rev", None)
-        cls = _class_for(body)
-        if cls is not None:
-            self.add(new_from_json(cls, {**body, "_id": doc_id}))
-            return doc_id
-        obj = RawDocument(body)
-        state = attach_state(obj, None, Lifecycle.TRANSIENT)
-        state.doc_id = doc_id
+        doc_id, obj = object_from_dict(doc)
         self.add(obj)
         return doc_id
 
@@ -542,22 +398,7 @@ class Session:
         not listed.
         """
         self._check_open()
-        start: str | None = None
-        seen: set[str] = set()
-        while True:
-            options: dict[str, Any] = {"limit": 1000}
-            if start is not None:
-                options.update(startkey=start, skip=1)
-            rows = self._call(self.backend.all_docs, **options).get("rows", [])
-            for row in rows:
-                doc_id = row["id"]
-                seen.add(doc_id)
-                if not doc_id.startswith("_design/") and doc_id not in self.pending.deleted:
-                    yield doc_id
-            if len(rows) < 1000:
-                break
-            start = rows[-1]["id"]
-        yield from (doc_id for doc_id in list(self.pending.new) if doc_id not in seen)
+        return all_ids(functools.partial(self._call, self.backend.all_docs), self.pending)
 
     def __getitem__(self, doc_id: str) -> Any:
         found = self.get(doc_id)
@@ -567,18 +408,10 @@ class Session:
 
     def __setitem__(self, doc_id: str, doc: Mapping[str, Any]) -> None:
         existing = self.get(doc_id)
-        body = without_meta(dict(doc))
         if existing is None:
-            self.create({**body, "_id": doc_id})
-        elif isinstance(existing, RawDocument):
-            for key in [k for k in existing if k not in body]:
-                del existing[key]
-            for key, value in body.items():
-                if existing.get(key, _DELETED) != value:
-                    existing[key] = value
+            self.create({**without_meta(dict(doc)), "_id": doc_id})
         else:
-            msg = f"document {doc_id!r} is a {type(existing).__name__}; set its fields instead"
-            raise SessionStateError(msg)
+            set_body(doc_id, existing, doc)
 
     def __delitem__(self, doc_id: str) -> None:
         self.delete(self[doc_id])
@@ -587,18 +420,7 @@ class Session:
         return isinstance(doc_id, str) and self.get(doc_id) is not None
 
     def __len__(self) -> int:
-        count = int(self.info().get("doc_count", 0))
-        # Writes whose answer was lost may already be counted by the server: skip them.
-        pending = self.pending
-        created = sum(
-            1
-            for doc_id, obj in pending.new.items()
-            if doc_id not in pending.replaced and not getattr(state_of(obj), "flights", None)
-        )
-        deleted = sum(
-            1 for obj in pending.deleted.values() if not getattr(state_of(obj), "flights", None)
-        )
-        return count + created - deleted
+        return int(self.info().get("doc_count", 0)) + pending_count(self.pending)
 
     # ------------------------------------------------------------------------------------
     # Queries (run by this session's Querying, over its pending work).
@@ -768,28 +590,9 @@ class Session:
         session is closed or garbage collected, even when it refers to the session itself.
         """
         self._check_open()
-        owner = weakref.ref(self)
 
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-            index = len(self._on_receivers)
-            self._on_receivers.append(fn)
-
-            def receiver(sender_: Any, **kwargs: Any) -> Any:
-                session = owner()
-                # Document signals name the session in ``session``; session signals send it.
-                origin = kwargs.get("session", sender_)
-                if session is not None and origin is session:
-                    return session._on_receivers[index](sender_, **kwargs)
-                return None
-
-            receiver.__name__ = getattr(fn, "__name__", "receiver")
-            receiver.__qualname__ = getattr(fn, "__qualname__", receiver.__name__)
-            receiver.__module__ = getattr(fn, "__module__", receiver.__module__)
-            if sender is None:
-                signal.connect(receiver, weak=False)
-            else:
-                signal.connect(receiver, sender=sender, weak=False)
-            self._subscriptions.append((signal, receiver))
+            self._subscriptions.connect(signal, sender, fn)
             return fn
 
         return decorator
@@ -847,9 +650,6 @@ class Session:
             self.pending.flushing = False
 
 
-_DELETED: Any = object()
-
-
 def _split_view_name(name: str) -> tuple[str, str]:
     """``"ddoc/view"`` or ``"_design/ddoc/_view/view"`` (python-couchdb's forms) -> parts."""
     parts = name.split("/")
@@ -859,26 +659,3 @@ def _split_view_name(name: str) -> tuple[str, str]:
         return parts[0], parts[1]
     msg = f"view name must be 'ddoc/view' or '_design/ddoc/_view/view', not {name!r}"
     raise ValueError(msg)
-
-
-def _object_id(obj: Obj) -> str | None:
-    state = state_of(obj)
-    if state is not None and state.doc_id is not None:
-        return state.doc_id
-    if isinstance(obj, RawDocument):
-        return None
-    value = obj.__dict__.get("id")
-    return value if isinstance(value, str) else None
-
-
-def _describe(obj: Obj) -> str:
-    doc_id = _object_id(obj)
-    return f"{type(obj).__name__} {doc_id!r}" if doc_id else f"a new {type(obj).__name__}"
-
-
-def _class_for(raw: Mapping[str, Any]) -> type | None:
-    for discriminator, names in registry.items():
-        name = raw.get(discriminator)
-        if isinstance(name, str) and name in names:
-            return names[name]
-    return None
