@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from couchmapper._types import Obj
+from couchmapper._types import JSONDict, Obj
 from couchmapper.model.base import restore, state_of
 from couchmapper.orm.identity import IdentityMap
 from couchmapper.orm.state import InstanceState, Lifecycle
@@ -266,8 +266,32 @@ class PendingWork:
                 state.require_rev = False
         self.clear()
 
-    def clear_all(self) -> None:
-        """Drop the pending work and the identity map (the session closes)."""
+    def mark_refreshed(self, doc_id: str, obj: Obj, raw: JSONDict) -> None:
+        """``obj`` takes the stored ``raw``: clean and persistent, its pending work dropped.
+
+        A revision check (``require_current``) stays: a refresh drops changes, not the check.
+        """
+        state = state_of(obj)
+        assert state is not None
+        restore(obj, raw)
+        state.loaded = raw
+        state.rev = raw.get("_rev")
+        state.reset()
+        state.status = Lifecycle.PERSISTENT
+        required = doc_id in self._required
+        self.forget(doc_id)
+        if required:
+            self._required[doc_id] = obj
+        self.identity.set(doc_id, obj, state.obj_ref)
+
+    def release_all(self, session: Any) -> None:
+        """Detach every object of ``session`` and drop everything (the session closes)."""
+        for obj in list(self.identity.values()) + list(self._new.values()):
+            state = state_of(obj)
+            if state is not None and state.session is session:
+                state.session = None
+                never_written = state.status is Lifecycle.PENDING and state.rev is None
+                state.status = Lifecycle.TRANSIENT if never_written else Lifecycle.DETACHED
         self.clear()
         self.identity.clear()
 

@@ -25,7 +25,7 @@ from couchmapper.exceptions import (
     DocumentNotFound,
     SessionStateError,
 )
-from couchmapper.model.base import Document, RawDocument, attach_state, restore, state_of
+from couchmapper.model.base import Document, RawDocument, attach_state, state_of
 from couchmapper.orm.database import as_backend
 from couchmapper.orm.dictapi import all_ids, object_from_dict, pending_count, set_body
 from couchmapper.orm.flush import FlushRun, has_changes
@@ -131,14 +131,8 @@ class Session:
         """Detach every object and refuse further use. Pending work is dropped."""
         if self._closed:
             return
-        for obj in list(self.pending.identity.values()) + list(self.pending.new.values()):
-            state = state_of(obj)
-            if state is not None and state.session is self:
-                state.session = None
-                never_written = state.status is Lifecycle.PENDING and state.rev is None
-                state.status = Lifecycle.TRANSIENT if never_written else Lifecycle.DETACHED
         self._subscriptions.disconnect_all()
-        self.pending.clear_all()
+        self.pending.release_all(self)
         self._closed = True
 
     def _check_open(self) -> None:
@@ -323,16 +317,7 @@ class Session:
         except DocumentNotFound:
             self.expunge(obj)
             raise
-        restore(obj, raw)
-        state.loaded = raw
-        state.rev = raw.get("_rev")
-        state.reset()
-        state.status = Lifecycle.PERSISTENT
-        required = doc_id in self.pending.required
-        self.pending.forget(doc_id)
-        if required:  # the revision check stays: refresh() drops changes, not the check
-            self.pending.mark_required(doc_id, obj)
-        self.pending.hold(doc_id, obj, state.obj_ref)
+        self.pending.mark_refreshed(doc_id, obj, raw)
 
     # ------------------------------------------------------------------------------------
     # Loading.
