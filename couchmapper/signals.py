@@ -12,7 +12,8 @@ opt into weak references.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -30,51 +31,58 @@ __all__ = [
 ]
 
 
-class _ConnectionOrder(set[Any]):
-    """A set that iterates in insertion order: blinker's ``Signal.set_class`` for our signals.
+_CONNECTIONS = itertools.count()  # stamps: which receiver was connected first, across sets
 
-    blinker files receivers in sets and calls them in set order; with this class its
-    ``receivers_for`` and ``send`` yield receivers in the order they were connected.
+
+class _ConnectionOrder(set[Any]):
+    """A set that iterates in the order its items were added: blinker's ``Signal.set_class``.
+
+    blinker files a signal's receiver ids in one set per sender and calls the union of the
+    ANY set and the sender's set; each item keeps the stamp of when it was added, so that
+    union too is in connection order.
     """
 
-    def __init__(self, items: Iterable[Any] = ()) -> None:
-        super().__init__()
-        self._order: dict[Any, None] = {}
-        for item in items:
-            self.add(item)
+    def __init__(self, stamps: dict[Any, int] | None = None) -> None:
+        super().__init__(stamps or ())
+        self._stamps: dict[Any, int] = dict(stamps or {})
 
     def add(self, item: Any) -> None:
-        super().add(item)
-        self._order[item] = None
+        if item not in self._stamps:
+            super().add(item)
+            self._stamps[item] = next(_CONNECTIONS)
 
     def discard(self, item: Any) -> None:
         super().discard(item)
-        self._order.pop(item, None)
+        self._stamps.pop(item, None)
 
     def remove(self, item: Any) -> None:
         super().remove(item)
-        del self._order[item]
+        del self._stamps[item]
 
     def clear(self) -> None:
         super().clear()
-        self._order.clear()
+        self._stamps.clear()
 
     def pop(self) -> Any:
-        item = next(iter(self._order))
+        item = next(iter(self._stamps))
         self.remove(item)
         return item
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._order)
+        return iter(self._stamps)
 
     def __or__(self, other: AbstractSet[Any]) -> _ConnectionOrder:
-        union = _ConnectionOrder(self)
-        for item in other:
-            union.add(item)
-        return union
+        stamps = dict(self._stamps)
+        if isinstance(other, _ConnectionOrder):
+            for item, stamp in other._stamps.items():
+                stamps[item] = min(stamp, stamps.get(item, stamp))
+        else:
+            for item in other:
+                stamps.setdefault(item, next(_CONNECTIONS))
+        return _ConnectionOrder(dict(sorted(stamps.items(), key=lambda pair: pair[1])))
 
     def copy(self) -> _ConnectionOrder:
-        return _ConnectionOrder(self)
+        return _ConnectionOrder(self._stamps)
 
 
 class _StrongSignal(NamedSignal):

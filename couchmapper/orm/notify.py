@@ -474,9 +474,10 @@ def _notified_value(notice: Notice, path: tuple[PathKey, ...]) -> tuple[Any] | N
 def _receivers(signal: Signal, cls: type) -> list[Any]:
     """Receivers for ``cls``, its base classes and ANY, each once, in a stable order.
 
-    couchmapper's signals keep their receivers in ordered sets (``Signal.set_class``), so
-    blinker yields those connected to ANY and to ``cls`` in connection order; the receivers of
-    each base class follow, nearest base first. A flush behaves the same on every run.
+    couchmapper's signals keep their receivers in ordered sets (blinker's public
+    ``Signal.set_class``), so blinker yields those connected to ANY and to ``cls`` in
+    connection order; the receivers of each base class follow, nearest base first. A flush
+    behaves the same on every run.
     """
     return list(dict.fromkeys(r for base in cls.__mro__ for r in signal.receivers_for(base)))
 
