@@ -134,3 +134,60 @@ def test_only_the_couchdb_backend_imports_couchdb() -> None:
 def test_py_typed_is_shipped() -> None:
     """The package ships its py.typed marker."""
     assert (PACKAGE / "py.typed").exists()
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Module -> the couchmapper modules it imports, function-level imports included."""
+    modules = {
+        ".".join(path.relative_to(PACKAGE).with_suffix("").parts): path
+        for path in PACKAGE.rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        skip = _type_checking_blocks(tree)
+        found: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("couchmapper"):
+                base = (node.module or "").removeprefix("couchmapper").lstrip(".")
+                targets = [f"{base}.{alias.name}".lstrip(".") for alias in node.names]
+                targets = [t if t in modules else base for t in targets]
+            elif isinstance(node, ast.Import):
+                targets = [
+                    alias.name.removeprefix("couchmapper.")
+                    for alias in node.names
+                    if alias.name.startswith("couchmapper.")
+                ]
+            found.update(t for t in targets if t in modules and t != name)
+        graph[name] = found
+    return graph
+
+
+def test_no_import_cycles_outside_the_backends() -> None:
+    """No module reaches itself through imports (function-level ones counted)."""
+    graph = {
+        name: {t for t in targets if not t.startswith("backends")}
+        for name, targets in _module_graph().items()
+        if not name.startswith("backends")
+    }
+    cycles = []
+    for start in graph:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph.get(node, ()):
+                if nxt == start:
+                    cycles.append(" -> ".join([*path, start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    assert cycles == []
+
+
+def test_the_session_is_imported_for_types_only_below_it() -> None:
+    """Lower modules import ``orm.session`` only under ``if TYPE_CHECKING:``."""
+    importers = sorted(name for name, found in _module_graph().items() if "orm.session" in found)
+    assert importers == ["__init__", "testing"]
