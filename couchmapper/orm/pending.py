@@ -12,7 +12,7 @@ clear, rollback, refresh, a written document) forgets it from every table alike.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from couchmapper._types import JSONDict, Obj
 from couchmapper.model.base import restore, state_of
@@ -23,6 +23,22 @@ if TYPE_CHECKING:
     from couchmapper.orm.notify import Notice
 
 __all__ = ["PendingWork"]
+
+
+V = TypeVar("V")
+
+
+class _Table(Generic[V]):
+    """A read-only view of one of PendingWork's tables (only PendingWork writes them)."""
+
+    __slots__ = ("attribute",)
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+
+    def __get__(self, work: PendingWork, owner: type | None = None) -> Mapping[str, V]:
+        table: Mapping[str, V] = getattr(work, self.attribute)
+        return table
 
 
 class PendingWork:
@@ -66,40 +82,20 @@ class PendingWork:
 
     # Read-only views ------------------------------------------------------------------------
 
-    @property
-    def new(self) -> Mapping[str, Obj]:
-        """Documents to create (or, after a delete + re-create, to replace)."""
-        return self._new
-
-    @property
-    def dirty(self) -> Mapping[str, Obj]:
-        """Persistent documents changed since loaded or written (maybe changed back)."""
-        return self._dirty
-
-    @property
-    def deleted(self) -> Mapping[str, Obj]:
-        """Documents to delete."""
-        return self._deleted
-
-    @property
-    def required(self) -> Mapping[str, Obj]:
-        """Documents whose revision the flush checks (``require_current``)."""
-        return self._required
-
-    @property
-    def replaced(self) -> Mapping[str, Obj]:
-        """Deleted objects whose id a new object took, until the write."""
-        return self._replaced
-
-    @property
-    def unnotified(self) -> Mapping[str, Obj]:
-        """Documents the next hook round notifies."""
-        return self._unnotified
-
-    @property
-    def notices(self) -> Mapping[str, Notice]:
-        """What receivers were last told about each document, until it is written."""
-        return self._notices
+    new = _Table[Obj]("_new")
+    """Documents to create (or, after a delete + re-create, to replace)."""
+    dirty = _Table[Obj]("_dirty")
+    """Persistent documents changed since loaded or written (maybe changed back)."""
+    deleted = _Table[Obj]("_deleted")
+    """Documents to delete."""
+    required = _Table[Obj]("_required")
+    """Documents whose revision the flush checks (``require_current``)."""
+    replaced = _Table[Obj]("_replaced")
+    """Deleted objects whose id a new object took, until the write."""
+    unnotified = _Table[Obj]("_unnotified")
+    """Documents the next hook round notifies."""
+    notices = _Table["Notice"]("_notices")
+    """What receivers were last told about each document, until it is written."""
 
     def held(self, doc_id: str) -> Obj | None:
         """The object held for ``doc_id``, pending work first (None if none).
@@ -209,16 +205,8 @@ class PendingWork:
 
     def forget(self, doc_id: str) -> None:
         """Drop every piece of pending work of ``doc_id`` (the identity map keeps it)."""
-        for table in (
-            self._new,
-            self._dirty,
-            self._deleted,
-            self._required,
-            self._replaced,
-            self._unnotified,
-        ):
+        for table in self._tables():
             table.pop(doc_id, None)
-        self._notices.pop(doc_id, None)
 
     def forget_object(self, doc_id: str, obj: Obj) -> None:
         """Drop ``obj`` entirely: its pending work and its identity map entry."""
@@ -227,16 +215,20 @@ class PendingWork:
 
     def clear(self) -> None:
         """Drop every piece of pending work of every document (the identity map keeps them)."""
-        for table in (
+        for table in self._tables():
+            table.clear()
+
+    def _tables(self) -> tuple[dict[str, Any], ...]:
+        """Every table keyed by document id (all but the identity map)."""
+        return (
             self._new,
             self._dirty,
             self._deleted,
             self._required,
             self._replaced,
             self._unnotified,
-        ):
-            table.clear()
-        self._notices.clear()
+            self._notices,
+        )
 
     def rollback(self, session: Any) -> None:
         """Forget pending work: restore changed objects as loaded, drop new ones, undelete."""

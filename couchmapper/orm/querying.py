@@ -27,7 +27,7 @@ from couchmapper.query import Criteria, View, compile_criteria, compile_sort
 if TYPE_CHECKING:
     from couchmapper.orm.session import Session
 
-__all__ = ["PAGE", "Querying", "Row", "ViewResult"]
+__all__ = ["PAGE", "Find", "Querying", "Row", "ViewResult", "find_spec"]
 
 PAGE = 1000
 
@@ -85,8 +85,8 @@ def _selector(cls: type | None, criteria: Sequence[Criteria]) -> dict[str, Any]:
 
 
 @attrs.frozen
-class _Find:
-    """One Mango query as the session runs it."""
+class Find:
+    """One Mango query as the session runs it (made by :func:`find_spec`)."""
 
     cls: type | None
     selector: dict[str, Any]
@@ -113,6 +113,19 @@ class _Find:
         if limit is not None:
             query["limit"] = limit
         return query
+
+
+def find_spec(
+    cls: type,
+    criteria: Sequence[Criteria],
+    *,
+    sort: Any,
+    fields: Sequence[Any] | None,
+    use_index: str | Sequence[str] | None,
+    partition: str | None,
+) -> Find:
+    """The query ``find(cls, *criteria, sort=..., ...)`` runs."""
+    return Find(cls, _selector(cls, criteria), compile_sort(sort), fields, use_index, partition)
 
 
 @attrs.define
@@ -239,7 +252,7 @@ class Querying:
             else:
                 query["skip"] = offset
 
-    def _server_hit(self, doc: JSONDict, spec: _Find, projected: bool) -> _Hit:
+    def _server_hit(self, doc: JSONDict, spec: Find, projected: bool) -> _Hit:
         """A document from the server as a result (an object, or a dict with ``fields``)."""
         if spec.fields is None:
             return _Hit(doc, self.session.load_rows([doc], spec.cls)[0])
@@ -247,7 +260,7 @@ class Querying:
             return _Hit(doc, doc)
         return _Hit(doc, _project(doc, _field_names(spec.fields)))
 
-    def _pending_hits(self, spec: _Find, overlay: _Overlay) -> list[_Hit]:
+    def _pending_hits(self, spec: Find, overlay: _Overlay) -> list[_Hit]:
         """The pending documents that match, matched locally (each as a result)."""
         if not overlay.changed:
             return []
@@ -262,21 +275,9 @@ class Querying:
 
     # find --------------------------------------------------------------------------------
 
-    def find(
-        self,
-        cls: type,
-        *criteria: Criteria,
-        sort: Any = None,
-        limit: int | None = None,
-        skip: int | None = None,
-        fields: Sequence[Any] | None = None,
-        use_index: str | Sequence[str] | None = None,
-        partition: str | None = None,
-    ) -> list[Any]:
-        """The matches of ``cls`` (see ``Session.find``)."""
-        spec = _Find(
-            cls, _selector(cls, criteria), compile_sort(sort), fields, use_index, partition
-        )
+    def find(self, spec: Find, limit: int | None, skip: int | None) -> list[Any]:
+        """The matches of ``spec`` (see ``Session.find``)."""
+        cls, partition, fields = spec.cls, spec.partition, spec.fields
         overlay = self._overlay(cls, partition)
         pending = overlay.is_pending()
         if limit is None:
@@ -304,29 +305,17 @@ class Querying:
         ordered = _Order(spec.sort).arrange(hits)
         return [hit.result for hit in _window(ordered, skip, limit)]
 
-    def find_iter(
-        self,
-        cls: type,
-        *criteria: Criteria,
-        sort: Any = None,
-        batch: int = PAGE,
-        fields: Sequence[Any] | None = None,
-        use_index: str | Sequence[str] | None = None,
-        partition: str | None = None,
-    ) -> Iterator[Any]:
-        """A stream of the matches of ``cls``, ``batch`` documents per request."""
-        spec = _Find(
-            cls, _selector(cls, criteria), compile_sort(sort), fields, use_index, partition
-        )
-        return self._iterate(spec, batch, self._overlay(cls, partition))
+    def find_iter(self, spec: Find, batch: int) -> Iterator[Any]:
+        """A stream of the matches of ``spec``, ``batch`` documents per request."""
+        return self._iterate(spec, batch, self._overlay(spec.cls, spec.partition))
 
-    def _iterate(self, spec: _Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
+    def _iterate(self, spec: Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
         if batch < 1:
             msg = "batch must be at least 1"
             raise ValueError(msg)
         return self._stream(spec, batch, overlay)
 
-    def _stream(self, spec: _Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
+    def _stream(self, spec: Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
         order = _Order(spec.sort)
         pending = self._pending_hits(spec, overlay)
         if order.sorted:

@@ -34,7 +34,7 @@ from couchmapper.orm.loading import Loading, describe, object_id
 from couchmapper.orm.merge import WriteResult, without_meta
 from couchmapper.orm.notify import forget_new
 from couchmapper.orm.pending import PendingWork
-from couchmapper.orm.querying import PAGE, Querying, Row, ViewResult
+from couchmapper.orm.querying import PAGE, Querying, Row, ViewResult, find_spec
 from couchmapper.orm.state import InstanceState, Lifecycle
 from couchmapper.orm.stats import SessionStats, Traffic
 from couchmapper.orm.subscriptions import Subscriptions
@@ -461,16 +461,10 @@ class Session:
             Identity-mapped objects (or dicts with ``fields``), pending changes included.
         """
         self._prepare_query()
-        return self._queries.find(
-            cls,
-            *criteria,
-            sort=sort,
-            limit=limit,
-            skip=skip,
-            fields=fields,
-            use_index=use_index,
-            partition=partition,
+        spec = find_spec(
+            cls, criteria, sort=sort, fields=fields, use_index=use_index, partition=partition
         )
+        return self._queries.find(spec, limit, skip)
 
     @overload
     def find_iter(
@@ -510,15 +504,10 @@ class Session:
         the stream passes it; without, pending documents not on the server come last.
         """
         self._prepare_query()
-        return self._queries.find_iter(
-            cls,
-            *criteria,
-            sort=sort,
-            batch=batch,
-            fields=fields,
-            use_index=use_index,
-            partition=partition,
+        spec = find_spec(
+            cls, criteria, sort=sort, fields=fields, use_index=use_index, partition=partition
         )
+        return self._queries.find_iter(spec, batch)
 
     def first(
         self, cls: type[D], *criteria: Criteria, sort: Any = None, partition: str | None = None

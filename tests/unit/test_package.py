@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import couchmapper as cm
@@ -68,13 +69,18 @@ def _type_checking_blocks(tree: ast.AST) -> set[int]:
     return inside
 
 
-def _imports(path: Path) -> set[str]:
+def _runtime_imports(path: Path) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements of a file that run (any depth; not under ``TYPE_CHECKING``)."""
     tree = ast.parse(path.read_text())
     skip = _type_checking_blocks(tree)
-    found: set[str] = set()
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
+        if id(node) not in skip and isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in _runtime_imports(path):
         if (
             isinstance(node, ast.ImportFrom)
             and node.module
@@ -144,12 +150,8 @@ def _module_graph() -> dict[str, set[str]]:
     }
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
-        tree = ast.parse(path.read_text())
-        skip = _type_checking_blocks(tree)
         found: set[str] = set()
-        for node in ast.walk(tree):
-            if id(node) in skip:
-                continue
+        for node in _runtime_imports(path):
             targets: list[str] = []
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("couchmapper"):
                 base = (node.module or "").removeprefix("couchmapper").lstrip(".")
