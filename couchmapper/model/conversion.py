@@ -34,18 +34,20 @@ from couchmapper.model.codecs import (
     Codec,
     Invalid,
     bad,
-    dict_codec,
     enum_codec,
     float_codec,
-    list_codec,
     literal_codec,
     scalar_codec,
+)
+from couchmapper.model.codegen import FieldCode, compile_script, dump_script, load_script
+from couchmapper.model.containers import (
+    dict_codec,
+    list_codec,
     set_codec,
     sort_key,
     tuple_codec,
     union_codec,
 )
-from couchmapper.model.codegen import FieldCode, compile_script, dump_script, load_script
 from couchmapper.model.registry import ModelInfo, model_info
 from couchmapper.tracking import MISSING, PathKey
 

@@ -15,6 +15,7 @@ LADDER: list[set[str]] = [
     {"exceptions", "_url", "_collation", "_types", "orm.__init__", "model.__init__"},
     {"mango", "_changelog", "tracking", "signals", "orm.identity", "model.registry"},
     {"model.codecs"},
+    {"model.containers"},
     {"model.codegen"},
     {"model.conversion"},
     {"orm.state", "query", "orm.merge"},
