@@ -158,7 +158,7 @@ after_flush = namespace.signal(
     "after_flush",
     doc="""A flush sent its documents. Sender: the session.
 
-    Keyword arguments: ``results``, a list of :class:`~couchmapper.unitofwork.WriteResult`,
+    Keyword arguments: ``results``, a list of :class:`~couchmapper.orm.merge.WriteResult`,
     one per document of the flush: the new ``rev`` of each written document, ``error`` and
     ``reason`` of each that was not (also when the server stopped answering part way). Not
     sent when the flush had nothing to write or stopped before sending.

@@ -8,6 +8,7 @@ object. The session's ``get``/``get_many``/``load_rows`` and its queries load th
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +35,18 @@ class Loading:
     """Loads documents into one session (the identity map answers first)."""
 
     def __init__(self, session: Session, pending: PendingWork, traffic: Traffic) -> None:
-        self.session = session
+        # Weakly: the session owns this object, and a cycle would keep a dropped session
+        # (and its receivers) alive until the cyclic garbage collector runs.
+        self._session = weakref.ref(session)
         self.pending = pending
         self.traffic = traffic
+
+    @property
+    def session(self) -> Session:
+        """The session (alive while its methods run)."""
+        session = self._session()
+        assert session is not None
+        return session
 
     def get(self, doc_id: str, target: type | None) -> Any:
         """The object for ``doc_id`` (loaded if not held), or None when there is none."""

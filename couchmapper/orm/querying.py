@@ -8,6 +8,7 @@ change made them stop matching; sort, skip and limit are applied after that over
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -193,9 +194,18 @@ class Querying:
     """
 
     def __init__(self, session: Session, pending: PendingWork, traffic: Traffic) -> None:
-        self.session = session
+        # Weakly: the session owns this object, and a cycle would keep a dropped session
+        # (and its receivers) alive until the cyclic garbage collector runs.
+        self._session = weakref.ref(session)
         self.pending = pending
         self.traffic = traffic
+
+    @property
+    def session(self) -> Session:
+        """The session (alive while its methods run)."""
+        session = self._session()
+        assert session is not None
+        return session
 
     # Shared plumbing ---------------------------------------------------------------------
 
