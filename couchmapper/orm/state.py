@@ -61,7 +61,7 @@ class InstanceState(Tracker):
     session: Any = None
     obj_ref: weakref.ref[Any] | None = None
     require_rev = False
-    # Writes whose request got no answer (``couchmapper.orm.flush.Flight``), until written.
+    # Writes whose request got no answer (``couchmapper.orm.flights.Flight``), until written.
     flights: list[Any] | None = None
 
     def __init__(
