@@ -8,7 +8,6 @@ object. The session's ``get``/``get_many``/``load_rows`` and its queries load th
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,34 +18,19 @@ from couchmapper.model.base import RawDocument, attach_state, load, state_of, wi
 from couchmapper.model.registry import model_info, registry
 from couchmapper.orm.merge import without_meta
 from couchmapper.orm.notify import send
-from couchmapper.orm.pending import PendingWork
+from couchmapper.orm.part import SessionPart
 from couchmapper.orm.state import Lifecycle
-from couchmapper.orm.stats import Traffic
 
 if TYPE_CHECKING:
-    from couchmapper.orm.session import Session
+    pass
 
 __all__ = ["Loading", "class_for", "describe", "object_id"]
 
 _DELETED: Any = object()  # a pending deletion: loading the id finds nothing
 
 
-class Loading:
+class Loading(SessionPart):
     """Loads documents into one session (the identity map answers first)."""
-
-    def __init__(self, session: Session, pending: PendingWork, traffic: Traffic) -> None:
-        # Weakly: the session owns this object, and a cycle would keep a dropped session
-        # (and its receivers) alive until the cyclic garbage collector runs.
-        self._session = weakref.ref(session)
-        self.pending = pending
-        self.traffic = traffic
-
-    @property
-    def session(self) -> Session:
-        """The session (alive while its methods run)."""
-        session = self._session()
-        assert session is not None
-        return session
 
     def get(self, doc_id: str, target: type | None) -> Any:
         """The object for ``doc_id`` (loaded if not held), or None when there is none."""

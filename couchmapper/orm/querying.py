@@ -8,7 +8,6 @@ change made them stop matching; sort, skip and limit are applied after that over
 
 from __future__ import annotations
 
-import weakref
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,12 +20,11 @@ from couchmapper._types import JSONDict
 from couchmapper.exceptions import NotFoundError, QueryError
 from couchmapper.model.base import dump, state_of
 from couchmapper.model.registry import model_info
-from couchmapper.orm.pending import PendingWork
-from couchmapper.orm.stats import Traffic
+from couchmapper.orm.part import SessionPart
 from couchmapper.query import Criteria, View, compile_criteria, compile_sort
 
 if TYPE_CHECKING:
-    from couchmapper.orm.session import Session
+    pass
 
 __all__ = ["PAGE", "Find", "Querying", "Row", "ViewResult", "find_spec"]
 
@@ -187,25 +185,11 @@ class _Order:
         return [hit for _, hit in kept]
 
 
-class Querying:
+class Querying(SessionPart):
     """The queries of one session, over its backend and its pending work.
 
     The session's query methods check that it is open and autoflush, then call these.
     """
-
-    def __init__(self, session: Session, pending: PendingWork, traffic: Traffic) -> None:
-        # Weakly: the session owns this object, and a cycle would keep a dropped session
-        # (and its receivers) alive until the cyclic garbage collector runs.
-        self._session = weakref.ref(session)
-        self.pending = pending
-        self.traffic = traffic
-
-    @property
-    def session(self) -> Session:
-        """The session (alive while its methods run)."""
-        session = self._session()
-        assert session is not None
-        return session
 
     # Shared plumbing ---------------------------------------------------------------------
 

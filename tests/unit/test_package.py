@@ -24,6 +24,7 @@ LADDER: list[set[str]] = [
     {"backends"},
     {"connect", "design"},
     {"orm.pending", "orm.stats", "orm.flights", "orm.database", "orm.subscriptions"},
+    {"orm.part"},
     {"orm.querying", "orm.notify"},
     {"orm.loading"},
     {"orm.dictapi"},
