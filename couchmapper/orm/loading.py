@@ -24,7 +24,7 @@ from couchmapper.orm.state import Lifecycle
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Loading", "class_for", "describe", "object_id"]
+__all__ = ["Loading", "class_for", "describe", "get_arguments", "object_id"]
 
 _DELETED: Any = object()  # a pending deletion: loading the id finds nothing
 
@@ -104,6 +104,25 @@ class Loading(SessionPart):
             obj = found[doc_id] if doc_id in found else self.lookup(doc_id)  # {} is falsy
             result.append(None if obj is None else self.check_type(obj, cls))
         return result
+
+
+def get_arguments(cls: type | str, doc_id: str | None) -> tuple[str, type | None]:
+    """``(doc_id, class or None)`` from ``get(Class, id)`` or ``get(id)``.
+
+    Raises:
+        TypeError: two ids, or an id that is not a str.
+    """
+    if isinstance(cls, str):
+        if doc_id is not None:
+            msg = "get() takes (Class, id) or (id), not two ids"
+            raise TypeError(msg)
+        doc_id, target = cls, None
+    else:
+        target = cls
+    if not isinstance(doc_id, str):
+        msg = f"get() needs a document id (str), not {type(doc_id).__name__}"
+        raise TypeError(msg)
+    return doc_id, target
 
 
 def object_id(obj: Obj) -> str | None:

@@ -26,7 +26,7 @@ from couchmapper.query import Criteria, View, compile_criteria, compile_sort
 if TYPE_CHECKING:
     pass
 
-__all__ = ["PAGE", "Find", "Querying", "Row", "ViewResult", "find_spec"]
+__all__ = ["PAGE", "Find", "Querying", "Row", "ViewResult", "find_spec", "split_view_name"]
 
 PAGE = 1000
 
@@ -502,3 +502,14 @@ T = TypeVar("T")
 def _window(items: list[T], skip: int | None, limit: int | None) -> list[T]:
     start = skip or 0
     return items[start : start + limit] if limit is not None else items[start:]
+
+
+def split_view_name(name: str) -> tuple[str, str]:
+    """``"ddoc/view"`` or ``"_design/ddoc/_view/view"`` (python-couchdb's forms) -> parts."""
+    parts = name.split("/")
+    if len(parts) == 4 and parts[0] == "_design" and parts[2] == "_view":
+        return parts[1], parts[3]
+    if len(parts) == 2 and all(parts):
+        return parts[0], parts[1]
+    msg = f"view name must be 'ddoc/view' or '_design/ddoc/_view/view', not {name!r}"
+    raise ValueError(msg)

@@ -30,11 +30,18 @@ from couchmapper.orm.database import as_backend
 from couchmapper.orm.dictapi import all_ids, object_from_dict, pending_count, set_body
 from couchmapper.orm.flush import FlushRun, has_changes
 from couchmapper.orm.identity import IdentityMap, StrongIdentityMap, WeakIdentityMap
-from couchmapper.orm.loading import Loading, describe, object_id
+from couchmapper.orm.loading import Loading, describe, get_arguments, object_id
 from couchmapper.orm.merge import WriteResult, without_meta
 from couchmapper.orm.notify import forget_new
 from couchmapper.orm.pending import PendingWork
-from couchmapper.orm.querying import PAGE, Querying, Row, ViewResult, find_spec
+from couchmapper.orm.querying import (
+    PAGE,
+    Querying,
+    Row,
+    ViewResult,
+    find_spec,
+    split_view_name,
+)
 from couchmapper.orm.state import InstanceState, Lifecycle
 from couchmapper.orm.stats import SessionStats, Traffic
 from couchmapper.orm.subscriptions import Subscriptions
@@ -337,17 +344,7 @@ class Session:
                 type unrelated to ``cls``.
         """
         self._check_open()
-        if isinstance(cls, str):
-            if doc_id is not None:
-                msg = "get() takes (Class, id) or (id), not two ids"
-                raise TypeError(msg)
-            doc_id, target = cls, None
-        else:
-            target = cls
-        if not isinstance(doc_id, str):
-            msg = f"get() needs a document id (str), not {type(doc_id).__name__}"
-            raise TypeError(msg)
-        return self._loading.get(doc_id, target)
+        return self._loading.get(*get_arguments(cls, doc_id))
 
     def get_many(self, cls: type[D] | None, ids: Sequence[str]) -> list[Any]:
         """Return the documents with these ids in order (None for missing), in one request."""
@@ -545,7 +542,7 @@ class Session:
             changes may make the answer out of date.
         """
         if isinstance(view, str):
-            view = "/".join(_split_view_name(view))  # also python-couchdb's long form
+            view = "/".join(split_view_name(view))  # also python-couchdb's long form
         self._prepare_query()
         return self._queries.view(view, **options)
 
@@ -622,14 +619,3 @@ class Session:
             return FlushRun(self, self.pending, self._traffic, progress).run()
         finally:
             self.pending.flushing = False
-
-
-def _split_view_name(name: str) -> tuple[str, str]:
-    """``"ddoc/view"`` or ``"_design/ddoc/_view/view"`` (python-couchdb's forms) -> parts."""
-    parts = name.split("/")
-    if len(parts) == 4 and parts[0] == "_design" and parts[2] == "_view":
-        return parts[1], parts[3]
-    if len(parts) == 2 and all(parts):
-        return parts[0], parts[1]
-    msg = f"view name must be 'ddoc/view' or '_design/ddoc/_view/view', not {name!r}"
-    raise ValueError(msg)
