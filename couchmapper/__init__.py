@@ -1,9 +1,8 @@
 """couchmapper: typed documents, change tracking and a unit-of-work session for CouchDB."""
 
 from couchmapper import query, signals
-from couchmapper._queries import ViewResult, sync_design
 from couchmapper.connect import connect
-from couchmapper.document import Document, Embedded, Field, RawDocument, changes, dump, field, load
+from couchmapper.design import sync_design
 from couchmapper.exceptions import (
     BackendError,
     BackendUnavailable,
@@ -20,11 +19,15 @@ from couchmapper.exceptions import (
     SessionStateError,
     ValidationError,
 )
+from couchmapper.model.base import Document, Embedded, RawDocument, changes, dump, load
+from couchmapper.model.fields import Field, field
+from couchmapper.orm.merge import WriteResult
+from couchmapper.orm.querying import Row, ViewResult
+from couchmapper.orm.session import Session
+from couchmapper.orm.state import Lifecycle
+from couchmapper.orm.stats import SessionStats
 from couchmapper.query import Expression, Index, View, and_, or_
-from couchmapper.session import Row, Session, SessionStats
-from couchmapper.state import Lifecycle
 from couchmapper.tracking import MISSING, Change, ChangeList, apply_json_patch
-from couchmapper.unitofwork import WriteResult
 
 __all__ = [
     "MISSING",

@@ -18,7 +18,7 @@ from mypy.types import Instance, Type
 
 __all__ = ["CouchMapperPlugin", "plugin"]
 
-_BASES = ("couchmapper.document.Document", "couchmapper.document.Embedded")
+_BASES = ("couchmapper.model.base.Document", "couchmapper.model.base.Embedded")
 _FIELD_TYPE = "couchmapper.query.NestedFieldPath"
 
 

@@ -23,8 +23,9 @@ from typing import Any
 import attrs
 
 from couchmapper import mango
-from couchmapper.conversion import codec_for, model_info
 from couchmapper.exceptions import QueryError
+from couchmapper.model.conversion import codec_for
+from couchmapper.model.registry import model_info
 from couchmapper.tracking import PathKey
 
 __all__ = [
@@ -45,7 +46,7 @@ def _escape(key: PathKey) -> str:
 
 
 def _literal(value: Any) -> Any:
-    from couchmapper.conversion import to_json
+    from couchmapper.model.conversion import to_json
 
     return to_json(value)
 
@@ -512,9 +513,9 @@ def design_name(cls: type) -> str:
 
 
 def declared_indexes(cls: type) -> list[Index]:
-    """The indexes declared on a class (its ``Meta.indexes``)."""
-    meta = getattr(cls, "Meta", None)
-    return list(getattr(meta, "indexes", ()))
+    """The indexes declared on a class (its ``Meta.indexes``, read when it was defined)."""
+    info = model_info(cls)
+    return list(info.indexes) if info is not None else []
 
 
 def declared_views(cls: type) -> dict[str, View]:

@@ -1,8 +1,8 @@
 """Every signal couchmapper sends, declared once (blinker).
 
 Document signals have the document's class as sender (a raw dict document has
-:class:`~couchmapper.document.RawDocument`); a receiver connected to a base class, including
-:class:`~couchmapper.document.Document`, also fires for its subclasses. Session signals have
+:class:`~couchmapper.model.base.RawDocument`); a receiver connected to a base class, including
+:class:`~couchmapper.model.base.Document`, also fires for its subclasses. Session signals have
 the session as sender.
 
 Receivers are held strongly by default, so a lambda or inner function does not disconnect
@@ -12,7 +12,9 @@ opt into weak references.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from blinker import ANY, NamedSignal, Namespace
@@ -29,8 +31,67 @@ __all__ = [
 ]
 
 
+_CONNECTIONS = itertools.count()  # stamps: which receiver was connected first, across sets
+
+
+class _ConnectionOrder(set[Any]):
+    """A set that iterates in the order its items were added: blinker's ``Signal.set_class``.
+
+    blinker files a signal's receiver ids in one set per sender and calls the union of the
+    ANY set and the sender's set; each item keeps the stamp of when it was added, so that
+    union too is in connection order.
+    """
+
+    def __init__(self, stamps: dict[Any, int] | None = None) -> None:
+        super().__init__(stamps or ())
+        self._stamps: dict[Any, int] = dict(stamps or {})
+
+    def add(self, item: Any) -> None:
+        if item not in self._stamps:
+            super().add(item)
+            self._stamps[item] = next(_CONNECTIONS)
+
+    def discard(self, item: Any) -> None:
+        super().discard(item)
+        self._stamps.pop(item, None)
+
+    def remove(self, item: Any) -> None:
+        super().remove(item)
+        del self._stamps[item]
+
+    def clear(self) -> None:
+        super().clear()
+        self._stamps.clear()
+
+    def pop(self) -> Any:
+        item = next(iter(self._stamps))
+        self.remove(item)
+        return item
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._stamps)
+
+    def __or__(self, other: AbstractSet[Any]) -> _ConnectionOrder:
+        stamps = dict(self._stamps)
+        if isinstance(other, _ConnectionOrder):
+            for item, stamp in other._stamps.items():
+                stamps[item] = min(stamp, stamps.get(item, stamp))
+        else:
+            for item in other:
+                stamps.setdefault(item, next(_CONNECTIONS))
+        return _ConnectionOrder(dict(sorted(stamps.items(), key=lambda pair: pair[1])))
+
+    def copy(self) -> _ConnectionOrder:
+        return _ConnectionOrder(self._stamps)
+
+
 class _StrongSignal(NamedSignal):
-    """A named signal whose receivers are held strongly unless ``weak=True`` is passed."""
+    """A named signal whose receivers are held strongly unless ``weak=True`` is passed.
+
+    Receivers are called in connection order (blinker's public ``set_class`` hook).
+    """
+
+    set_class = _ConnectionOrder
 
     def connect(self, receiver: Callable[..., Any], sender: Any = ANY, weak: bool = False) -> Any:
         return super().connect(receiver, sender=sender, weak=weak)
@@ -97,7 +158,7 @@ after_flush = namespace.signal(
     "after_flush",
     doc="""A flush sent its documents. Sender: the session.
 
-    Keyword arguments: ``results``, a list of :class:`~couchmapper.unitofwork.WriteResult`,
+    Keyword arguments: ``results``, a list of :class:`~couchmapper.orm.merge.WriteResult`,
     one per document of the flush: the new ``rev`` of each written document, ``error`` and
     ``reason`` of each that was not (also when the server stopped answering part way). Not
     sent when the flush had nothing to write or stopped before sending.

@@ -14,7 +14,7 @@ Used as a pytest plugin (``pytest_plugins = ["couchmapper.testing"]`` in a ``con
 this module also provides fixtures:
 
     memory_db        a fresh in-memory database (``cm.connect()``), dropped after the test
-    memory_session   a :class:`~couchmapper.session.Session` over ``memory_db``, closed after
+    memory_session   a :class:`~couchmapper.orm.session.Session` over ``memory_db``, closed after
     signal_log       every couchmapper signal sent during the test (a list of SignalCall)
 
 The fixtures need pytest; ``capture_signals`` does not.
@@ -32,7 +32,7 @@ from couchmapper import signals
 from couchmapper.backends.base import Backend
 from couchmapper.connect import connect
 from couchmapper.memory import MemoryBackend, memory_server
-from couchmapper.session import Session
+from couchmapper.orm.session import Session
 
 __all__ = ["ALL_SIGNALS", "SignalCall", "capture_signals"]
 
@@ -65,7 +65,7 @@ def capture_signals(*watched: Signal, sender: Any = ANY) -> Iterator[list[Signal
         sender: record only this sender: a document class records its subclasses too; a
             session (any object that is not a class) records its own signals and the
             document signals of its documents (whose ``session`` keyword is that session),
-            like :meth:`Session.on <couchmapper.session.Session.on>`; default: every sender.
+            like :meth:`Session.on <couchmapper.orm.session.Session.on>`; default: every sender.
 
     The receivers are connected strongly for the block and disconnected after it.
     """

@@ -55,6 +55,7 @@ __all__ = [
     "TrackedSet",
     "Tracker",
     "apply_json_patch",
+    "detach",
     "format_path",
     "locate",
     "node_parent",
@@ -76,27 +77,30 @@ class Tracker:
 
     Attributes are created lazily (class-level defaults) because a tracker is made for every
     loaded document and most documents are only read.
+
+    Its attributes are public for the tracking descriptors' hot path (``document``), which
+    inlines :meth:`set_scalar`; other code reads changes through :attr:`changes`.
     """
 
     to_json: Callable[[Any], Any] = staticmethod(json_copy)
-    _changes: list[Change] | None = None
+    log: list[Change] | None = None
     # Sets of top-level fields from one JSON scalar to another commute with every other
     # change, so they skip the ordered log: field name -> the value before the first set.
     # Only the first old value is stored; whether the field really changed (it may have been
     # set back) is decided when the changes are read, so a field set stays cheap.
-    _scalars: dict[str, Any] | None = None
-    # The current values of _scalars fields, for trackers that cannot read their object.
-    _values: dict[str, Any] | None = None
+    scalars: dict[str, Any] | None = None
+    # The current values of scalars fields, for trackers that cannot read their object.
+    scalar_values: dict[str, Any] | None = None
     # Top-level keys with entries in the ordered log (their sets must take the slow path).
-    _log_roots: set[PathKey] | frozenset[PathKey] = frozenset()
-    _reported = False
+    log_roots: set[PathKey] | frozenset[PathKey] = frozenset()
+    reported = False
 
     def current_value(self, name: str) -> Any:
         """The current value of top-level field ``name`` (subclasses read their object)."""
-        return (self._values or {}).get(name, MISSING)
+        return (self.scalar_values or {}).get(name, MISSING)
 
     def _scalar_changes(self) -> Iterator[Change]:
-        for name, old in (self._scalars or {}).items():
+        for name, old in (self.scalars or {}).items():
             new = self.current_value(name)
             if new is not MISSING and not same_json(new, old):
                 yield Change("replace", (name,), new, old)
@@ -104,17 +108,17 @@ class Tracker:
     @property
     def changes(self) -> ChangeList:
         """A copy of the compacted change log."""
-        result = ChangeList(self._changes or ())
-        if self._scalars:
+        result = ChangeList(self.log or ())
+        if self.scalars:
             result.extend(self._scalar_changes())
         return result
 
     @property
     def has_changes(self) -> bool:
         """Whether anything is recorded (a field set back to its old value is no change)."""
-        if self._changes:
+        if self.log:
             return True
-        for name, old in (self._scalars or {}).items():
+        for name, old in (self.scalars or {}).items():
             new = self.current_value(name)
             if new is not MISSING and not same_json(new, old):
                 return True
@@ -122,50 +126,51 @@ class Tracker:
 
     def reset(self) -> None:
         """Forget every change (after a flush wrote them, or a rollback undid them)."""
-        self._changes = None
-        self._scalars = None
-        self._values = None
-        self._log_roots = frozenset()
-        self._reported = False
+        self.log = None
+        self.scalars = None
+        self.scalar_values = None
+        self.log_roots = frozenset()
+        self.reported = False
 
     def on_first_change(self) -> None:
         """Called once when the first change is recorded (the owner keeps a dirty set)."""
 
-    def _report(self) -> None:
-        if not self._reported:
-            self._reported = True
+    def report_change(self) -> None:
+        """Run :meth:`on_first_change` unless it ran since the last :meth:`reset`."""
+        if not self.reported:
+            self.reported = True
             self.on_first_change()
 
     # Recording ---------------------------------------------------------------------------
 
     def can_set_scalar(self, name: str) -> bool:
         """Whether a scalar set of top-level field ``name`` may take :meth:`set_scalar`."""
-        return name not in self._log_roots
+        return name not in self.log_roots
 
     def set_scalar(self, name: str, old: Any, value: Any) -> None:
         """Record a top-level field going from one JSON scalar to another.
 
         Both values must be ``str``/``int``/``float``/``bool``/``None`` and
         :meth:`can_set_scalar` must have said yes. (Document field descriptors inline this
-        and let :meth:`current_value` read the object instead of keeping ``_values``.)
+        and let :meth:`current_value` read the object instead of keeping ``scalar_values``.)
         """
-        if self._values is None:
-            self._values = {}
-        self._values[name] = value
-        if self._scalars is None:
-            self._scalars = {}
-        if name not in self._scalars:
+        if self.scalar_values is None:
+            self.scalar_values = {}
+        self.scalar_values[name] = value
+        if self.scalars is None:
+            self.scalars = {}
+        if name not in self.scalars:
             if old.__class__ is value.__class__ and old == value:
                 return
-            self._scalars[name] = old
-            self._report()
+            self.scalars[name] = old
+            self.report_change()
 
     def record_replace(self, path: tuple[PathKey, ...], value: Any, old: Any) -> None:
         """Record that ``path`` now holds ``value`` (live) where it held ``old`` (live)."""
         to_json = self.to_json
         old_json = to_json(old)
-        if len(path) == 1 and self._scalars and path[0] in self._scalars:
-            old_json = self._scalars.pop(path[0])
+        if len(path) == 1 and self.scalars and path[0] in self.scalars:
+            old_json = self.scalars.pop(path[0])
         self._record(Change("replace", path, to_json(value), old_json))
 
     def record_add(self, path: tuple[PathKey, ...], value: Any) -> None:
@@ -177,16 +182,16 @@ class Tracker:
         self._record(Change("remove", path, MISSING, self.to_json(old)))
 
     def _record(self, change: Change) -> None:
-        if change.path and change.path[0] not in self._log_roots:
-            self._log_roots = {*self._log_roots, change.path[0]}
-        log = self._changes
+        if change.path and change.path[0] not in self.log_roots:
+            self.log_roots = {*self.log_roots, change.path[0]}
+        log = self.log
         if log is None:
-            log = self._changes = []
+            log = self.log = []
         if not log:
             if change.op == "replace" and same_json(change.value, change.old):
                 return  # e.g. sorting a sorted list
             log.append(change)
-            self._report()
+            self.report_change()
             return
         # Fast path: the previous change touched the same path (a counter being bumped).
         last = log[-1]
@@ -195,11 +200,11 @@ class Tracker:
                 log.pop()
             else:
                 log[-1] = Change("replace", change.path, change.value, last.old)
-            self._report()
+            self.report_change()
             return
         compact_into(log, change)
         if log:
-            self._report()
+            self.report_change()
 
 
 # --------------------------------------------------------------------------------------
@@ -385,7 +390,7 @@ class TrackedList(_TrackedContainer, list[Any]):
         tracker, path = self._cm_locate()
         if tracker is not None:
             tracker.record_remove((*path, position), value)
-        _detach(value)
+        detach(value)
         return value
 
     def remove(self, value: Any) -> None:
@@ -409,7 +414,7 @@ class TrackedList(_TrackedContainer, list[Any]):
         old = self[position]
         new = self._wrapped(value)
         list.__setitem__(self, position, new)
-        _detach(old)
+        detach(old)
         tracker, path = self._cm_locate()
         if tracker is not None:
             tracker.record_replace((*path, position), new, old)
@@ -474,7 +479,8 @@ def _clamp_insert(length: int, index: int) -> int:
     return min(index, length)
 
 
-def _detach(value: Any) -> None:
+def detach(value: Any) -> None:
+    """Cut ``value`` (a tracked container or embedded object) loose from its parent."""
     if isinstance(value, _TrackedContainer):
         value._cm_parent = None
     elif hasattr(value, "__dict__") and "_cm_parent" in value.__dict__:
@@ -530,14 +536,14 @@ class TrackedDict(_TrackedContainer, dict[Any, Any]):
             else:
                 tracker.record_replace((*path, key), new, old)
         if old is not MISSING and old is not new:
-            _detach(old)
+            detach(old)
 
     def __delitem__(self, key: Any) -> None:
         old = dict.pop(self, key)
         tracker, path = self._cm_locate()
         if tracker is not None:
             tracker.record_remove((*path, key), old)
-        _detach(old)
+        detach(old)
 
     _sentinel: Final = object()
 

@@ -17,7 +17,7 @@ import threading
 import time
 
 import couchmapper as cm
-from couchmapper.unitofwork import WriteResult
+from couchmapper.orm.merge import WriteResult
 
 from ._cluster import Cluster
 from .cluster_models import Tally, backend_for, docs_on, figure, generation, wait_for

@@ -17,7 +17,7 @@ import pytest
 
 import couchmapper as cm
 from couchmapper import signals
-from couchmapper.unitofwork import WriteResult
+from couchmapper.orm.merge import WriteResult
 
 from ._cluster import Cluster
 from .cluster_models import (

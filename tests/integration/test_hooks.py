@@ -23,7 +23,7 @@ from session_models import all_bodies, bulk_posts
 import couchmapper as cm
 from couchmapper import signals
 from couchmapper.backends.base import Backend, JSONDict
-from couchmapper.document import state_of
+from couchmapper.model.base import state_of
 from couchmapper.testing import SignalCall, capture_signals
 from couchmapper.tracking import TrackedDict, Tracker
 
@@ -730,7 +730,7 @@ def test_deleting_an_announced_new_document_sends_document_deleted(
     titles = sorted(b["title"] for b in all_bodies(db).values())
     assert titles == ["added x", "added y", "deleted x", "deleted y"]
     assert state_of(x).status is cm.Lifecycle.TRANSIENT  # type: ignore[union-attr]
-    assert not s._notices and not s._unnotified
+    assert not s.pending.notices and not s.pending.unnotified
 
 
 def test_flush_from_a_receiver_is_refused(connected: Callable[..., None]) -> None:
@@ -957,3 +957,30 @@ def test_delete_and_recreate_is_told_as_a_change_from_the_stored_document(
     (change,) = [c for c in calls[0].kwargs["changes"] if c.path == ("name",)]
     assert (change.old, change.value) == ("old", "new")
     assert db.get("t")["name"] == "new"
+
+
+def test_receivers_are_called_in_connection_order(connected: Callable[..., None]) -> None:
+    """Receivers of the class and of ANY run in connection order; a base class's run after."""
+    order: list[str] = []
+
+    def receiver(name: str) -> Callable[..., None]:
+        def record(sender: type, **kwargs: Any) -> None:
+            order.append(name)
+
+        record.__name__ = name
+        return record
+
+    for name, sender in [("base", Base), ("child-1", Child), ("any", None), ("child-2", Child)]:
+        connected(signals.document_added, receiver(name), sender=sender)
+    with cm.Session() as s:
+        s.add(Child(id="c"))
+        s.flush()
+        assert order == ["child-1", "any", "child-2", "base"]
+        order.clear()
+        s.add(Base(id="b"))
+    assert order == ["base", "any"]
+    assert [r.__name__ for r in signals.document_added.receivers_for(Child)] == [
+        "child-1",
+        "any",
+        "child-2",
+    ]

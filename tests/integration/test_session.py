@@ -18,7 +18,7 @@ from session_models import Bug, Note, Other, Task, all_bodies, bulk_posts, by_id
 import couchmapper as cm
 from couchmapper import signals
 from couchmapper.backends.base import Backend
-from couchmapper.document import state_of
+from couchmapper.model.base import state_of
 
 UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
 DESIGN = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -298,3 +299,51 @@ def test_concurrent_increments_converge(couch_backend: CouchDBBackend) -> None:
         assert stored[doc_id]["hits"] == threads * rounds
         assert sorted(stored[doc_id]["members"]) == expected
         assert sorted(stored[doc_id]["history"]) == expected
+
+
+# ------------------------------------------------------------------------------------------
+# Forgetting a document forgets all of its pending work.
+
+
+def _recorded_bulk_docs(backend: Backend) -> list[list[dict[str, Any]]]:
+    """Record every ``bulk_docs`` payload the backend is given from now on (a copy of each)."""
+    sent: list[list[dict[str, Any]]] = []
+    original = backend.bulk_docs
+
+    def recording(docs: Sequence[dict[str, Any]], *, new_edits: bool = True) -> Any:
+        sent.append([dict(doc) for doc in docs])
+        return original(docs, new_edits=new_edits)
+
+    backend.bulk_docs = recording  # type: ignore[method-assign]
+    return sent
+
+
+def test_expunge_after_recreate_then_rebase(backend: Backend) -> None:
+    """delete + add of one id, then expunge: a later edit of the id rebases as any other."""
+    seed(backend, counter("c", name="start"))
+    s = cm.Session(backend, conflict="rebase")
+    old = s.get(Counter, "c")
+    assert old is not None
+    s.delete(old)
+    replacement = s.add(Counter(id="c", name="replacement"))
+    s.expunge(replacement)
+    again = s.get(Counter, "c")
+    assert again is not None and again is not old and again.name == "start"
+    loaded_rev = again.rev
+    again.label = "mine"
+    edit_elsewhere(backend, "c", name="theirs")
+    their_rev = backend.get("c")["_rev"]
+    sent = _recorded_bulk_docs(backend)
+    s.flush()
+    assert [[(d["_id"], d["_rev"], d["name"], d["label"]) for d in docs] for docs in sent] == [
+        [("c", loaded_rev, "start", "mine")],
+        [("c", their_rev, "theirs", "mine")],
+    ]
+    assert all_bodies(backend)["c"] == {
+        **counter("c", name="theirs", label="mine"),
+        "hits": 0,
+        "members": [],
+        "history": [],
+        "best": 0,
+    }
+    assert again.rev == backend.get("c")["_rev"] and s.stats().dirty == 0

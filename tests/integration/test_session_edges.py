@@ -5,15 +5,17 @@ by other writers, re-adding deleted objects, rollback of a re-creation, nested m
 from __future__ import annotations
 
 import gc
+import weakref
 from typing import Any
 
 import pytest
 from _proxy import RecordingProxy
-from session_models import Counter, Task, all_bodies
+from session_models import Counter, Pinned, Task, all_bodies
 
 import couchmapper as cm
+from couchmapper import signals
 from couchmapper.backends.base import Backend
-from couchmapper.document import state_of
+from couchmapper.model.base import state_of
 
 
 class Stats(cm.Embedded):
@@ -439,3 +441,25 @@ def test_iterating_a_session_gives_document_ids(backend: Backend) -> None:
     s.delete(s.get(Task, "d1"))
     s.add(Task(title="n", id="new"))
     assert sorted(s) == ["d0", "d2", "new"]
+
+
+def test_a_dropped_session_is_freed_without_the_cycle_collector(backend: Backend) -> None:
+    """A session that loaded, queried and flushed is freed (receivers gone) once dropped."""
+    backend.bulk_docs([{"_id": "p", "type": "session-pinned", "value": 1}])
+    gc.collect()
+    gc.disable()  # scalar-only documents: nothing but reference counts may free the session
+    try:
+        s = cm.Session(backend)
+        s.on(signals.after_flush)(lambda sender, **kwargs: None)
+        found = [s.get(Pinned, "p"), *s.find(Pinned)]  # no assert here: it keeps its values
+        s.flush()
+        loaded = len(found)
+        del found
+        before = len(signals.after_flush.receivers)
+        dropped = weakref.ref(s)
+        del s
+        assert dropped() is None
+        assert len(signals.after_flush.receivers) == before - 1
+        assert loaded == 2
+    finally:
+        gc.enable()

@@ -13,8 +13,8 @@ from _proxy import RecordingProxy
 from session_models import Counter, Task, all_bodies, bulk_posts
 
 import couchmapper as cm
+from couchmapper._types import ConflictPolicy
 from couchmapper.backends.base import Backend
-from couchmapper.unitofwork import ConflictPolicy
 
 POLICIES: list[ConflictPolicy] = ["raise", "rebase", "overwrite"]
 

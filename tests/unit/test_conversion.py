@@ -12,7 +12,7 @@ import pytest
 from models import Address, Color, Everything, Geo, Person, Priority
 
 import couchmapper as cm
-from couchmapper.conversion import codec_for, converter
+from couchmapper.model.conversion import codec_for, converter
 
 
 def load_everything(**fields: Any) -> Everything:

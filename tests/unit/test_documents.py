@@ -22,7 +22,9 @@ from models import (
 )
 
 import couchmapper as cm
-from couchmapper.document import Field, registry, state_of
+from couchmapper.model.base import state_of
+from couchmapper.model.fields import Field
+from couchmapper.model.registry import registry
 
 
 def test_documents_are_attrs_classes() -> None:

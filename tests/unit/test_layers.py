@@ -23,19 +23,6 @@ import couchmapper as cm
 PACKAGE = Path(cm.__file__).parent
 ROOT = "couchmapper"
 
-# Issue 10 counts a circle on the session side (session, _flush, _hooks, _queries); its
-# redesign removes it on another branch. That circle runs through `if TYPE_CHECKING:` imports,
-# which this test leaves out, so at runtime there is none today and the set is empty. Edges
-# among the modules named here would be ignored by the cycle check: delete the constant (and
-# its use) once the session redesign is merged.
-KNOWN_ORM_CYCLE_MODULES: frozenset[str] = frozenset()
-
-# Reads of another module's private names that predate this test, on the model side (which
-# its own redesign owns). Delete an entry when it is gone; add none.
-KNOWN_PRIVATE_READS: frozenset[str] = frozenset(
-    {"couchmapper.document imports couchmapper.tracking._detach"}
-)
-
 
 class Rule(NamedTuple):
     """Modules under ``importers`` may import couchmapper modules under ``allowed`` only."""
@@ -208,15 +195,7 @@ def test_function_level_imports_count() -> None:
 
 def test_no_import_cycles() -> None:
     """No couchmapper module imports itself back, through any chain of imports."""
-    graph = {
-        module: {
-            target
-            for target in targets
-            if not (module in KNOWN_ORM_CYCLE_MODULES and target in KNOWN_ORM_CYCLE_MODULES)
-        }
-        for module, targets in GRAPH.items()
-    }
-    cycle = _find_cycle(graph)
+    cycle = _find_cycle(GRAPH)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
@@ -270,7 +249,7 @@ def test_no_module_reads_another_modules_private_names() -> None:
                 and not node.attr.startswith("__")
             ):
                 broken.append(f"{module} reads {node.value.id}.{node.attr}")
-    assert sorted(set(broken) - KNOWN_PRIVATE_READS) == []
+    assert sorted(broken) == []
 
 
 def test_import_couchmapper_does_not_load_the_http_facade() -> None:

@@ -9,7 +9,7 @@ from models import Address, Geo, Person
 
 import couchmapper as cm
 from couchmapper import MISSING, Change
-from couchmapper.document import state_of
+from couchmapper.model.base import state_of
 from couchmapper.tracking import TrackedDict, TrackedList, Tracker, apply_json_patch, to_pointer
 
 BASE: dict[str, Any] = {

@@ -7,15 +7,15 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from couchmapper.tracking import MISSING, Change, PathKey
-from couchmapper.unitofwork import (
-    MergeRule,
+from couchmapper._types import MergeRule
+from couchmapper.orm.merge import (
     WriteResult,
     changed_paths,
     landed,
     rebase,
     results_in_order,
 )
+from couchmapper.tracking import MISSING, Change, PathKey
 
 Rule = tuple[tuple[PathKey, ...], MergeRule] | None
 

@@ -13,7 +13,7 @@ import couchmapper as cm
 from couchmapper import signals
 from couchmapper.backends.base import JSONDict
 from couchmapper.backends.memory import MemoryBackend, MemoryServer
-from couchmapper.unitofwork import WriteResult, results_in_order
+from couchmapper.orm.merge import WriteResult, results_in_order
 
 
 class Note(cm.Document):

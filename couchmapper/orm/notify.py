@@ -11,29 +11,27 @@ does not notify the same changes twice; a notification cut short by a receiver t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from blinker import Signal
 
 from couchmapper import signals
-from couchmapper.backends.base import JSONDict
-from couchmapper.document import dump, state_of
+from couchmapper._types import JSONDict, Obj
 from couchmapper.exceptions import HookLimitError, ValidationError
-from couchmapper.state import InstanceState, Lifecycle
+from couchmapper.model.base import dump, state_of
+from couchmapper.orm.merge import changes_between, without_meta
+from couchmapper.orm.state import InstanceState, Lifecycle
 from couchmapper.tracking import MISSING, Change, ChangeList, PathKey
-from couchmapper.unitofwork import changes_between, without_meta
 
 if TYPE_CHECKING:
-    from couchmapper.session import Session
+    from couchmapper.orm.pending import PendingWork
+    from couchmapper.orm.session import Session
 
-__all__ = ["Delivery", "Notice", "disconnect_all", "forget_new", "run_hooks", "send"]
-
-Obj = Any  # a Document or a RawDocument
+__all__ = ["Delivery", "Notice", "forget_new", "run_hooks", "send"]
 
 
-def run_hooks(session: Session) -> None:
+def run_hooks(session: Session, pending: PendingWork) -> None:
     """Notify receivers of every document changed since its last notification, in rounds.
 
     A round notifies what the previous one left; receivers' edits are picked up by the
@@ -44,60 +42,72 @@ def run_hooks(session: Session) -> None:
         # Nobody listens: nothing to tell, and no notification to record. Documents stay
         # queued until written, so a receiver connected before a retry still hears of them.
         return
-    watch: _Watch | None = None
+    limit = session.hook_rounds
+    hooks = _Round(session, pending)
     try:
         recheck = True  # first round: pick up edits made since an earlier (failed) flush
-        for round_no in range(session.hook_rounds + 1):
+        for round_no in range(limit + 1):
             if recheck:
-                _collect_changed_notices(session)
-            if not session._unnotified:
+                _collect_changed_notices(session, pending)
+            if not pending.unnotified:
                 return
-            if round_no == session.hook_rounds:
+            if round_no == limit:
                 break
-            if watch is None and round_no >= session.hook_rounds - _WATCHED_ROUNDS:
+            if hooks.watch is None and round_no >= limit - _WATCHED_ROUNDS:
                 # Watch who edits in the last few rounds: a cycle's receivers, to name them.
-                watch = _Watch(session)
-            session._receivers_ran = False
-            for doc_id in list(session._unnotified):
-                obj = session._unnotified.pop(doc_id, None)
+                hooks.watch = _Watch(session, pending)
+            hooks.receivers_ran = False
+            for doc_id in list(pending.unnotified):
+                obj = pending.take_unnotified(doc_id)
                 if obj is None:
                     continue  # a receiver expunged it, or deleted it before it was written
                 try:
-                    _notify(session, doc_id, obj, watch)
+                    _notify(hooks, doc_id, obj)
                 except BaseException:
                     # Not (fully) delivered: the next flush delivers the rest (and the round's).
-                    session._unnotified.setdefault(doc_id, obj)
+                    pending.requeue(doc_id, obj)
                     raise
             # Only receivers can have changed documents during a round.
-            recheck = session._receivers_ran
-        producers = watch.producers if watch is not None else []
-        raise HookLimitError(session.hook_rounds, list(dict.fromkeys(producers)))
+            recheck = hooks.receivers_ran
+        producers = hooks.watch.producers if hooks.watch is not None else []
+        raise HookLimitError(limit, list(dict.fromkeys(producers)))
     finally:
-        if watch is not None:
-            watch.stop()
+        if hooks.watch is not None:
+            hooks.watch.stop()
 
 
-def _collect_changed_notices(session: Session) -> None:
+@attrs.define(eq=False)
+class _Round:
+    """One run of hook rounds: whether receivers ran this round, and the watch if any."""
+
+    session: Session
+    pending: PendingWork
+    watch: _Watch | None = None
+    receivers_ran: bool = False
+
+
+def _collect_changed_notices(session: Session, pending: PendingWork) -> None:
     """Queue notified documents that changed again since (re-sets of a field included)."""
-    for doc_id, notice in session._notices.items():
-        if doc_id in session._unnotified:
+    for doc_id, notice in list(pending.notices.items()):
+        if doc_id in pending.unnotified:
             continue
         state = state_of(notice.obj)
         if state is None or state.session is not session:
             continue
         deleted = state.status is Lifecycle.DELETED
         if (deleted and not notice.deleted) or (not deleted and state.changes != notice.changes):
-            session._unnotified[doc_id] = notice.obj
+            pending.queue(doc_id, notice.obj)
 
 
-def _notify(session: Session, doc_id: str, obj: Obj, watch: _Watch | None) -> None:
+def _notify(hooks: _Round, doc_id: str, obj: Obj) -> None:
     """Deliver the one signal ``obj`` is due (if any), then record what receivers were told."""
-    notice = session._notices.get(doc_id)
+    session, pending = hooks.session, hooks.pending
+    notice = pending.notices.get(doc_id)
     if notice is not None and (notice.dropped or notice.obj is not obj):
         if notice.dropped:
             # A new document deleted before it was written, after its document_added: its
             # document_deleted (before any object that took its id is announced as added).
-            _complete(session, doc_id, notice, watch)
+            _complete(hooks, doc_id, notice)
         notice = None
     state = state_of(obj)
     if state is None or state.session is not session:
@@ -108,10 +118,10 @@ def _notify(session: Session, doc_id: str, obj: Obj, watch: _Watch | None) -> No
         notice.delivery = _due(notice, obj, state)
         if notice.delivery is None:
             notice.changes = state.changes
-            session._notices[doc_id] = notice
+            pending.set_notice(doc_id, notice)
             return
-    session._notices[doc_id] = notice
-    _complete(session, doc_id, notice, watch)
+    pending.set_notice(doc_id, notice)
+    _complete(hooks, doc_id, notice)
 
 
 def _due(notice: Notice, obj: Obj, state: InstanceState) -> Delivery | None:
@@ -144,7 +154,7 @@ def _due(notice: Notice, obj: Obj, state: InstanceState) -> Delivery | None:
     return Delivery(signal, changes, current, snapshot)
 
 
-def _complete(session: Session, doc_id: str, notice: Notice, watch: _Watch | None) -> None:
+def _complete(hooks: _Round, doc_id: str, notice: Notice) -> None:
     """Deliver ``notice.delivery`` to every receiver that has not had it yet, then record it.
 
     A receiver that raises stops the delivery; the ones that returned are remembered, so
@@ -153,7 +163,7 @@ def _complete(session: Session, doc_id: str, notice: Notice, watch: _Watch | Non
     delivery = notice.delivery
     assert delivery is not None
     obj = notice.obj
-    _deliver(session, delivery, type(obj), watch, session=session, document=obj)
+    _deliver(hooks, delivery, type(obj), session=hooks.session, document=obj)
     notice.delivery = None
     if delivery.signal is signals.document_added or delivery.replaces:
         notice.added = True
@@ -161,13 +171,11 @@ def _complete(session: Session, doc_id: str, notice: Notice, watch: _Watch | Non
         notice.deleted = True
     notice.changes = delivery.log
     notice.snapshot = delivery.snapshot
-    if notice.dropped and session._notices.get(doc_id) is notice:
-        del session._notices[doc_id]  # never written, now gone: nothing more to tell
+    if notice.dropped and hooks.pending.notices.get(doc_id) is notice:
+        hooks.pending.drop_notice(doc_id)  # never written, now gone: nothing more to tell
 
 
-def _deliver(
-    owner: Session, delivery: Delivery, cls: type, watch: _Watch | None, /, **kwargs: Any
-) -> None:
+def _deliver(hooks: _Round, delivery: Delivery, cls: type, /, **kwargs: Any) -> None:
     """Call each receiver of the delivery's signal for ``cls`` not called yet (once each).
 
     Base-class receivers included. With ``watch`` (the last allowed rounds), note the
@@ -175,26 +183,27 @@ def _deliver(
     """
     if not delivery.signal.receivers:
         return
+    watch = hooks.watch
     for receiver in _receivers(delivery.signal, cls):
-        key = _receiver_key(receiver)
-        if key in delivery.delivered:
+        # A weakly connected bound method is a new object each time, but an equal one.
+        if receiver in delivery.delivered:
             continue
-        owner._receivers_ran = True
+        hooks.receivers_ran = True
         if watch is None:
             receiver(cls, changes=delivery.changes, **kwargs)
         elif watch.call(receiver, cls, changes=delivery.changes, **kwargs):
             watch.producers.append(_receiver_name(receiver))
-        delivery.delivered[key] = receiver
+        delivery.delivered.append(receiver)
 
 
-def forget_new(session: Session, doc_id: str, obj: Obj) -> None:
+def forget_new(pending: PendingWork, doc_id: str, obj: Obj) -> None:
     """Hook bookkeeping of a new document deleted before it was written (the session drops it).
 
     Nothing is written for it; but receivers that were told ``document_added`` (by a flush
     that then failed) get ``document_deleted`` at the next flush, so they can undo what they
     did (an audit entry, a counter).
     """
-    notice = session._notices.get(doc_id)
+    notice = pending.notices.get(doc_id)
     if notice is not None and notice.obj is obj and not notice.dropped:
         # Announced, even if a receiver error cut its document_added short.
         announced = notice.added or (
@@ -207,13 +216,13 @@ def forget_new(session: Session, doc_id: str, obj: Obj) -> None:
             notice.delivery = Delivery(
                 signals.document_deleted, _since(notice, current), current, notice.snapshot
             )
-            session._unnotified[doc_id] = obj
+            pending.queue(doc_id, obj)
             return
     if notice is not None and notice.dropped:
-        session._unnotified[doc_id] = notice.obj  # an earlier object of this id: still to tell
+        pending.queue(doc_id, notice.obj)  # an earlier object of this id: still to tell
         return
-    session._unnotified.pop(doc_id, None)
-    session._notices.pop(doc_id, None)
+    pending.unqueue(doc_id)
+    pending.drop_notice(doc_id)
 
 
 @attrs.define(eq=False)
@@ -228,7 +237,7 @@ class Delivery:
     changes: ChangeList  # what receivers are told
     log: ChangeList  # the document's change log when the notification was made
     snapshot: JSONDict | None  # the JSON then (old values of the next notification)
-    delivered: dict[Hashable, Any] = attrs.Factory(dict)  # receiver key -> receiver
+    delivered: list[Any] = attrs.Factory(list)  # the receivers called
     replaces: bool = False  # the document_changed of a delete + re-create (counts as added)
 
 
@@ -256,16 +265,17 @@ class _Watch:
     """Who edits documents during the watched (last allowed) rounds, at the cost of the edits.
 
     Receivers change documents through the session (``add``, ``delete``, the first change
-    of a clean document: each queues the document in ``session._unnotified``, which is
-    swapped for a :class:`_Queue` that notes it), or by editing a document that already has
+    of a clean document: each queues the document for notification, which the pending
+    work's ``queued_observer`` reports here), or by editing a document that already has
     changes, which tells the session nothing. For those, the states of documents with
     pending work switch to a subclass whose change-log attributes note each access; after a
     receiver returns, only the documents it touched are compared with what they were. So a
     receiver call costs what it touches, never a scan of every pending document.
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, pending: PendingWork) -> None:
         self.session = session
+        self.pending = pending
         self.producers: list[str] = []
         self.recording = False
         self.touched: dict[int, InstanceState] = {}
@@ -273,12 +283,17 @@ class _Watch:
         # Watched states: id -> (state, its class before, (status, changes) last seen).
         self.states: dict[int, tuple[InstanceState, type, tuple[Lifecycle, ChangeList]]] = {}
         _WATCHES[id(session)] = self
-        session._unnotified = _Queue(session._unnotified, self)
-        for table in (session._new, session._dirty, session._deleted, session._unnotified):
+        pending.queued_observer = self.queued_by_receiver
+        for table in (pending.new, pending.dirty, pending.deleted, pending.unnotified):
             for obj in table.values():
                 self.watch(obj)
-        for notice in session._notices.values():
+        for notice in pending.notices.values():
             self.watch(notice.obj)
+
+    def queued_by_receiver(self, obj: Obj) -> None:
+        """A document was queued for notification (noted while a receiver runs)."""
+        if self.recording:
+            self.queued.append(obj)
 
     def watch(self, obj: Obj) -> bool:
         """Start watching ``obj``'s state (or refresh what was last seen); whether it changed."""
@@ -322,7 +337,7 @@ class _Watch:
         for state, original, _seen in self.states.values():
             state.__class__ = original
         self.states.clear()
-        self.session._unnotified = dict(self.session._unnotified)
+        self.pending.queued_observer = None
         if _WATCHES.get(id(self.session)) is self:
             del _WATCHES[id(self.session)]
 
@@ -330,22 +345,9 @@ class _Watch:
 _WATCHES: dict[int, _Watch] = {}  # id(session) -> its watch, while one runs
 
 
-class _Queue(dict[str, Any]):
-    """``session._unnotified`` while watched: notes every document queued by a receiver."""
-
-    def __init__(self, items: dict[str, Any], watch: _Watch) -> None:
-        super().__init__(items)
-        self.watch = watch
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        if self.watch.recording:
-            self.watch.queued.append(value)
-
-
 _WATCHED_CLASSES: dict[type, type] = {}
 _UNWATCHED: dict[type, type] = {}
-_CHANGE_LOG_ATTRIBUTES = ("_changes", "_scalars", "_values", "_log_roots")
+_CHANGE_LOG_ATTRIBUTES = ("log", "scalars", "scalar_values", "log_roots")
 
 
 def _watched_class(cls: type) -> type:
@@ -469,39 +471,15 @@ def _notified_value(notice: Notice, path: tuple[PathKey, ...]) -> tuple[Any] | N
     return None
 
 
-def disconnect_all(subscriptions: list[tuple[Signal, Callable[..., Any]]]) -> None:
-    for signal, receiver in subscriptions:
-        signal.disconnect(receiver)
-    subscriptions.clear()
-
-
 def _receivers(signal: Signal, cls: type) -> list[Any]:
-    """Receivers for ``cls``, its base classes and ANY, each once, in connection order.
+    """Receivers for ``cls``, its base classes and ANY, each once, in a stable order.
 
-    blinker yields a sender's receivers from a set; the order is made stable (the order they
-    were connected in) so that a flush behaves the same on every run.
+    couchmapper's signals keep their receivers in ordered sets (blinker's public
+    ``Signal.set_class``), so blinker yields those connected to ANY and to ``cls`` in
+    connection order; the receivers of each base class follow, nearest base first. A flush
+    behaves the same on every run.
     """
-    found: dict[Hashable, Any] = {}
-    for base in cls.__mro__:
-        for receiver in signal.receivers_for(base):
-            found.setdefault(_receiver_key(receiver), receiver)
-    position = {receiver_id: index for index, receiver_id in enumerate(signal.receivers)}
-    return sorted(found.values(), key=lambda r: position.get(_blinker_id(r), len(position)))
-
-
-def _blinker_id(receiver: Any) -> Hashable:
-    """The key blinker files a receiver under in ``Signal.receivers`` (its ``make_id``)."""
-    if isinstance(receiver, (str, int)):
-        return receiver
-    return _receiver_key(receiver)
-
-
-def _receiver_key(receiver: Any) -> Hashable:
-    """A stable key for a receiver (a weakly connected bound method is rebound each time)."""
-    func, owner = getattr(receiver, "__func__", None), getattr(receiver, "__self__", None)
-    if func is not None and owner is not None:
-        return (id(func), id(owner))
-    return id(receiver)
+    return list(dict.fromkeys(r for base in cls.__mro__ for r in signal.receivers_for(base)))
 
 
 def send(signal: Signal, cls: type, **kwargs: Any) -> None:

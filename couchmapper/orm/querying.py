@@ -10,35 +10,22 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar
 
 import attrs
 
 from couchmapper import mango
 from couchmapper._couch.collation import raw_key
-from couchmapper.backends.base import Backend, JSONDict
-from couchmapper.conversion import model_info
-from couchmapper.document import Document, dump, state_of
+from couchmapper._types import JSONDict
 from couchmapper.exceptions import NotFoundError, QueryError
-from couchmapper.query import (
-    Criteria,
-    Index,
-    View,
-    compile_criteria,
-    compile_sort,
-    declared_indexes,
-    declared_views,
-    design_name,
-)
+from couchmapper.model.base import dump, state_of
+from couchmapper.model.registry import model_info
+from couchmapper.orm.part import SessionPart
+from couchmapper.query import Criteria, View, compile_criteria, compile_sort
 
-if TYPE_CHECKING:
-    from couchmapper.session import Session
+__all__ = ["PAGE", "Find", "Querying", "Row", "ViewResult", "find_spec", "split_view_name"]
 
-__all__ = ["QueryMixin", "Row", "ViewResult", "sync_design"]
-
-D = TypeVar("D", bound=Document)
-
-_PAGE = 1000
+PAGE = 1000
 
 
 @attrs.frozen
@@ -94,8 +81,8 @@ def _selector(cls: type | None, criteria: Sequence[Criteria]) -> dict[str, Any]:
 
 
 @attrs.frozen
-class _Find:
-    """One Mango query as the session runs it."""
+class Find:
+    """One Mango query as the session runs it (made by :func:`find_spec`)."""
 
     cls: type | None
     selector: dict[str, Any]
@@ -122,6 +109,19 @@ class _Find:
         if limit is not None:
             query["limit"] = limit
         return query
+
+
+def find_spec(
+    cls: type,
+    criteria: Sequence[Criteria],
+    *,
+    sort: Any,
+    fields: Sequence[Any] | None,
+    use_index: str | Sequence[str] | None,
+    partition: str | None,
+) -> Find:
+    """The query ``find(cls, *criteria, sort=..., ...)`` runs."""
+    return Find(cls, _selector(cls, criteria), compile_sort(sort), fields, use_index, partition)
 
 
 @attrs.define
@@ -182,48 +182,40 @@ class _Order:
         return [hit for _, hit in kept]
 
 
-class QueryMixin:
-    """Query methods of :class:`~couchmapper.session.Session`."""
+class Querying(SessionPart):
+    """The queries of one session, over its backend and its pending work.
 
-    backend: Backend
+    The session's query methods check that it is open and autoflush, then call these.
+    """
 
     # Shared plumbing ---------------------------------------------------------------------
 
-    def _session(self) -> Session:
-        return self  # type: ignore[return-value]
-
     def _overlay(self, cls: type | None, partition: str | None = None) -> _Overlay:
         """The pending state a query of ``cls`` sees (only ``partition``'s ids, if given)."""
-        session = self._session()
+        pending = self.pending
         prefix = None if partition is None else f"{partition}:"
         changed: dict[str, Any] = {}
-        for table in (session._new, session._dirty):
+        for table in (pending.new, pending.dirty):
             for doc_id, obj in table.items():
                 if cls is not None and not isinstance(obj, cls):
                     continue
                 if prefix is not None and not doc_id.startswith(prefix):
                     continue
                 state = state_of(obj)
-                if state is not None and (doc_id in session._new or state.has_changes):
+                if state is not None and (doc_id in pending.new or state.has_changes):
                     changed[doc_id] = obj
-        deleted = set(session._deleted)
+        deleted = set(pending.deleted)
         if prefix is not None:
             deleted = {doc_id for doc_id in deleted if doc_id.startswith(prefix)}
         return _Overlay(deleted, changed)
 
-    def _prepare_query(self) -> None:
-        session = self._session()
-        session._check_open()
-        if session.autoflush:
-            session.flush()
-
     def _run_find(self, query: JSONDict, partition: str | None) -> JSONDict:
-        session = self._session()
+        find = self.session.backend.find
         try:
             if partition is not None:
-                answer: JSONDict = session._call(self.backend.find, query, partition=partition)
+                answer: JSONDict = self.traffic.call(find, query, partition=partition)
             else:
-                answer = session._call(self.backend.find, query)
+                answer = self.traffic.call(find, query)
         except QueryError as exc:
             raise _clear_error(exc, query) from None
         return answer
@@ -251,15 +243,15 @@ class QueryMixin:
             else:
                 query["skip"] = offset
 
-    def _server_hit(self, doc: JSONDict, spec: _Find, projected: bool) -> _Hit:
+    def _server_hit(self, doc: JSONDict, spec: Find, projected: bool) -> _Hit:
         """A document from the server as a result (an object, or a dict with ``fields``)."""
         if spec.fields is None:
-            return _Hit(doc, self._session()._load(doc, spec.cls))
+            return _Hit(doc, self.session.load_rows([doc], spec.cls)[0])
         if projected:
             return _Hit(doc, doc)
         return _Hit(doc, _project(doc, _field_names(spec.fields)))
 
-    def _pending_hits(self, spec: _Find, overlay: _Overlay) -> list[_Hit]:
+    def _pending_hits(self, spec: Find, overlay: _Overlay) -> list[_Hit]:
         """The pending documents that match, matched locally (each as a result)."""
         if not overlay.changed:
             return []
@@ -274,64 +266,13 @@ class QueryMixin:
 
     # find --------------------------------------------------------------------------------
 
-    @overload
-    def find(
-        self,
-        cls: type[D],
-        *criteria: Criteria,
-        sort: Any = None,
-        limit: int | None = None,
-        skip: int | None = None,
-        fields: None = None,
-        use_index: str | Sequence[str] | None = None,
-        partition: str | None = None,
-    ) -> list[D]: ...
-    @overload
-    def find(
-        self,
-        cls: type[D],
-        *criteria: Criteria,
-        sort: Any = None,
-        limit: int | None = None,
-        skip: int | None = None,
-        fields: Sequence[Any],
-        use_index: str | Sequence[str] | None = None,
-        partition: str | None = None,
-    ) -> list[dict[str, Any]]: ...
-    def find(
-        self,
-        cls: type[D],
-        *criteria: Criteria,
-        sort: Any = None,
-        limit: int | None = None,
-        skip: int | None = None,
-        fields: Sequence[Any] | None = None,
-        use_index: str | Sequence[str] | None = None,
-        partition: str | None = None,
-    ) -> list[Any]:
-        """Documents of ``cls`` (and its subclasses) matching every criterion.
-
-        Args:
-            cls: the document class; subclasses are included, each loaded as its own class.
-            criteria: field expressions (``Person.age > 30``) or raw selector dicts.
-            sort: a field, ``field.desc()``, a name, or a list of them (needs an index).
-            limit: at most this many results (None: all of them, paged by bookmark).
-            skip: skip this many results first.
-            fields: return only these fields, as plain dicts (not identity-mapped).
-            use_index: the design document (and index name) to use.
-            partition: query one partition of a partitioned database.
-
-        Returns:
-            Identity-mapped objects (or dicts with ``fields``), pending changes included.
-        """
-        self._prepare_query()
-        spec = _Find(
-            cls, _selector(cls, criteria), compile_sort(sort), fields, use_index, partition
-        )
+    def find(self, spec: Find, limit: int | None, skip: int | None) -> list[Any]:
+        """The matches of ``spec`` (see ``Session.find``)."""
+        cls, partition, fields = spec.cls, spec.partition, spec.fields
         overlay = self._overlay(cls, partition)
         pending = overlay.is_pending()
         if limit is None:
-            found = list(self._iterate(spec, _PAGE, overlay))
+            found = list(self._iterate(spec, PAGE, overlay))
             if pending and not spec.sort:
                 # Without a sort CouchDB answers in _id order (raw code points); keep that.
                 found.sort(key=lambda item: raw_key(_id_of(item)))
@@ -355,56 +296,17 @@ class QueryMixin:
         ordered = _Order(spec.sort).arrange(hits)
         return [hit.result for hit in _window(ordered, skip, limit)]
 
-    @overload
-    def find_iter(
-        self,
-        cls: type[D],
-        *criteria: Criteria,
-        sort: Any = None,
-        batch: int = _PAGE,
-        fields: None = None,
-        use_index: str | Sequence[str] | None = None,
-        partition: str | None = None,
-    ) -> Iterator[D]: ...
-    @overload
-    def find_iter(
-        self,
-        cls: type[D],
-        *criteria: Criteria,
-        sort: Any = None,
-        batch: int = _PAGE,
-        fields: Sequence[Any],
-        use_index: str | Sequence[str] | None = None,
-        partition: str | None = None,
-    ) -> Iterator[dict[str, Any]]: ...
-    def find_iter(
-        self,
-        cls: type[D],
-        *criteria: Criteria,
-        sort: Any = None,
-        batch: int = _PAGE,
-        fields: Sequence[Any] | None = None,
-        use_index: str | Sequence[str] | None = None,
-        partition: str | None = None,
-    ) -> Iterator[Any]:
-        """Stream every match, fetching ``batch`` documents per request (bookmark paging).
+    def find_iter(self, spec: Find, batch: int) -> Iterator[Any]:
+        """A stream of the matches of ``spec``, ``batch`` documents per request."""
+        return self._iterate(spec, batch, self._overlay(spec.cls, spec.partition))
 
-        With ``sort=``, pending documents that match are merged in at their sort position as
-        the stream passes it; without, pending documents not on the server come last.
-        """
-        self._prepare_query()
-        spec = _Find(
-            cls, _selector(cls, criteria), compile_sort(sort), fields, use_index, partition
-        )
-        return self._iterate(spec, batch, self._overlay(cls, partition))
-
-    def _iterate(self, spec: _Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
+    def _iterate(self, spec: Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
         if batch < 1:
             msg = "batch must be at least 1"
             raise ValueError(msg)
         return self._stream(spec, batch, overlay)
 
-    def _stream(self, spec: _Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
+    def _stream(self, spec: Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
         order = _Order(spec.sort)
         pending = self._pending_hits(spec, overlay)
         if order.sorted:
@@ -440,19 +342,11 @@ class QueryMixin:
         for hit in pending_by_id.values():
             yield hit.result
 
-    def first(
-        self, cls: type[D], *criteria: Criteria, sort: Any = None, partition: str | None = None
-    ) -> D | None:
-        """The first match (in ``sort`` order), or None."""
-        found = self.find(cls, *criteria, sort=sort, limit=1, partition=partition)
-        return found[0] if found else None
-
-    def count(self, cls: type[D], *criteria: Criteria, partition: str | None = None) -> int:
+    def count(self, cls: type, *criteria: Criteria, partition: str | None = None) -> int:
         """How many documents match, pending changes included."""
-        self._prepare_query()
         selector = _selector(cls, criteria)
         overlay = self._overlay(cls, partition)
-        query: JSONDict = {"selector": selector, "fields": ["_id"], "limit": _PAGE}
+        query: JSONDict = {"selector": selector, "fields": ["_id"], "limit": PAGE}
         server_ids: set[str] = set()
         for docs in self._pages(query, partition):
             server_ids.update(doc["_id"] for doc in docs if "_id" in doc)
@@ -462,32 +356,11 @@ class QueryMixin:
             total += sum(1 for obj in overlay.changed.values() if matches(dump(obj)))
         return total
 
-    def all(
-        self, cls: type[D], *, sort: Any = None, batch: int = _PAGE, partition: str | None = None
-    ) -> Iterator[D]:
-        """Stream every document of ``cls`` (and subclasses), ``batch`` per request.
-
-        ``sort=`` as for :meth:`find` (pending documents merged in at their sort position).
-        """
-        return self.find_iter(cls, sort=sort, batch=batch, partition=partition)
-
     # views -------------------------------------------------------------------------------
 
     def view(self, view: View | str, **options: Any) -> ViewResult:
-        """Query a design-document view; rows' ``doc`` are identity-mapped objects.
-
-        Args:
-            view: a :class:`~couchmapper.query.View` declared on a class, or ``"ddoc/view"``.
-            options: CouchDB's view options (``key``, ``startkey``, ``endkey``, ``keys``,
-                ``include_docs``, ``reduce``, ``group_level``, ``limit``, ``descending``...,
-                and ``partition``).
-
-        Returns:
-            The rows; pending deletions are dropped, and ``stale`` tells whether pending
-            changes may make the answer out of date.
-        """
-        self._prepare_query()
-        session = self._session()
+        """Query a design-document view; pending deletions dropped, ``stale`` set."""
+        session = self.session
         if isinstance(view, View):
             if view.owner is None or view.design is None:
                 msg = "the view is not declared on a document class"
@@ -500,7 +373,7 @@ class QueryMixin:
         if options.get("partition") is None:
             options.pop("partition", None)
         try:
-            answer = session._call(session.backend.view, ddoc, name, keys=keys, **options)
+            answer = self.traffic.call(session.backend.view, ddoc, name, keys=keys, **options)
         except QueryError as exc:
             raise QueryError(
                 exc.error, f"view {ddoc}/{name}: {exc.reason}", exc.status or 400
@@ -524,7 +397,7 @@ class QueryMixin:
             obj = None
             if isinstance(doc, dict) and "_id" in doc:
                 target = cls if cls is not None and _is_instance_doc(doc, cls) else None
-                obj = session._load(doc, target)
+                obj = session.load_rows([doc], target)[0]
             result.append(Row(doc_id, row.get("key"), row.get("value"), obj))
         return result
 
@@ -628,76 +501,12 @@ def _window(items: list[T], skip: int | None, limit: int | None) -> list[T]:
     return items[start : start + limit] if limit is not None else items[start:]
 
 
-# --------------------------------------------------------------------------------------
-# Design documents.
-
-
-def sync_design(db: Backend | Session, *classes: type) -> dict[str, str]:
-    """Create or update the indexes and views declared on ``classes``, idempotently.
-
-    Indexes go to ``_design/cm-<type>-idx`` (Mango), views to ``_design/cm-<type>``
-    (JavaScript). A design document whose views are already as declared is not written
-    again (no new revision).
-
-    Returns:
-        What happened, keyed ``"_design/<ddoc>/<index name>"`` for indexes (``"created"`` or
-        ``"exists"``) and ``"_design/<ddoc>"`` for view design documents (``"created"``,
-        ``"updated"`` or ``"unchanged"``).
-    """
-    backend: Backend = db.backend if hasattr(db, "backend") else db
-    outcome: dict[str, str] = {}
-    designs: dict[str, dict[str, dict[str, str]]] = {}
-    done: set[type] = set()
-    for cls in classes:
-        owner = _meta_owner(cls)
-        if owner is not None and owner not in done:
-            done.add(owner)
-            for index in declared_indexes(owner):
-                ddoc, name, result = _create_index(backend, design_name(owner) + "-idx", index)
-                outcome[f"_design/{ddoc}/{name}"] = result
-        for name, view in declared_views(cls).items():
-            designs.setdefault(view.design or design_name(cls), {})[name] = view.definition()
-    for ddoc, views in designs.items():
-        outcome[f"_design/{ddoc}"] = _put_views(backend, f"_design/{ddoc}", views)
-    return outcome
-
-
-def _meta_owner(cls: type) -> type | None:
-    """The class whose own ``Meta`` declares the indexes ``cls`` has (itself or a base)."""
-    for klass in cls.__mro__:
-        meta = vars(klass).get("Meta")
-        if meta is not None and getattr(meta, "indexes", None):
-            return klass
-    return None
-
-
-def _create_index(backend: Backend, ddoc: str, index: Index) -> tuple[str, str, str]:
-    body: JSONDict = {
-        "index": {"fields": list(index.fields)},
-        "ddoc": ddoc,
-        "name": index.index_name(),
-        "type": "json",
-    }
-    if index.partial is not None:
-        body["index"]["partial_filter_selector"] = index.partial
-    answer = backend.create_index(body)
-    return ddoc, index.index_name(), str(answer.get("result", "created"))
-
-
-def _put_views(backend: Backend, ddoc_id: str, views: dict[str, dict[str, str]]) -> str:
-    """Write ``views`` into the design document, keeping the views it has of other classes."""
-    try:
-        current = backend.get(ddoc_id)
-    except NotFoundError:
-        current = None
-    if current is None:
-        backend.put({"_id": ddoc_id, "language": "javascript", "views": views})
-        return "created"
-    stored = current.get("views")
-    stored = dict(stored) if isinstance(stored, dict) else {}
-    language = current.get("language", "javascript")
-    if language == "javascript" and all(stored.get(n) == v for n, v in views.items()):
-        return "unchanged"
-    # Keep what else the design document holds (other views, options, filters...).
-    backend.put({**current, "language": "javascript", "views": {**stored, **views}})
-    return "updated"
+def split_view_name(name: str) -> tuple[str, str]:
+    """``"ddoc/view"`` or ``"_design/ddoc/_view/view"`` (python-couchdb's forms) -> parts."""
+    parts = name.split("/")
+    if len(parts) == 4 and parts[0] == "_design" and parts[2] == "_view":
+        return parts[1], parts[3]
+    if len(parts) == 2 and all(parts):
+        return parts[0], parts[1]
+    msg = f"view name must be 'ddoc/view' or '_design/ddoc/_view/view', not {name!r}"
+    raise ValueError(msg)

@@ -13,7 +13,7 @@ import enum
 import weakref
 from typing import Any
 
-from couchmapper.conversion import to_json
+from couchmapper.model.conversion import to_json
 from couchmapper.tracking import MISSING, Tracker
 
 __all__ = ["InstanceState", "Lifecycle"]
@@ -61,7 +61,7 @@ class InstanceState(Tracker):
     session: Any = None
     obj_ref: weakref.ref[Any] | None = None
     require_rev = False
-    # Writes whose request got no answer (``couchmapper._flush.Flight``), until written.
+    # Writes whose request got no answer (``couchmapper.orm.flights.Flight``), until written.
     flights: list[Any] | None = None
 
     def __init__(
@@ -93,7 +93,7 @@ class InstanceState(Tracker):
     def on_first_change(self) -> None:
         """Tell the owning session that this document has become dirty."""
         if self.session is not None:
-            self.session._on_first_change(self)
+            self.session.pending.note_first_change(self)
 
     def __repr__(self) -> str:
         return f"<InstanceState {self.doc_id!r} {self.status.value} rev={self.rev!r}>"

@@ -8,14 +8,14 @@ document and, for the ``"rebase"`` conflict policy, what to send next.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 import attrs
 
+from couchmapper._types import MergeRule
 from couchmapper.tracking import MISSING, Change, PathKey, format_path
 
 __all__ = [
-    "ConflictPolicy",
     "RebaseResult",
     "WriteResult",
     "changed_paths",
@@ -26,8 +26,6 @@ __all__ = [
     "without_meta",
 ]
 
-ConflictPolicy: TypeAlias = Literal["raise", "rebase", "overwrite"]
-MergeRule: TypeAlias = str | Callable[[Any, Any, Any], Any]
 
 _SERVER_KEYS = frozenset({"_rev", "_revisions", "_conflicts", "_deleted_conflicts", "_local_seq"})
 

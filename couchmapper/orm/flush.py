@@ -1,0 +1,428 @@
+"""One flush of a session, as an object: plan, send, apply the answers, resolve conflicts.
+
+:meth:`Session.flush <couchmapper.orm.session.Session.flush>` makes a :class:`FlushRun` and
+calls :meth:`FlushRun.run`: ``before_flush``, the hook rounds (:mod:`couchmapper.orm.notify`),
+a plan made only from objects with pending work, one ``_bulk_docs`` request (or ``batch_size``
+chunks), and the answers applied document by document; conflicts are resolved by each
+document's policy with the sans-IO helpers of :mod:`couchmapper.orm.merge`. Writes whose
+answer was lost are remembered as :class:`Flight` records (:mod:`couchmapper.orm.flights`).
+The run holds what it has learnt (written, failures, documents whose JSON a rebase merged);
+the session's tables change only through its :class:`~couchmapper.orm.pending.PendingWork`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from couchmapper import signals
+from couchmapper._types import ConflictPolicy, JSONDict, Obj
+from couchmapper.exceptions import (
+    BackendError,
+    ConflictError,
+    FlushError,
+    FlushFailure,
+    ValidationError,
+)
+from couchmapper.model.base import RawDocument, dump, load, restore, state_of
+from couchmapper.model.registry import model_info
+from couchmapper.orm.flights import after_lost_answer, remember_flight
+from couchmapper.orm.merge import WriteResult, rebase, results_in_order
+from couchmapper.orm.notify import run_hooks
+from couchmapper.orm.pending import PendingWork
+from couchmapper.orm.state import Lifecycle
+from couchmapper.orm.stats import Traffic
+from couchmapper.tracking import Change, PathKey
+
+if TYPE_CHECKING:
+    from couchmapper.orm.session import Session
+
+__all__ = ["FlushRun", "has_changes"]
+
+Progress = Callable[[int, int], None]
+
+
+class FlushRun:
+    """One flush: what it planned, what came back, and what it still has to do.
+
+    Attributes:
+        written: the documents written so far.
+        failures: the documents refused so far.
+        merged: ids whose sent JSON differs from the object (a rebase merged it).
+        rebases: how many conflict rounds ran.
+        overlap: the first rebase that met changes on both sides of one field.
+    """
+
+    def __init__(
+        self, session: Session, pending: PendingWork, traffic: Traffic, progress: Progress | None
+    ) -> None:
+        self.session = session
+        self.pending = pending
+        self.traffic = traffic
+        self.progress = progress
+        self.plan: dict[str, JSONDict] = {}
+        self.written: list[WriteResult] = []
+        self.failures: list[FlushFailure] = []
+        self.merged: set[str] = set()
+        self.rebases = 0
+        self.overlap: ConflictError | None = None
+
+    def run(self) -> list[WriteResult]:
+        """Notify, plan, send, and apply the answers; raise what the flush failed with."""
+        session = self.session
+        try:
+            signals.before_flush.send(session)
+            run_hooks(session, self.pending)
+            self.plan = self.make_plan()
+        except Exception as exc:
+            # Nothing was sent: no per-document failures.
+            signals.flush_failed.send(session, failures=[], error=exc)
+            raise
+        self.traffic.flushes += 1
+        if not self.plan:
+            return []
+        try:
+            self.write()
+        except BackendError as exc:
+            # No (usable) answer: what was not confirmed stays pending; report it per document.
+            done = {r.doc_id for r in self.written} | {f.doc_id for f in self.failures}
+            self.failures += [
+                FlushFailure(doc_id, exc.error, exc.reason, exc)
+                for doc_id in self.plan
+                if doc_id not in done
+            ]
+            self._after_flush()
+            signals.flush_failed.send(session, failures=self.failures, error=exc)
+            raise
+        self._after_flush()
+        if self.failures:
+            flush_error = FlushError(self.failures)
+            error: Exception = flush_error
+            if self.overlap is not None:
+                self.overlap.__cause__ = flush_error
+                error = self.overlap
+            signals.flush_failed.send(session, failures=self.failures, error=error)
+            raise error
+        return self.written
+
+    def _after_flush(self) -> None:
+        self.traffic.accepted += sum(1 for r in self.written if r.accepted)
+        failed = [WriteResult(f.doc_id, None, f.error, f.reason) for f in self.failures]
+        try:
+            signals.after_flush.send(self.session, results=self.written + failed)
+        except Exception as exc:
+            # A receiver raised: flush_failed still comes before the exception leaves the flush.
+            signals.flush_failed.send(self.session, failures=self.failures, error=exc)
+            raise
+
+    def make_plan(self) -> dict[str, JSONDict]:
+        """The JSON to send, by document id (only objects with pending work are visited)."""
+        pending = self.pending
+        plan: dict[str, JSONDict] = {}
+        for doc_id, obj in pending.deleted.items():
+            state = state_of(obj)
+            assert state is not None
+            tombstone: JSONDict = {"_id": doc_id, "_deleted": True}
+            if state.rev is not None:
+                tombstone["_rev"] = state.rev
+            plan[doc_id] = tombstone
+        for doc_id, obj in pending.new.items():
+            plan[doc_id] = dump(obj)
+        for doc_id, obj in list(pending.dirty.items()):
+            if doc_id in plan:
+                continue
+            if has_changes(obj):
+                plan[doc_id] = dump(obj)
+            elif doc_id not in pending.required:
+                # Changed back to what was loaded: nothing to write. Reset the (empty) log so
+                # the next change reports the object as dirty again.
+                pending.forget(doc_id)
+                state = state_of(obj)
+                if state is not None:
+                    state.reset()
+        for doc_id, obj in pending.required.items():
+            if doc_id not in plan:
+                plan[doc_id] = dump(obj)
+        return plan
+
+    def write(self) -> None:
+        """Send the plan, then resolve conflicts by policy until nothing is left to send.
+
+        Results and failures are recorded as they arrive, so the caller has them even when
+        a later request raises.
+        """
+        to_send = self.plan
+        while to_send:
+            conflicts = self._send(to_send)
+            if not conflicts:
+                break
+            to_send = self._after_conflicts(conflicts)
+            self.rebases += 1
+
+    def _send(self, to_send: dict[str, JSONDict]) -> list[str]:
+        """Send ``to_send``, apply the answers; the ids that met a conflict."""
+        conflicts: list[str] = []
+        answered_ids: set[str] = set()
+        try:
+            for chunk, answered in self._send_bulk(list(to_send.values())):
+                # Applied chunk by chunk: a failure in a later request keeps these.
+                for sent, result in zip(chunk, answered, strict=True):
+                    answered_ids.add(result.doc_id)
+                    if result.ok:
+                        merged = result.doc_id in self.merged
+                        self.written.append(self._written(result, sent, merged=merged))
+                    elif result.error in ("conflict", "file_exists"):
+                        conflicts.append(result.doc_id)
+                    else:
+                        self.failures.append(
+                            FlushFailure(result.doc_id, result.error or "", result.reason or "")
+                        )
+        except BackendError as exc:
+            if exc.status is None or exc.status >= 500:
+                # No answer: the server may have applied the request. Remember what was
+                # sent, so the next flush can recognise it (a rebase's merge especially).
+                for doc_id, sent in to_send.items():
+                    if doc_id not in answered_ids:
+                        remember_flight(self.pending.held(doc_id), self.plan[doc_id], sent)
+            raise
+        return conflicts
+
+    def _after_conflicts(self, conflicts: list[str]) -> dict[str, JSONDict]:
+        """Decide, for each conflicting document, what to send next (or record a failure)."""
+        current = self._fetch_current(conflicts)
+        fetch = self._fetch
+        to_send: dict[str, JSONDict] = {}
+        for doc_id in conflicts:
+            theirs = current.get(doc_id)
+            planned = self.plan[doc_id]
+            obj = self.pending.held(doc_id)
+            lost = after_lost_answer(obj, doc_id, planned, theirs, fetch)
+            if lost is not None and lost.done is not None:
+                assert lost.body is not None
+                self.written.append(self._written(lost.done, lost.body, merged=True))
+                continue
+            if lost is not None and lost.send is not None:
+                to_send[doc_id] = lost.send
+                self.merged.add(doc_id)
+                continue
+            if lost is None:
+                resolved, error = self._resolve(doc_id, planned, theirs)
+            else:
+                resolved, error = self._resolve(
+                    doc_id, planned, theirs, base=lost.base, changes=lost.changes, own=lost.own
+                )
+            if resolved is not None:
+                to_send[doc_id] = resolved
+                self.merged.add(doc_id)
+                continue
+            assert error is not None
+            if error.paths and self.overlap is None:
+                self.overlap = error
+            self.failures.append(FlushFailure(doc_id, "conflict", error.reason, error))
+        return to_send
+
+    def _fetch(self, doc_id: str, **options: Any) -> JSONDict:
+        fetched: JSONDict = self.traffic.call(self.session.backend.get, doc_id, **options)
+        return fetched
+
+    def _send_bulk(
+        self, docs: list[JSONDict]
+    ) -> Iterator[tuple[list[JSONDict], list[WriteResult]]]:
+        """Send ``docs`` in one request (or ``batch_size`` chunks); yield each answer."""
+        size = self.session.batch_size or len(docs) or 1
+        bulk_docs = self.session.backend.bulk_docs
+        for start in range(0, len(docs), size):
+            chunk = docs[start : start + size]
+            answer = self.traffic.call(bulk_docs, chunk)
+            yield chunk, results_in_order(chunk, answer)
+            if self.progress is not None:
+                self.progress(min(start + size, len(docs)), len(docs))
+
+    def _fetch_current(self, ids: list[str]) -> dict[str, JSONDict | None]:
+        """The server's current version of each document (None when deleted or missing)."""
+        answer = self.traffic.call(self.session.backend.all_docs, keys=ids, include_docs=True)
+        current: dict[str, JSONDict | None] = {}
+        for row in answer.get("rows", ()):
+            key = row.get("key")
+            if isinstance(key, str):
+                doc = row.get("doc")
+                current[key] = doc if isinstance(doc, dict) else None
+        return current
+
+    def _resolve(
+        self,
+        doc_id: str,
+        sent: JSONDict,
+        theirs: JSONDict | None,
+        *,
+        base: JSONDict | None = None,
+        changes: Sequence[Change] | None = None,
+        own: bool = False,
+    ) -> tuple[JSONDict | None, ConflictError | None]:
+        """Decide what to send after a conflict, by the document's conflict policy.
+
+        ``sent`` is the JSON this session planned for the document (base plus its changes).
+        ``base`` and ``changes`` replace the loaded state and the change log when an earlier
+        write of this session landed although its answer was lost: only the edits made since
+        are re-applied. ``own``: nobody wrote after that write, so they are re-applied whatever
+        the policy.
+        """
+        obj = self.pending.held(doc_id)
+        state = state_of(obj) if obj is not None else None
+        policy = "rebase" if own else _policy_for(obj, self.session.conflict)
+        rev = sent.get("_rev")
+        if state is None or policy == "raise":
+            return None, ConflictError(doc_id, rev)
+        refusal = self._refusal(doc_id, sent, theirs, policy, state, lost=base is not None)
+        if refusal is not None:
+            return None, ConflictError(doc_id, rev, refusal)
+        if policy == "overwrite":
+            again = dict(sent)
+            if theirs is not None:
+                again["_rev"] = theirs["_rev"]
+            else:
+                again.pop("_rev", None)  # deleted on the server: write over the tombstone
+            return again, None
+        assert theirs is not None
+        # Fields missing from stored JSON load as their defaults: compare like with like, or a
+        # default that another session merely wrote out would look like a change of theirs.
+        base = _normalized(obj, base if base is not None else state.loaded or {})
+        theirs = _normalized(obj, theirs)
+        mine = state.changes if changes is None else changes
+        outcome = rebase(base, sent, mine, theirs, _rule_finder(obj))
+        if outcome.document is None:
+            return None, ConflictError(
+                doc_id,
+                rev,
+                "Document update conflict: both sides changed the same field.",
+                paths=outcome.overlaps,
+                base=base,
+                mine=sent,
+                theirs=theirs,
+            )
+        merged = outcome.document
+        merged["_id"] = doc_id
+        merged["_rev"] = theirs["_rev"]
+        return merged, None
+
+    def _refusal(
+        self,
+        doc_id: str,
+        sent: JSONDict,
+        theirs: JSONDict | None,
+        policy: ConflictPolicy,
+        state: Any,
+        *,
+        lost: bool,
+    ) -> str | None:
+        """Why ``policy`` cannot resolve this conflict (None when it can)."""
+        if doc_id in self.pending.required and not state.has_changes:
+            return (
+                "Document update conflict: changed on the server since this session read it "
+                "(require_current)."
+            )
+        max_rebase = self.session.max_rebase
+        if self.rebases >= max_rebase:
+            return (
+                f"Document update conflict: still conflicting after {max_rebase} "
+                f"{policy} attempt(s) (raise max_rebase to allow more)."
+            )
+        if policy == "overwrite":
+            return None
+        if theirs is None:
+            return "Document update conflict: deleted on the server."
+        if sent.get("_deleted"):
+            return (
+                "Document update conflict: deleted in this session but changed on the server; "
+                "refresh() and delete again, or use conflict='overwrite'."
+            )
+        if not lost and doc_id in self.pending.replaced:
+            return (
+                "Document update conflict: deleted and created again in this session, but "
+                "changed on the server meanwhile; refresh() the stored document first, or use "
+                "conflict='overwrite'."
+            )
+        if not lost and (state.loaded is None or state.status is Lifecycle.PENDING):
+            return (
+                "Document update conflict: created in this session, but the server has "
+                "another version; choose an unused id, or use conflict='overwrite'."
+            )
+        return None
+
+    def _written(self, result: WriteResult, sent: JSONDict, *, merged: bool) -> WriteResult:
+        """A document was written: record its new rev and loaded state; returns ``result``.
+
+        ``merged``: ``sent`` is a rebase of the object's JSON on the server's version, so the
+        object takes the merged values.
+        """
+        doc_id = result.doc_id
+        obj = self.pending.held(doc_id)
+        state = state_of(obj) if obj is not None else None
+        if state is None:
+            return result
+        state.flights = None
+        if sent.get("_deleted"):
+            # Gone from the database: adding the object again creates the document anew.
+            self.pending.forget_object(doc_id, obj)
+            state.status = Lifecycle.DETACHED
+            state.session = None
+            state.rev = None
+            state.loaded = None
+            state.reset()
+            return result
+        self.pending.forget(doc_id)
+        stored = sent  # built by this flush and copied by the backend: kept as the loaded state
+        stored["_rev"] = result.rev
+        if merged:
+            restore(obj, stored)
+        state.rev = result.rev
+        state.loaded = stored
+        state.reset()
+        state.require_rev = False
+        state.status = Lifecycle.PERSISTENT
+        return result
+
+
+def has_changes(obj: Obj) -> bool:
+    """Whether a flush has to write ``obj``: changes, a revision check, or an unanswered write.
+
+    With an unanswered write even a document changed back must be written: the server may
+    hold that write.
+    """
+    state = state_of(obj)
+    return state is not None and (state.has_changes or state.require_rev or bool(state.flights))
+
+
+def _normalized(obj: Obj, raw: JSONDict) -> JSONDict:
+    """``raw`` as this object's class writes it (defaults filled in); ``raw`` if it can't."""
+    if isinstance(obj, RawDocument):
+        return raw
+    try:
+        return dump(load(type(obj), dict(raw)))
+    except (ValidationError, TypeError, ValueError):
+        return raw
+
+
+def _policy_for(obj: Obj, default: ConflictPolicy) -> ConflictPolicy:
+    """The conflict policy of ``obj``'s class (its ``Meta.conflict``), else ``default``."""
+    info = model_info(type(obj))
+    return info.conflict if info is not None and info.conflict is not None else default
+
+
+def _rule_finder(obj: Obj) -> Callable[[tuple[PathKey, ...]], Any]:
+    def find(path: tuple[PathKey, ...]) -> Any:
+        """The outermost field on ``path`` with a merge rule, walking embedded objects."""
+        node: Any = obj
+        for depth, key in enumerate(path):
+            info = model_info(type(node))
+            if isinstance(key, int) or info is None:
+                return None  # inside a list or raw JSON: no declared fields below here
+            merge = info.merge_rules.get(key)
+            if merge is not None:
+                return (path[: depth + 1], merge)
+            node = node.__dict__.get(key)
+            if node is None:
+                return None
+        return None
+
+    return find

@@ -1,0 +1,622 @@
+"""The unit-of-work session: identity map, lifecycle, dict API, signals and the one-request flush.
+
+A :class:`Session` is an editing session over one CouchDB database. Objects loaded through it
+are held in an identity map (one object per document id); every change to them is tracked by
+their fields; :meth:`Session.flush` sends every new, changed and deleted document in one
+``_bulk_docs`` request and applies the per-document answers. Nothing is lost: a document the
+server refused stays pending with its changes, and a flush cut by a network failure can simply
+be run again.
+
+Sessions are not thread-safe: use one per thread (or per request).
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, overload
+
+from blinker import Signal
+
+from couchmapper._types import CONFLICT_POLICIES, ConflictPolicy, JSONDict, Obj
+from couchmapper.backends.base import Backend
+from couchmapper.exceptions import (
+    DocumentNotFound,
+    SessionStateError,
+)
+from couchmapper.model.base import Document, RawDocument, attach_state, state_of
+from couchmapper.orm.database import as_backend
+from couchmapper.orm.dictapi import all_ids, object_from_dict, pending_count, set_body
+from couchmapper.orm.flush import FlushRun, has_changes
+from couchmapper.orm.identity import IdentityMap, StrongIdentityMap, WeakIdentityMap
+from couchmapper.orm.loading import Loading, describe, get_arguments, object_id
+from couchmapper.orm.merge import WriteResult, without_meta
+from couchmapper.orm.notify import forget_new
+from couchmapper.orm.pending import PendingWork
+from couchmapper.orm.querying import (
+    PAGE,
+    Querying,
+    Row,
+    ViewResult,
+    find_spec,
+    split_view_name,
+)
+from couchmapper.orm.state import InstanceState, Lifecycle
+from couchmapper.orm.stats import SessionStats, Traffic
+from couchmapper.orm.subscriptions import Subscriptions
+from couchmapper.query import Criteria, View
+
+__all__ = ["Row", "Session", "SessionStats"]
+
+D = TypeVar("D", bound=Document)
+
+
+class Session:
+    """An editing session over one CouchDB database.
+
+    Args:
+        database: a backend (``cm.connect(...)``), a python-couchdb ``Database``, or a URL.
+        conflict: what a flush does when a document was changed on the server meanwhile:
+            ``"raise"`` (default), ``"rebase"`` (re-apply this session's changes on the
+            current version where they do not overlap; merge rules combine overlaps) or
+            ``"overwrite"`` (last writer wins). Classes may set their own with
+            ``class Meta: conflict = "rebase"``.
+        autoflush: flush before each query so results include pending changes.
+        weak_identity_map: hold clean objects weakly, so long scans don't grow memory.
+        max_rebase: how many times one flush rebases before giving up.
+        hook_rounds: how many rounds of signal receivers a flush runs before giving up.
+        batch_size: split flushes of more documents than this into several requests.
+
+    Attributes:
+        pending: the session's pending work and identity map (read it; change it through
+            the session's methods).
+    """
+
+    def __init__(
+        self,
+        database: Any = None,
+        *,
+        conflict: ConflictPolicy = "raise",
+        autoflush: bool = False,
+        weak_identity_map: bool = True,
+        max_rebase: int = 5,
+        hook_rounds: int = 100,
+        batch_size: int | None = None,
+    ) -> None:
+        if conflict not in CONFLICT_POLICIES:
+            msg = f"conflict must be 'raise', 'rebase' or 'overwrite', not {conflict!r}"
+            raise ValueError(msg)
+        self.backend: Backend = as_backend(database)
+        self.conflict: ConflictPolicy = conflict
+        self.autoflush = autoflush
+        self.max_rebase = max_rebase
+        self.hook_rounds = hook_rounds
+        self.batch_size = batch_size
+        identity: IdentityMap = WeakIdentityMap() if weak_identity_map else StrongIdentityMap()
+        # The one owner of every pending table (and of the identity map).
+        self.pending = PendingWork(identity)
+        self._traffic = Traffic()
+        self._queries = Querying(self, self.pending, self._traffic)
+        self._loading = Loading(self, self.pending, self._traffic)
+        self._subscriptions = Subscriptions(self)
+        self._closed = False
+
+    # ------------------------------------------------------------------------------------
+    # Basics.
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self.pending.identity)} loaded"
+        return f"<Session {self.backend!r} {state}>"
+
+    @property
+    def name(self) -> str:
+        """The database name."""
+        return self.backend.name
+
+    def info(self) -> JSONDict:
+        """The database's ``GET /db`` answer."""
+        self._check_open()
+        info: JSONDict = self._call(self.backend.info)
+        return info
+
+    def __enter__(self) -> Session:
+        self._check_open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is not None:
+            self.rollback()
+            self.close()
+            return
+        # A failed flush leaves the session open: its documents stay pending with their
+        # changes, so the caller can inspect the error, fix them and flush again.
+        self.flush()
+        self.close()
+
+    def close(self) -> None:
+        """Detach every object and refuse further use. Pending work is dropped."""
+        if self._closed:
+            return
+        self._subscriptions.disconnect_all()
+        self.pending.release_all(self)
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            msg = "this session is closed; open a new Session to keep working"
+            raise SessionStateError(msg)
+
+    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self._traffic.call(method, *args, **kwargs)
+
+    def stats(self) -> SessionStats:
+        """Counts of objects by state, flushes, requests made and writes only accepted."""
+        pending = self.pending
+        return SessionStats(
+            identity_map=len(pending.identity),
+            new=len(pending.new),
+            dirty=sum(1 for o in pending.dirty.values() if has_changes(o)),
+            deleted=len(pending.deleted),
+            flushes=self._traffic.flushes,
+            requests=self._traffic.requests,
+            accepted=self._traffic.accepted,
+        )
+
+    # ------------------------------------------------------------------------------------
+    # Adding and deleting.
+
+    def add(self, obj: Obj) -> Obj:
+        """Add a new document (a client-side uuid4 hex ``_id`` is assigned unless set).
+
+        Adding a document that was loaded elsewhere (detached) makes it persistent here.
+
+        Raises:
+            SessionStateError: the object belongs to another session, or another object
+                with the same id is already in this session.
+        """
+        self._check_open()
+        state = state_of(obj)
+        if state is not None and state.session is not None and state.session is not self:
+            msg = (
+                f"{describe(obj)} belongs to another session; expunge it there first, or "
+                f"load it in this session with get()"
+            )
+            raise SessionStateError(msg)
+        if state is not None and state.session is self:
+            if state.status is Lifecycle.DELETED:
+                msg = f"{describe(obj)} is deleted in this session; flush or rollback first"
+                raise SessionStateError(msg)
+            return obj  # already here: adding twice is harmless
+        doc_id = object_id(obj) or uuid.uuid4().hex
+        existing = self.pending.held(doc_id)
+        if existing is not None and existing is not obj and doc_id not in self.pending.deleted:
+            msg = (
+                f"document {doc_id!r} is already in this session as another object; "
+                f"modify that object (session.get) instead of adding a new one"
+            )
+            raise SessionStateError(msg)
+        if not isinstance(obj, RawDocument):
+            obj.__dict__["id"] = doc_id
+        if state is not None and state.status is Lifecycle.DETACHED and state.rev is not None:
+            self.pending.adopt(self, obj, state, Lifecycle.PERSISTENT)
+            if state.has_changes or state.flights:
+                self.pending.mark_dirty(doc_id, obj)
+            else:
+                # Changed and set back elsewhere: forget that, so the next change reports.
+                state.reset()
+            return obj
+        if state is None:
+            state = attach_state(obj, None, Lifecycle.PENDING)
+        state.doc_id = doc_id
+        if doc_id in self.pending.deleted:
+            self.pending.mark_replaced(doc_id, state)  # rollback() puts the deleted one back
+        self.pending.adopt(self, obj, state, Lifecycle.PENDING)
+        self.pending.mark_new(doc_id, obj)
+        return obj
+
+    def add_all(self, objects: Iterable[Obj]) -> None:
+        """Add several new documents."""
+        for obj in objects:
+            self.add(obj)
+
+    def delete(self, obj: Obj) -> None:
+        """Mark a document for deletion; the flush writes the tombstone.
+
+        Deleting a pending (never written) document just drops it; if a flush that failed
+        had already sent ``document_added`` for it, the next flush sends ``document_deleted``.
+
+        Raises:
+            SessionStateError: the object is transient, detached or in another session.
+        """
+        self._check_open()
+        state = self._own_state(obj, "delete")
+        doc_id = state.doc_id
+        assert doc_id is not None
+        if state.status is Lifecycle.DELETED:
+            return
+        if state.status is Lifecycle.PENDING and state.rev is None and not state.flights:
+            self.pending.drop_new(doc_id)
+            forget_new(self.pending, doc_id, obj)
+            state.session = None
+            state.status = Lifecycle.TRANSIENT
+            return
+        state.status = Lifecycle.DELETED
+        self.pending.mark_deleted(doc_id, obj)
+
+    def _own_state(self, obj: Obj, action: str) -> InstanceState:
+        state = state_of(obj)
+        if state is None or state.status is Lifecycle.TRANSIENT:
+            msg = f"cannot {action} {describe(obj)}: it is transient (never added); add it first"
+            raise SessionStateError(msg)
+        if state.session is not self:
+            where = "another session" if state.session is not None else "no session (detached)"
+            msg = f"cannot {action} {describe(obj)}: it belongs to {where}; use session.add()"
+            raise SessionStateError(msg)
+        return state
+
+    def expunge(self, obj: Obj) -> None:
+        """Remove an object from this session (its pending work is dropped); it becomes detached."""
+        self._check_open()
+        state = self._own_state(obj, "expunge")
+        doc_id = state.doc_id
+        assert doc_id is not None
+        self.pending.forget_object(doc_id, obj)
+        state.session = None
+        state.status = Lifecycle.TRANSIENT if state.rev is None else Lifecycle.DETACHED
+
+    def clear(self, *, discard: bool = False) -> None:
+        """Empty the identity map.
+
+        Raises:
+            SessionStateError: there is unflushed work and ``discard`` is false.
+        """
+        self._check_open()
+        if self.has_pending() and not discard:
+            msg = "the session has unflushed changes; flush() first or clear(discard=True)"
+            raise SessionStateError(msg)
+        for obj in list(self.pending.identity.values()):
+            self.expunge(obj)
+        self.pending.clear()
+
+    def has_pending(self) -> bool:
+        """Whether a flush would write anything."""
+        return self.pending.has_work(has_changes)
+
+    def require_current(self, obj: Obj) -> None:
+        """Check at flush that ``obj`` is still at the revision this session read.
+
+        The document is sent unchanged with its ``_rev``; a concurrent edit makes the flush
+        report a conflict even though this session changed nothing in it.
+        """
+        self._check_open()
+        state = self._own_state(obj, "require_current for")
+        assert state.doc_id is not None
+        state.require_rev = True
+        self.pending.mark_required(state.doc_id, obj)
+
+    def rollback(self) -> None:
+        """Forget pending work: restore loaded state of changed objects, drop new ones, undelete."""
+        if self._closed:
+            return
+        self.pending.rollback(self)
+
+    def refresh(self, obj: Obj) -> None:
+        """Reload an object's fields from the server, dropping its unflushed changes.
+
+        A pending deletion is undone too: afterwards the object is persistent and clean.
+
+        Raises:
+            DocumentNotFound: the document no longer exists (the object is expunged).
+            SessionStateError: the object was never written, or is not in this session.
+        """
+        self._check_open()
+        state = self._own_state(obj, "refresh")
+        doc_id = state.doc_id
+        assert doc_id is not None
+        if state.status is Lifecycle.PENDING and state.rev is None:
+            msg = (
+                f"cannot refresh {describe(obj)}: it was never written, so the server has "
+                "nothing to refresh it from; flush() it first, or expunge() it"
+            )
+            raise SessionStateError(msg)
+        try:
+            raw = self._call(self.backend.get, doc_id)
+        except DocumentNotFound:
+            self.expunge(obj)
+            raise
+        self.pending.mark_refreshed(doc_id, obj, raw)
+
+    # ------------------------------------------------------------------------------------
+    # Loading.
+
+    @overload
+    def get(self, cls: type[D], doc_id: str) -> D | None: ...
+    @overload
+    def get(self, cls: str) -> Any: ...
+    def get(self, cls: type[D] | str, doc_id: str | None = None) -> Any:
+        """Return the document with this id, or None when it does not exist.
+
+        ``get(Person, id)`` loads a ``Person`` (or the subclass its type field names);
+        ``get(id)`` picks the class from the type discriminator, or returns a tracked dict.
+
+        Raises:
+            ValidationError: the stored document has values of the wrong type, or is of a
+                type unrelated to ``cls``.
+        """
+        self._check_open()
+        return self._loading.get(*get_arguments(cls, doc_id))
+
+    def get_many(self, cls: type[D] | None, ids: Sequence[str]) -> list[Any]:
+        """Return the documents with these ids in order (None for missing), in one request."""
+        self._check_open()
+        return self._loading.get_many(cls, ids)
+
+    def load_rows(self, docs: Iterable[JSONDict], cls: type[D] | None = None) -> list[Any]:
+        """Identity-map already fetched documents (from a query) and return the objects."""
+        load = self._loading.load
+        return [load(doc, cls) for doc in docs]
+
+    # ------------------------------------------------------------------------------------
+    # The dict API of the seed project.
+
+    def create(self, doc: Mapping[str, Any]) -> str:
+        """Add a new document from a dict; returns its id (client-side uuid4 hex unless given).
+
+        A dict whose type field names a registered document class becomes an object of that
+        class (validated, and seen by queries on the class); any other dict stays a tracked
+        :class:`~couchmapper.model.base.RawDocument`.
+
+        Raises:
+            ValidationError: the dict names a class but its values do not fit it.
+        """
+        doc_id, obj = object_from_dict(doc)
+        self.add(obj)
+        return doc_id
+
+    def __iter__(self) -> Iterator[str]:
+        """The ids of every document, as python-couchdb's ``Database`` iterates them.
+
+        Pending creations are included and pending deletions left out; design documents are
+        not listed.
+        """
+        self._check_open()
+        return all_ids(functools.partial(self._call, self.backend.all_docs), self.pending)
+
+    def __getitem__(self, doc_id: str) -> Any:
+        found = self.get(doc_id)
+        if found is None:
+            raise DocumentNotFound(doc_id)
+        return found
+
+    def __setitem__(self, doc_id: str, doc: Mapping[str, Any]) -> None:
+        existing = self.get(doc_id)
+        if existing is None:
+            self.create({**without_meta(dict(doc)), "_id": doc_id})
+        else:
+            set_body(doc_id, existing, doc)
+
+    def __delitem__(self, doc_id: str) -> None:
+        self.delete(self[doc_id])
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and self.get(doc_id) is not None
+
+    def __len__(self) -> int:
+        return int(self.info().get("doc_count", 0)) + pending_count(self.pending)
+
+    # ------------------------------------------------------------------------------------
+    # Queries (run by this session's Querying, over its pending work).
+
+    @overload
+    def find(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        limit: int | None = None,
+        skip: int | None = None,
+        fields: None = None,
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> list[D]: ...
+    @overload
+    def find(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        limit: int | None = None,
+        skip: int | None = None,
+        fields: Sequence[Any],
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> list[dict[str, Any]]: ...
+    def find(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        limit: int | None = None,
+        skip: int | None = None,
+        fields: Sequence[Any] | None = None,
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> list[Any]:
+        """Documents of ``cls`` (and its subclasses) matching every criterion.
+
+        Args:
+            cls: the document class; subclasses are included, each loaded as its own class.
+            criteria: field expressions (``Person.age > 30``) or raw selector dicts.
+            sort: a field, ``field.desc()``, a name, or a list of them (needs an index).
+            limit: at most this many results (None: all of them, paged by bookmark).
+            skip: skip this many results first.
+            fields: return only these fields, as plain dicts (not identity-mapped).
+            use_index: the design document (and index name) to use.
+            partition: query one partition of a partitioned database.
+
+        Returns:
+            Identity-mapped objects (or dicts with ``fields``), pending changes included.
+        """
+        self._prepare_query()
+        spec = find_spec(
+            cls, criteria, sort=sort, fields=fields, use_index=use_index, partition=partition
+        )
+        return self._queries.find(spec, limit, skip)
+
+    @overload
+    def find_iter(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        batch: int = PAGE,
+        fields: None = None,
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> Iterator[D]: ...
+    @overload
+    def find_iter(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        batch: int = PAGE,
+        fields: Sequence[Any],
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> Iterator[dict[str, Any]]: ...
+    def find_iter(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        batch: int = PAGE,
+        fields: Sequence[Any] | None = None,
+        use_index: str | Sequence[str] | None = None,
+        partition: str | None = None,
+    ) -> Iterator[Any]:
+        """Stream every match, fetching ``batch`` documents per request (bookmark paging).
+
+        With ``sort=``, pending documents that match are merged in at their sort position as
+        the stream passes it; without, pending documents not on the server come last.
+        """
+        self._prepare_query()
+        spec = find_spec(
+            cls, criteria, sort=sort, fields=fields, use_index=use_index, partition=partition
+        )
+        return self._queries.find_iter(spec, batch)
+
+    def first(
+        self, cls: type[D], *criteria: Criteria, sort: Any = None, partition: str | None = None
+    ) -> D | None:
+        """The first match (in ``sort`` order), or None."""
+        found = self.find(cls, *criteria, sort=sort, limit=1, partition=partition)
+        return found[0] if found else None
+
+    def count(self, cls: type[D], *criteria: Criteria, partition: str | None = None) -> int:
+        """How many documents match, pending changes included."""
+        self._prepare_query()
+        return self._queries.count(cls, *criteria, partition=partition)
+
+    def all(
+        self, cls: type[D], *, sort: Any = None, batch: int = PAGE, partition: str | None = None
+    ) -> Iterator[D]:
+        """Stream every document of ``cls`` (and subclasses), ``batch`` per request.
+
+        ``sort=`` as for :meth:`find` (pending documents merged in at their sort position).
+        """
+        return self.find_iter(cls, sort=sort, batch=batch, partition=partition)
+
+    def view(self, view: View | str, **options: Any) -> ViewResult:
+        """Query a design-document view; rows' ``doc`` are identity-mapped objects.
+
+        Args:
+            view: a :class:`~couchmapper.query.View` declared on a class, ``"ddoc/view"`` or
+                python-couchdb's ``"_design/ddoc/_view/view"``.
+            options: CouchDB's view options (``key``, ``startkey``, ``endkey``, ``keys``,
+                ``include_docs``, ``reduce``, ``group_level``, ``limit``, ``descending``...,
+                and ``partition``).
+
+        Returns:
+            The rows; pending deletions are dropped, and ``stale`` tells whether pending
+            changes may make the answer out of date.
+        """
+        if isinstance(view, str):
+            view = "/".join(split_view_name(view))  # also python-couchdb's long form
+        self._prepare_query()
+        return self._queries.view(view, **options)
+
+    # ------------------------------------------------------------------------------------
+    # Signals.
+
+    def on(
+        self, signal: Signal, sender: Any = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Connect a receiver for this session only (disconnected when the session closes).
+
+        ``@session.on(signals.document_changed, sender=Tag)`` connects a function that fires
+        only for this session's documents; ``@session.on(signals.after_flush)`` only for this
+        session's flushes. ``sender`` (document signals) is a class: receivers of a base class
+        fire for its subclasses. The session holds the function: it is disconnected when the
+        session is closed or garbage collected, even when it refers to the session itself.
+        """
+        self._check_open()
+
+        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self._subscriptions.connect(signal, sender, fn)
+            return fn
+
+        return decorator
+
+    def _prepare_query(self) -> None:
+        # Queries made by receivers during a flush read the pending state through the
+        # read-your-writes overlay; autoflush must not start a flush inside the flush.
+        self._check_open()
+        if self.autoflush and not self.pending.flushing:
+            self.flush()
+
+    # ------------------------------------------------------------------------------------
+    # Flush.
+
+    def flush(self, *, progress: Callable[[int, int], None] | None = None) -> list[WriteResult]:
+        """Write every pending change in one ``_bulk_docs`` request.
+
+        Sends ``before_flush``, then runs hook rounds (``document_added`` /
+        ``document_changed`` / ``document_deleted``; receivers may add more edits, which the
+        next round notifies), then sends new, changed and deleted documents together, applies
+        the per-document answers and resolves conflicts by the conflict policy. Only objects
+        with pending work are visited: the cost does not depend on how many clean objects the
+        session holds. ``after_flush`` gets one result per document of the request(s);
+        ``flush_failed`` is sent before any exception leaves the flush.
+
+        Args:
+            progress: called with (documents sent so far, documents to send) after each
+                request; with ``batch_size`` a large flush makes several requests.
+
+        Returns:
+            One :class:`WriteResult` per document written.
+
+        Raises:
+            FlushError: some documents were not written; they stay pending with their
+                changes. ``failures`` lists each id with CouchDB's error and reason.
+            ConflictError: a ``"rebase"`` met changes on both sides of the same field with
+                no merge rule (``paths``, ``base``, ``mine``, ``theirs``); its ``__cause__``
+                is the :class:`FlushError` listing every failure of the flush.
+            HookLimitError: receivers kept changing documents; nothing was sent.
+            BackendUnavailable: the server did not answer; everything not confirmed stays
+                pending, and flushing again is safe.
+            SessionStateError: ``flush()`` was called by a receiver during this flush.
+        """
+        self._check_open()
+        if self.pending.flushing:
+            msg = (
+                "flush() called during this session's flush (from a signal receiver?); edits "
+                "made by receivers go out with the running flush, so just make them"
+            )
+            raise SessionStateError(msg)
+        self.pending.flushing = True
+        try:
+            return FlushRun(self, self.pending, self._traffic, progress).run()
+        finally:
+            self.pending.flushing = False
