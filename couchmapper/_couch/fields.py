@@ -11,7 +11,6 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from couchmapper._couch.erlang import erlang_term
 from couchmapper.exceptions import QueryError
 
 __all__ = ["BAD_PATH", "MISSING", "get_field", "lookup", "parse_field"]
@@ -55,16 +54,15 @@ def parse_field(name: str) -> tuple[str, ...]:
         The path segments.
 
     Raises:
-        QueryError: a segment is empty (``"a..b"``, ``".a"``, ``""``); CouchDB answers 500
-            ``unknown_error`` for those.
+        QueryError: a segment is empty (``"a..b"``, ``".a"``, ``"a."``, ``""``): CouchDB's 400
+            ``invalid_field_name`` "Invalid field name: <name>" (asked of CouchDB 3.5.0).
     """
     if "\\" not in name:
         parts: list[str] = name.split(".")
     else:
         parts = [part.replace("\\", "") if part else "" for part in re.split(r"(?<!\\)\.", name)]
     if "" in parts:
-        reason = f"Unknown Error: mango_util :: {{invalid_field_name,{erlang_term(name)}}}"
-        raise QueryError("unknown_error", reason, status=500)
+        raise QueryError("invalid_field_name", f"Invalid field name: {name}", status=400)
     return tuple(parts)
 
 

@@ -410,6 +410,9 @@ def _matcher(selector: dict[str, Any]) -> Any:
         raise _clear_error(exc, {"selector": selector}) from None
 
 
+_SELECTOR_ERRORS = ("invalid_selector", "invalid_operator", "bad_arg", "invalid_field_name")
+
+
 def _clear_error(exc: QueryError, query: JSONDict) -> QueryError:
     """The server's Mango error, with what to do about it."""
     reason = exc.reason
@@ -423,7 +426,7 @@ def _clear_error(exc: QueryError, query: JSONDict) -> QueryError:
         )
     elif "mixed" in text:
         hint = "sort every field in the same direction (all asc or all desc)"
-    elif exc.error in ("invalid_selector", "invalid_operator", "bad_arg") or "operator" in text:
+    elif exc.error in _SELECTOR_ERRORS or "operator" in text:
         hint = f"the selector is not valid Mango; check the raw selector {query['selector']!r}"
     elif "bookmark" in text:
         hint = "a bookmark is only valid for the query that returned it"

@@ -70,11 +70,11 @@ def test_parse_field(name: str, path: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize("name", ["", "a..b", ".a", "a.", "a\\.b."])
 def test_parse_field_rejects_empty_segments(name: str) -> None:
-    """An empty path segment is CouchDB's 500 invalid_field_name."""
+    """An empty path segment is CouchDB's 400 invalid_field_name naming the field."""
     with pytest.raises(QueryError) as info:
         mango.parse_field(name)
-    assert (info.value.status, info.value.error) == (500, "unknown_error")
-    assert "invalid_field_name" in info.value.reason
+    assert (info.value.status, info.value.error) == (400, "invalid_field_name")
+    assert info.value.reason == f"Invalid field name: {name}"
 
 
 def test_get_field_walks_objects_and_array_indexes() -> None:
@@ -388,7 +388,7 @@ def test_invalid_field_name_fails_at_match_time() -> None:
     predicate = mango.compile_selector({"a..b": 1})
     with pytest.raises(QueryError) as info:
         predicate({"_id": "x"})
-    assert info.value.status == 500
+    assert (info.value.status, info.value.error) == (400, "invalid_field_name")
 
 
 def test_operators_normalisation_leaves_inside_elem_match_fail_at_match_time() -> None:
