@@ -30,7 +30,9 @@ Semantics worth knowing (all recorded from CouchDB 3.5):
 * ``$in`` / ``$nin`` on an array field test its elements; ``$all: []``, ``$or: []``,
   ``$in: []`` and ``$elemMatch`` / ``$allMatch`` / ``$keyMapMatch`` on an empty container match
   nothing; ``$elemMatch: {}`` matches elements equal to ``{}``.
-* ``$regex`` is an unanchored PCRE search over the UTF-8 bytes of string values.
+* ``$regex`` is an unanchored PCRE search over the UTF-8 bytes of string values, run by PCRE
+  itself under its match limit: a pattern that backtracks catastrophically gives up (no
+  match, as CouchDB's Erlang ``re`` answers) instead of hanging.
 * ``$mod`` matches integers only (Erlang ``rem``: the sign follows the dividend); a divisor of
   0 is accepted by validation and fails with ``500 badarith`` once an integer is tested.
 * ``$text`` (no text index here) matches every document.
@@ -44,7 +46,7 @@ from typing import Any, TypeVar
 from couchmapper._couch.collation import collate, collation_key, raw_collate, raw_key
 from couchmapper._couch.erlang import erlang_term
 from couchmapper._couch.fields import BAD_PATH, MISSING, get_field, lookup, parse_field
-from couchmapper._couch.regex import compile_regex
+from couchmapper._couch.regex import compile_regex, regex_search
 from couchmapper.exceptions import QueryError
 
 __all__ = [
@@ -347,7 +349,7 @@ def _compile_operator(key: str, arg: Any, raw: bool) -> Predicate:
         regex = compile_regex(arg)
         if regex is None:
             raise _bad_arg(key, arg)
-        return lambda value: isinstance(value, str) and regex.search(value.encode()) is not None
+        return lambda value: regex_search(regex, value)
     if key == "$beginsWith" and isinstance(arg, str):
         return lambda value: isinstance(value, str) and value.startswith(arg)
     if key == "$all":

@@ -714,3 +714,31 @@ def test_all_docs_id_order_transcript() -> None:
     assert case is not None, "04/alldocs-id-collation is missing from tests/transcripts"
     recorded = [row["id"] for row in case["steps"][1]["couchdb"]["body"]["rows"]]
     assert sorted(recorded[::-1], key=raw_key) == recorded
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("pattern", "hostile", "matching"),
+    [
+        (r"(a+)+$", "a" * 33 + "!", "aa"),
+        (r"(a|aa)+$", "a" * 40 + "!", "aa"),
+        (r"(a|a)*$", "a" * 40 + "!", "a"),
+        (r"(\d+)*[a-z]", "1" * 40 + "!", "12a"),
+        (r"^(\w+\s?)*$", "word " * 10 + "!", "word word"),
+        (r"^([a-zA-Z0-9])(([\-.]|[_]+)?([a-zA-Z0-9]+))*(@)[a-z0-9]+$", "a" * 40 + "!", "ab@x"),
+    ],
+)
+def test_catastrophic_regex_gives_up_as_no_match(pattern: str, hostile: str, matching: str) -> None:
+    """A match past PCRE's match limit is no match (Erlang re's nomatch), never a hang."""
+    assert mango.match({"s": {"$regex": pattern}}, {"s": hostile}) is False
+    assert mango.match({"s": {"$regex": pattern}}, {"s": matching}) is True
+
+
+def test_regex_is_pcre_itself() -> None:
+    """PCRE syntax Python's re lacks works: possessive, atomic, \\h, \\z, (?<name>), \\K."""
+    assert mango.match({"s": {"$regex": r"^a++b"}}, {"s": "aab"}) is True
+    assert mango.match({"s": {"$regex": r"(?>a+)b"}}, {"s": "aab"}) is True
+    assert mango.match({"s": {"$regex": r"x\hy"}}, {"s": "x y"}) is True
+    assert mango.match({"s": {"$regex": r"a\z"}}, {"s": "a\n"}) is False
+    assert mango.match({"s": {"$regex": r"(?<n>a)\k<n>"}}, {"s": "aa"}) is True
+    assert mango.match({"s": {"$regex": r"\xc3\xa9"}}, {"s": "é"}) is True  # bytes, as Erlang
