@@ -11,6 +11,7 @@ never have to parse messages::
     │   ├── PreconditionFailed  412 (database exists, bad attachment stub)
     │   ├── QueryError          400 from Mango or a view: invalid selector, no usable index...
     │   └── BackendUnavailable  no answer: connection refused or cut, timeout (status is None)
+    ├── ExpressionError         a query expression refused when built (also a TypeError)
     ├── FlushError              failures: one FlushFailure per document that was not written
     ├── ValidationError         doc_id and errors: (field path, expected type, message) each
     ├── SessionStateError       an illegal lifecycle move; the message says what to do instead
@@ -32,6 +33,7 @@ __all__ = [
     "ConflictError",
     "CouchMapperError",
     "DocumentNotFound",
+    "ExpressionError",
     "FieldError",
     "FlushError",
     "FlushFailure",
@@ -180,6 +182,15 @@ class BackendUnavailable(BackendError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.reason,))
+
+
+class ExpressionError(CouchMapperError, TypeError):
+    """A query expression (or sort) that cannot mean what it says, refused when it is built.
+
+    For example an ordering (``<``, ``>``, ``sort=``) on a ``Decimal`` field: Decimals are
+    stored as strings, which CouchDB compares character by character. The message says why
+    and what to do instead. Also a :class:`TypeError`, as other misuses of expressions are.
+    """
 
 
 @attrs.frozen

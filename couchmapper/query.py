@@ -11,19 +11,25 @@ Values are always literals: a comparison compiles to ``{"field": {"$eq": value}}
 ``$gt``, ``$in``... with the value as the operand), so user input -- even a dict such as
 ``{"$gt": ""}`` -- can never become a Mango operator. Values are converted to JSON by the
 field's type (a ``datetime`` compares as its ISO string, an enum as its value).
+
+An ordering that the stored form cannot give is refused when it is built: a ``Decimal`` is
+stored as a string, so ``<``, ``<=``, ``>``, ``>=`` and sorts on a Decimal field raise
+:class:`~couchmapper.exceptions.ExpressionError` (equality and ``in_`` work).
 """
 
 from __future__ import annotations
 
 import abc
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import attrs
 
 from couchmapper import mango
-from couchmapper.exceptions import QueryError
+from couchmapper.exceptions import ExpressionError, QueryError
 from couchmapper.model.conversion import codec_for
 from couchmapper.model.registry import model_info
 from couchmapper.tracking import PathKey
@@ -213,15 +219,19 @@ class FieldPath:
         return self._cond("$ne", self._json(value))
 
     def __lt__(self, value: Any) -> Expression:
+        self._check_ordered("$lt")
         return self._cond("$lt", self._json(value))
 
     def __le__(self, value: Any) -> Expression:
+        self._check_ordered("$lte")
         return self._cond("$lte", self._json(value))
 
     def __gt__(self, value: Any) -> Expression:
+        self._check_ordered("$gt")
         return self._cond("$gt", self._json(value))
 
     def __ge__(self, value: Any) -> Expression:
+        self._check_ordered("$gte")
         return self._cond("$gte", self._json(value))
 
     def in_(self, values: Iterable[Any]) -> Expression:
@@ -246,6 +256,11 @@ class FieldPath:
 
     def _describe(self) -> str:
         return f"{self.owner.__name__}.{'.'.join(self.path)}"
+
+    def _check_ordered(self, what: str) -> None:
+        """Refuse an ordering (``$lt``..., a sort) that the stored form would get wrong."""
+        if _is_decimal(self.type):
+            raise unordered_decimal(self._describe(), what)
 
     def exists(self, present: bool = True) -> Expression:
         """The field is (or, with ``False``, is not) in the document."""
@@ -292,11 +307,34 @@ class FieldPath:
 
     def asc(self) -> dict[str, str]:
         """Sort ascending by this field."""
+        self._check_ordered("sort")
         return {self.mango_name: "asc"}
 
     def desc(self) -> dict[str, str]:
         """Sort descending by this field."""
+        self._check_ordered("sort")
         return {self.mango_name: "desc"}
+
+
+def _is_decimal(tp: Any) -> bool:
+    """``Decimal``, or an optional/union type that holds one."""
+    if tp is Decimal:
+        return True
+    origin = typing.get_origin(tp)
+    union = origin is typing.Union or (origin is not None and origin.__name__ == "UnionType")
+    return union and Decimal in typing.get_args(tp)
+
+
+def unordered_decimal(field: str, what: str) -> ExpressionError:
+    """The error for an ordering (``$lt``... or ``sort``) on a Decimal field."""
+    msg = (
+        f"{field} is a Decimal field, and Decimals are stored as strings ('9.50'), which "
+        f"CouchDB compares and sorts as strings ('100' < '20' < '9.50'): {what} on it would "
+        "give wrong answers, so it is refused. ==, != and in_ work (they match the stored "
+        "text, digits and scale alike). To order by the amount, store it in a field of its "
+        "own as an int (e.g. cents) or a float, or as a zero-padded string ('000009.50')."
+    )
+    return ExpressionError(msg)
 
 
 class NestedAccess:
@@ -404,17 +442,21 @@ def compile_criteria(criteria: Sequence[Expression | dict[str, Any]]) -> dict[st
     return and_(*criteria).to_selector()
 
 
-def compile_sort(sort: Any) -> list[Any] | None:
-    """A Mango ``sort`` from a field, ``field.desc()``, a name, or a list of them."""
+def compile_sort(sort: Any, owner: type | None = None) -> list[Any] | None:
+    """A Mango ``sort`` from a field, ``field.desc()``, a name, or a list of them.
+
+    Raises:
+        ExpressionError: a sort on a Decimal field (fields, and names of ``owner``'s fields).
+    """
     if sort is None:
         return None
     items = sort if isinstance(sort, (list, tuple)) else [sort]
     out: list[Any] = []
-    for item in items:
+    for given in items:
+        has_path = hasattr(given, "query_path") and callable(given.query_path)
+        item = given.query_path() if has_path else given
         if isinstance(item, FieldPath):
-            out.append({item.mango_name: "asc"})
-        elif hasattr(item, "query_path") and callable(item.query_path):
-            out.append({item.query_path().mango_name: "asc"})
+            out.append(item.asc())
         elif isinstance(item, dict):
             out.append(item)
         elif isinstance(item, str):
@@ -423,7 +465,24 @@ def compile_sort(sort: Any) -> list[Any] | None:
         else:
             msg = f"cannot sort by {item!r}"
             raise TypeError(msg)
+    if owner is not None:
+        for name in (str(next(iter(entry), "")) for entry in out if isinstance(entry, dict)):
+            if _is_decimal(_named_field_type(owner, name)):
+                raise unordered_decimal(f"{owner.__name__}.{name}", "sort")
     return out
+
+
+def _named_field_type(owner: type, name: str) -> Any:
+    """The type of the field of ``owner`` named ``name`` (a Mango name), or None."""
+    try:
+        node: Any = owner
+        for part in mango.parse_field(name):
+            node = getattr(node, part)
+    except (QueryError, AttributeError):
+        return None
+    if hasattr(node, "query_path") and callable(node.query_path):
+        node = node.query_path()
+    return node.type if isinstance(node, FieldPath) else None
 
 
 _NAME = re.compile(r"[^A-Za-z0-9_-]+")

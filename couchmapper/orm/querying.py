@@ -121,7 +121,9 @@ def find_spec(
     partition: str | None,
 ) -> Find:
     """The query ``find(cls, *criteria, sort=..., ...)`` runs."""
-    return Find(cls, _selector(cls, criteria), compile_sort(sort), fields, use_index, partition)
+    return Find(
+        cls, _selector(cls, criteria), compile_sort(sort, cls), fields, use_index, partition
+    )
 
 
 @attrs.define

@@ -111,6 +111,66 @@ def stored_ids(db: Db) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------
+# Item 4: Decimal fields are strings in JSON; ordering on them is refused when built.
+
+
+def _seed_products(db: Db) -> None:
+    with cm.Session(db.backend) as s:
+        for doc_id, price in (("cheap", "9.50"), ("mid", "20"), ("dear", "100")):
+            s.add(Product(id=doc_id, name=doc_id, price=Decimal(price)))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: P.price < Decimal("20"),
+        lambda: P.price <= Decimal("20"),
+        lambda: P.price > Decimal("20"),
+        lambda: P.price >= Decimal("20"),
+        lambda: P.discount > Decimal("1"),
+        P.price.asc,
+        P.price.desc,
+    ],
+    ids=["lt", "lte", "gt", "gte", "optional-gt", "asc", "desc"],
+)
+def test_decimal_ordering_is_refused_when_built(build: Any) -> None:
+    """<, <=, >, >= and sorts on a Decimal field raise, saying why and what to do."""
+    with pytest.raises(cm.ExpressionError) as caught:
+        build()
+    message = str(caught.value)
+    assert "Product." in message and "Decimal" in message
+    assert "as strings" in message and "int" in message and "zero-padded" in message
+    assert isinstance(caught.value, TypeError)
+
+
+def test_decimal_sort_by_field_or_name_is_refused(db: Db) -> None:
+    """sort= by a Decimal field, its name or "-name" is refused before any request."""
+    _seed_products(db)
+    s = cm.Session(db.backend)
+    if db.proxy is not None:
+        db.proxy.clear()
+    for sort in (P.price, "price", "-price", ["name", "discount"]):
+        with pytest.raises(cm.ExpressionError, match="Decimal"):
+            s.find(Product, sort=sort)
+        with pytest.raises(cm.ExpressionError, match="Decimal"):
+            list(s.find_iter(Product, sort=sort))
+    assert db.proxy is None or db.proxy.requests == []
+
+
+def test_decimal_equality_and_membership_still_work(db: Db) -> None:
+    """== , != and in_ on a Decimal field match the stored text, on every backend."""
+    _seed_products(db)
+    s = cm.Session(db.backend)
+    assert [p.id for p in s.find(Product, P.price == Decimal("9.50"))] == ["cheap"]
+    found = s.find(Product, P.price.in_([Decimal("20"), Decimal("100")]))
+    assert ids(found) == ["dear", "mid"]
+    assert ids(s.find(Product, P.price != Decimal("20"))) == ["cheap", "dear"]
+    s.add(Product(id="new", price=Decimal("20"), history=[Decimal("1.5")]))
+    assert ids(s.find(Product, P.price == Decimal("20"))) == ["mid", "new"]
+    assert [p.id for p in s.find(Product, P.history.contains(Decimal("1.5")))] == ["new"]
+
+
+# --------------------------------------------------------------------------------------
 # Item 12: an invalid field name is CouchDB's 400 invalid_field_name.
 
 
