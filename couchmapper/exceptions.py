@@ -10,6 +10,7 @@ never have to parse messages::
     │   ├── ConflictError       409 for one document: doc_id, rev (and base/mine/theirs on rebase)
     │   ├── PreconditionFailed  412 (database exists, bad attachment stub)
     │   ├── QueryError          400 from Mango or a view: invalid selector, no usable index...
+    │   ├── EncodingError       400 "invalid UTF-8 JSON" refused before sending: doc_id, path
     │   └── BackendUnavailable  no answer: connection refused or cut, timeout (status is None)
     ├── ExpressionError         a query expression refused when built (also a TypeError)
     ├── FlushError              failures: one FlushFailure per document that was not written
@@ -33,6 +34,7 @@ __all__ = [
     "ConflictError",
     "CouchMapperError",
     "DocumentNotFound",
+    "EncodingError",
     "ExpressionError",
     "FieldError",
     "FlushError",
@@ -166,6 +168,36 @@ class QueryError(BackendError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.error, self.reason, self.status))
+
+
+class EncodingError(BackendError):
+    """A document holds a value that cannot be sent as UTF-8 JSON; refused before sending.
+
+    CouchDB answers such a body (a lone surrogate such as ``"\\ud800"``) with 400
+    ``bad_request`` "invalid UTF-8 JSON" for the whole request; both backends refuse it with
+    that status, error and reason before anything is sent or stored, and name the place.
+
+    Attributes:
+        doc_id: the document's id (None for a body that is not a document, or has no id).
+        path: the field path, e.g. ``"meta.tags[1]"`` (a key's own path for a bad key).
+        problem: what is wrong with the value there.
+    """
+
+    def __init__(self, doc_id: str | None, path: str, problem: str) -> None:
+        self.doc_id = doc_id
+        self.path = path
+        self.problem = problem
+        super().__init__(400, "bad_request", "invalid UTF-8 JSON")
+
+    def _message(self) -> str:
+        where = f"document {self.doc_id!r}" if self.doc_id is not None else "the request body"
+        return (
+            f"{where}, field {self.path or '(top level)'}: {self.problem}; refused before "
+            f"sending (CouchDB answers {self.status} {self.error}: {self.reason})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.doc_id, self.path, self.problem))
 
 
 class BackendUnavailable(BackendError):

@@ -23,7 +23,7 @@ from _proxy import RecordingProxy
 import couchmapper as cm
 from couchmapper.backends.base import Backend
 from couchmapper.backends.memory import memory_server
-from couchmapper.exceptions import QueryError
+from couchmapper.exceptions import BackendError, QueryError
 from couchmapper.memory.http.facade import MemoryHTTP
 
 
@@ -248,3 +248,96 @@ def test_catastrophic_regex_returns_on_stored_documents(db: Db) -> None:
         assert ids(s.find(Note, N.text.regex(pattern))) == expected, pattern
     found = db.backend.find({"selector": {"text": {"$regex": "(a+)+$"}}, "fields": ["_id"]})
     assert sorted(d["_id"] for d in found["docs"]) == ["a30", "aaa"]
+
+
+# --------------------------------------------------------------------------------------
+# Item 10: CouchDB's document size limit and its refusal of lone surrogates.
+
+LIMIT = 8_000_000  # CouchDB's default max_document_size, in bytes of the JSON body
+
+
+def _sized(doc_id: str, size: int) -> dict[str, Any]:
+    """A document whose JSON body (without ``_id``) is exactly ``size`` bytes."""
+    return {"_id": doc_id, "s": "y" * (size - len('{"s":""}'))}
+
+
+def test_document_over_max_document_size_is_413(db: Db) -> None:
+    """A body over 8,000,000 bytes: 413 document_too_large naming the id; nothing written."""
+    if db.kind == "pouchdb":
+        # pouchdb-server 4.2.0 has no document size limit: it stores the document.
+        db.backend.put(_sized("big", LIMIT + 1))
+        assert stored_ids(db) == ["big"]
+        return
+    assert db.backend.put(_sized("edge", LIMIT))["ok"] is True
+    with pytest.raises(BackendError) as caught:
+        db.backend.put(_sized("big", LIMIT + 1))
+    assert (caught.value.status, caught.value.error, caught.value.reason) == (
+        413,
+        "document_too_large",
+        "big",
+    )
+    with pytest.raises(BackendError) as bulk:
+        db.backend.bulk_docs([{"_id": "small"}, _sized("large", LIMIT + 1)])
+    assert (bulk.value.status, bulk.value.error, bulk.value.reason) == (
+        413,
+        "document_too_large",
+        "large",
+    )
+    assert stored_ids(db) == ["edge"]
+
+
+def test_flush_of_an_oversized_document_keeps_it_pending(db: Db) -> None:
+    """A session flush refused with 413 names the document and keeps every change pending."""
+    s = cm.Session(db.backend)
+    s.add(Blob(id="huge", data="z" * (LIMIT + 10)))
+    if db.kind == "pouchdb":
+        s.flush()  # no size limit on pouchdb-server 4.2.0 (see above)
+        return
+    with pytest.raises(BackendError) as caught:
+        s.flush()
+    assert (caught.value.status, caught.value.error, caught.value.reason) == (
+        413,
+        "document_too_large",
+        "huge",
+    )
+    assert stored_ids(db) == []
+    assert s.stats().new == 1
+
+
+def test_lone_surrogate_raw_request_is_refused(db: Db) -> None:
+    """A raw body holding an escaped lone surrogate: CouchDB's 400 "invalid UTF-8 JSON"."""
+    body = b'{"s": "a\\ud800b"}'
+    status, answer = raw_request(db, "PUT", "sur", body)
+    if db.kind == "pouchdb":
+        # pouchdb-server 4.2.0 stores it (JavaScript strings may hold lone surrogates).
+        assert status == 201
+        return
+    assert (status, answer) == (400, {"error": "bad_request", "reason": "invalid UTF-8 JSON"})
+    bulk = b'{"docs": [{"_id": "ok"}, {"_id": "bad", "\\udc00k": 1}]}'
+    status, answer = raw_request(db, "POST", "_bulk_docs", bulk)
+    assert (status, answer) == (400, {"error": "bad_request", "reason": "invalid UTF-8 JSON"})
+    assert stored_ids(db) == []
+
+
+def test_lone_surrogate_is_refused_before_sending_naming_document_and_field(db: Db) -> None:
+    """A lone surrogate is refused before anything is sent, naming the document and field."""
+    with pytest.raises(BackendError) as caught:
+        db.backend.put({"_id": "d1", "meta": {"tags": ["ok", "a\ud800b"]}})
+    assert (caught.value.status, caught.value.error, caught.value.reason) == (
+        400,
+        "bad_request",
+        "invalid UTF-8 JSON",
+    )
+    assert "'d1'" in str(caught.value) and "meta.tags[1]" in str(caught.value)
+    s = cm.Session(db.backend)
+    s.add(Blob(id="ok", name="fine"))
+    s.add(Blob(id="b1", name="x\udc00"))
+    if db.proxy is not None:
+        db.proxy.clear()
+    with pytest.raises(BackendError) as flushed:
+        s.flush()
+    message = str(flushed.value)
+    assert "'b1'" in message and "name" in message and "surrogate" in message
+    assert "invalid JSON answer" not in message
+    assert db.proxy is None or db.proxy.requests == []
+    assert s.stats().new == 2  # nothing lost: both stay pending

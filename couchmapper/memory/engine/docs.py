@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import uuid
-from typing import Any
+from typing import Any, Final
 
 from couchmapper._couch.checks import check_json
-from couchmapper._couch.json import json_copy
+from couchmapper._couch.erlang import erlang_float
 from couchmapper.exceptions import BackendError
 from couchmapper.memory.engine.errors import bad_request
 from couchmapper.memory.engine.revs import parse_rev
 
 __all__ = [
+    "MAX_DOCUMENT_SIZE",
     "ParsedDoc",
     "parse_doc",
     "validate_docid",
@@ -96,7 +98,10 @@ def _decode_attachments(raw: Any) -> dict[str, Any] | None:
 
 
 def parse_doc(doc: Any, doc_id: Any = None, *, partitioned: bool = False) -> ParsedDoc:
-    """Split and validate one written document; errors are CouchDB's whole-request 400s."""
+    """Split and validate one written document; errors are CouchDB's whole-request 400s.
+
+    A body over :data:`MAX_DOCUMENT_SIZE` is 413 ``document_too_large``, as in CouchDB 3.5.
+    """
     if not isinstance(doc, dict):
         raise bad_request("Document must be a JSON object")
     check_json(doc)
@@ -105,9 +110,11 @@ def parse_doc(doc: Any, doc_id: Any = None, *, partitioned: bool = False) -> Par
     if given_id is _NO_ID:
         given_id = uuid.uuid4().hex
     parsed.doc_id = validate_docid(given_id, partitioned and not _is_special(given_id))
+    size = 2  # the braces of the body
     for key, value in doc.items():
         if not key.startswith("_"):
-            parsed.body[key] = json_copy(value, as_stored=True)
+            parsed.body[key], member_size = _copy_member(value)
+            size += _json_size(key) + 1 + member_size + (size > 2)
         elif key == "_rev":
             parse_rev(value)
             parsed.rev = value
@@ -121,7 +128,37 @@ def parse_doc(doc: Any, doc_id: Any = None, *, partitioned: bool = False) -> Par
             parsed.revisions = _parse_revisions(value)
         elif key not in _IGNORED_SPECIALS and key != "_id":
             raise bad_request(f"Bad special document member: {key}", "doc_validation")
+    if size > MAX_DOCUMENT_SIZE:
+        # couch_doc:from_json_obj_validate names the "_id" of the body ("" without one).
+        named = doc.get("_id")
+        raise BackendError(413, "document_too_large", named if isinstance(named, str) else "")
     return parsed
+
+
+MAX_DOCUMENT_SIZE: Final = 8_000_000
+"""CouchDB's default ``[couchdb] max_document_size``: bytes of a body's JSON (without ``_id``,
+``_rev`` and the other special members), checked on every write."""
+
+
+def _copy_member(value: Any) -> tuple[Any, int]:
+    """A copy of a body member as stored (``json_copy(value, as_stored=True)``) and its size.
+
+    The size is that of the member's compact JSON in UTF-8, as CouchDB measures a body.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.loads(text, parse_float=_read_float), _utf8_size(text)
+
+
+def _read_float(text: str) -> float:
+    return erlang_float(float(text))
+
+
+def _json_size(key: str) -> int:
+    return _utf8_size(json.dumps(key, ensure_ascii=False))
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 _NO_ID: Any = object()
