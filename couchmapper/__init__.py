@@ -18,10 +18,12 @@ from couchmapper.exceptions import (
     NotFoundError,
     PreconditionFailed,
     QueryError,
+    QueryLoadError,
     SessionStateError,
     ValidationError,
 )
 from couchmapper.model.base import Document, Embedded, RawDocument, changes, dump, load
+from couchmapper.model.codecs import MAX_DEPTH
 from couchmapper.model.fields import Field, field
 from couchmapper.orm.merge import WriteResult
 from couchmapper.orm.querying import Row, ViewResult
@@ -32,6 +34,7 @@ from couchmapper.query import Expression, Index, View, and_, or_
 from couchmapper.tracking import MISSING, Change, ChangeList, apply_json_patch
 
 __all__ = [
+    "MAX_DEPTH",
     "MISSING",
     "BackendError",
     "BackendUnavailable",
@@ -55,6 +58,7 @@ __all__ = [
     "NotFoundError",
     "PreconditionFailed",
     "QueryError",
+    "QueryLoadError",
     "RawDocument",
     "Row",
     "Session",

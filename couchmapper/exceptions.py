@@ -15,6 +15,7 @@ never have to parse messages::
     ├── ExpressionError         a query expression refused when built (also a TypeError)
     ├── FlushError              failures: one FlushFailure per document that was not written
     ├── ValidationError         doc_id and errors: (field path, expected type, message) each
+    │   └── QueryLoadError      failures (one ValidationError per document) and results
     ├── SessionStateError       an illegal lifecycle move; the message says what to do instead
     └── HookLimitError          flush hook rounds kept producing changes past the round limit
 
@@ -43,6 +44,7 @@ __all__ = [
     "NotFoundError",
     "PreconditionFailed",
     "QueryError",
+    "QueryLoadError",
     "SessionStateError",
     "ValidationError",
 ]
@@ -300,6 +302,39 @@ class ValidationError(CouchMapperError, ValueError, TypeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.doc_id, self.errors, self.cls_name))
+
+
+class QueryLoadError(ValidationError):
+    """Documents a query found that could not be loaded; every other document was.
+
+    One stored document that does not fit its class never breaks a query over the others:
+    ``find()``, ``view()`` and ``get_many()`` load every document they can, then raise this
+    with the results they would have returned; a stream (``find_iter()``, ``all()``) hands out
+    every document it can and raises this at its end.
+
+    Attributes:
+        failures: one :class:`ValidationError` per document that could not be loaded, in the
+            order the query met them.
+        results: what the query returns without those documents (empty for a stream, whose
+            objects were handed out already).
+
+    ``doc_id``, ``errors`` and ``cls_name`` are the first failure's, so a handler written for
+    :class:`ValidationError` still sees a document id and its fields.
+    """
+
+    def __init__(self, failures: Sequence[ValidationError], results: Sequence[Any] = ()) -> None:
+        self.failures = tuple(failures)
+        self.results: list[Any] = list(results)
+        first = self.failures[0]
+        super().__init__(first.doc_id, first.errors, first.cls_name)
+        lines = [f"{len(self.failures)} document(s) the query found could not be loaded:"]
+        lines += [f"  {failure}".replace("\n", "\n  ") for failure in self.failures[:20]]
+        if len(self.failures) > 20:
+            lines.append(f"  ... and {len(self.failures) - 20} more")
+        self.args = ("\n".join(lines),)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.failures, self.results))
 
 
 class SessionStateError(CouchMapperError):

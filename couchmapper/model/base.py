@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final, TypeVar, cast, dataclass_transform
 
 import attrs
 
-from couchmapper.model.codecs import item_guard
+from couchmapper.model.codecs import item_guard, too_deep
 from couchmapper.model.conversion import Invalid, codec_for
 from couchmapper.model.fields import IdField, field, field_descriptor, resolved_fields
 from couchmapper.model.registry import (
@@ -230,6 +230,8 @@ def load(cls: type[D], raw: Mapping[str, Any], *, status: Lifecycle = Lifecycle.
         obj = loader(raw, None, "")
     except Invalid as error:
         raise error.to_validation_error(raw.get("_id"), cls.__name__) from None
+    except RecursionError:
+        raise too_deep(raw).to_validation_error(raw.get("_id"), cls.__name__) from None
     # InstanceState.__init__, inlined: this runs once for every document loaded.
     state = new_state(InstanceState)
     state.doc_id = raw.get("_id")
@@ -264,6 +266,8 @@ def new_from_json(cls: type[D], raw: Mapping[str, Any]) -> D:
         obj = codec_for(info.cls).load(raw, None, "")
     except Invalid as error:
         raise error.to_validation_error(raw.get("_id"), cls.__name__) from None
+    except RecursionError:
+        raise too_deep(raw).to_validation_error(raw.get("_id"), cls.__name__) from None
     return obj  # type: ignore[no-any-return]
 
 

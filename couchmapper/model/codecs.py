@@ -28,6 +28,7 @@ from couchmapper.tracking import (
     TrackedSet,
     format_path,
     locate,
+    node_parent,
     set_parent,
     typed_container,
 )
@@ -35,6 +36,7 @@ from couchmapper.tracking import (
 __all__ = [
     "ANY_CODEC",
     "JSON_SCALARS",
+    "MAX_DEPTH",
     "TEXT_CODECS",
     "Codec",
     "Dumper",
@@ -48,6 +50,7 @@ __all__ = [
     "literal_codec",
     "plain",
     "scalar_codec",
+    "too_deep",
     "tracked_class",
 ]
 
@@ -69,6 +72,12 @@ class Invalid(Exception):
     def prefixed(self, key: PathKey) -> list[tuple[tuple[PathKey, ...], str, str]]:
         """The errors with ``key`` put in front of each path."""
         return [((key, *path), expected, message) for path, expected, message in self.errors]
+
+    def prefixed_path(
+        self, prefix: tuple[PathKey, ...]
+    ) -> list[tuple[tuple[PathKey, ...], str, str]]:
+        """The errors with the path ``prefix`` put in front of each path."""
+        return [((*prefix, *path), expected, message) for path, expected, message in self.errors]
 
     def to_validation_error(
         self, doc_id: str | None, cls_name: str = "", path: tuple[PathKey, ...] = ()
@@ -254,31 +263,92 @@ def literal_codec(values: tuple[Any, ...]) -> Codec:
 # Any: raw JSON, tracked in place.
 
 
-def _check_json(value: Any) -> None:
-    if value.__class__ in JSON_SCALARS:
-        if value.__class__ is float and not math.isfinite(value):
-            raise bad("a finite JSON number", value)
-        return
-    if isinstance(value, (list, tuple, Mapping)):
-        errors: list[Any] = []
-        keyed = isinstance(value, Mapping)
-        collect(value, _check_member if keyed else _check_item, errors, keyed=keyed)
-        if errors:
-            raise Invalid(errors)
-        return
-    raise bad("a JSON value", value)
+MAX_DEPTH: Final = 100
+"""How many levels of objects and arrays a value may nest inside a document field.
+
+Tracking, dumping and comparing values recurse once per level, so a value nested deeper
+than Python's recursion limit allows would fail with a bare ``RecursionError`` wherever it
+is touched. Values past this limit are refused with a :class:`ValidationError` naming the
+document and the path instead: on assignment, and when a stored document is loaded.
+"""
+
+_TOO_DEEP = f"at most {MAX_DEPTH} levels of nested objects and arrays"
 
 
-def _check_item(index: int, item: Any) -> None:
-    """Check one item of a JSON array."""
-    _check_json(item)
+def _check_json(value: Any, room: int = MAX_DEPTH) -> None:
+    """Raise :class:`Invalid` listing every value of ``value`` that is not JSON.
+
+    Also refuses containers more than ``room`` levels deep. Iterative, so a hostile value
+    cannot exhaust the stack while it is being checked.
+    """
+    errors: list[tuple[tuple[PathKey, ...], str, str]] = []
+    stack: list[tuple[tuple[PathKey, ...], Any, int]] = [((), value, 0)]
+    while stack:
+        path, item, depth = stack.pop()
+        if item.__class__ in JSON_SCALARS:
+            if item.__class__ is float and not math.isfinite(item):
+                errors += bad("a finite JSON number", item).prefixed_path(path)
+            continue
+        if not isinstance(item, (list, tuple, Mapping)):
+            errors += bad("a JSON value", item).prefixed_path(path)
+            continue
+        if depth >= room:
+            levels = f"more than {MAX_DEPTH} levels of nested objects and arrays"
+            errors.append((path, _TOO_DEEP, levels))
+            continue
+        if isinstance(item, Mapping):
+            members: list[tuple[tuple[PathKey, ...], Any, int]] = []
+            for key, member in item.items():
+                if key.__class__ is not str:
+                    errors.append(((*path, key), "JSON object with string keys", f"key {key!r}"))
+                else:
+                    members.append(((*path, key), member, depth + 1))
+            stack.extend(reversed(members))
+        else:
+            stack.extend(
+                ((*path, i), member, depth + 1) for i, member in reversed(list(enumerate(item)))
+            )
+    if errors:
+        raise Invalid(errors)
 
 
-def _check_member(key: Any, item: Any) -> None:
-    """Check one member of a JSON object (its key must be a string)."""
-    if key.__class__ is not str:
-        raise Invalid([((), "JSON object with string keys", f"key {key!r}")])
-    _check_json(item)
+def too_deep(value: Any) -> Invalid:
+    """The error for a value whose conversion ran out of stack: its deepest path.
+
+    For nesting the per-field check does not see (a recursive embedded class, say): found
+    iteratively, after the fact, so the error names the place instead of a RecursionError.
+    """
+    deepest: tuple[PathKey, ...] = ()
+    stack: list[tuple[tuple[PathKey, ...], Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if len(path) > len(deepest):
+            deepest = path
+        if isinstance(item, Mapping):
+            stack.extend(((*path, key), member) for key, member in item.items())
+        elif isinstance(item, list):
+            stack.extend(((*path, i), member) for i, member in enumerate(item))
+    shown = deepest[: MAX_DEPTH + 1]
+    return Invalid([(shown, _TOO_DEEP, f"{len(deepest)} levels deep: too deep to convert")])
+
+
+def _root_of(node: Any) -> Any:
+    """The top of the document ``node`` sits in (``node`` itself when it has no parent)."""
+    parent, _ = node_parent(node)
+    while parent is not None:
+        node = parent
+        parent, _ = node_parent(node)
+    return node
+
+
+def _depth_of(node: Any) -> int:
+    """How many levels of objects and arrays ``node`` sits below its document's top."""
+    depth = 0
+    parent, _ = node_parent(node)
+    while parent is not None:
+        depth += 1
+        parent, _ = node_parent(parent)
+    return depth
 
 
 def _any_wrap(value: Any, parent: Any, key: PathKey) -> Any:
@@ -296,7 +366,8 @@ def _any_wrap(value: Any, parent: Any, key: PathKey) -> Any:
 
 def _any_prepare(value: Any, parent: Any, key: PathKey) -> Any:
     if value.__class__ not in JSON_SCALARS or value.__class__ is float:
-        _check_json(plain(value))
+        room = MAX_DEPTH - _depth_of(parent) if parent is not None else MAX_DEPTH
+        _check_json(plain(value), room)
     return _any_wrap(plain(value), parent, key)
 
 
@@ -322,6 +393,9 @@ def item_guard(prepare: Loader) -> Loader:
                     path = (*path, key)
                 doc_id = getattr(tracker, "doc_id", None)
                 owner = getattr(tracker, "obj", None)
+                if owner is None:  # a document in no session yet: name it by its own id
+                    owner = _root_of(parent)
+                    doc_id = getattr(owner, "__dict__", {}).get("id") if doc_id is None else doc_id
                 cls_name = type(owner).__name__ if owner is not None else ""
                 raise error.to_validation_error(doc_id, cls_name, path) from None
 
@@ -341,6 +415,8 @@ _AnyDict = typed_container(TrackedDict, item_guard(_any_prepare), "Any")
 def _any_load(value: Any, parent: Any, key: PathKey) -> Any:
     if value.__class__ in JSON_SCALARS:
         return value
+    # Checked before wrapping, which recurses once per level.
+    _check_json(value, MAX_DEPTH - _depth_of(parent) if parent is not None else MAX_DEPTH)
     return _any_wrap(value, parent, key)
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from couchmapper import signals
 from couchmapper._types import JSONDict, Obj
-from couchmapper.exceptions import DocumentNotFound, FieldError, ValidationError
+from couchmapper.exceptions import DocumentNotFound, FieldError, QueryLoadError, ValidationError
 from couchmapper.model.base import RawDocument, attach_state, load, state_of, with_article
 from couchmapper.model.registry import model_info, registry
 from couchmapper.orm.merge import without_meta
@@ -88,21 +88,32 @@ class Loading(SessionPart):
         return obj
 
     def get_many(self, cls: type | None, ids: Sequence[str]) -> list[Any]:
-        """The objects for ``ids`` in order (None for missing), fetched in one request."""
+        """The objects for ``ids`` in order (None for missing), fetched in one request.
+
+        Raises:
+            QueryLoadError: documents that could not be loaded (each named); ``results``
+                holds the list with None in their places.
+        """
         wanted = [doc_id for doc_id in dict.fromkeys(ids) if self.lookup(doc_id) is None]
         # Held here until returned: the identity map may hold clean objects weakly only.
         found: dict[str, Obj] = {}
+        failures: list[ValidationError] = []
         if wanted:
             all_docs: Callable[..., Any] = self.session.backend.all_docs
             answer = self.traffic.call(all_docs, keys=wanted, include_docs=True)
             for row in answer.get("rows", ()):
                 doc = row.get("doc")
                 if doc is not None:
-                    found[doc["_id"]] = self.load(doc, cls)
+                    try:
+                        found[doc["_id"]] = self.load(doc, cls)
+                    except ValidationError as error:  # the others still load
+                        failures.append(error)
         result: list[Any] = []
         for doc_id in ids:
             obj = found[doc_id] if doc_id in found else self.lookup(doc_id)  # {} is falsy
             result.append(None if obj is None else self.check_type(obj, cls))
+        if failures:
+            raise QueryLoadError(failures, result)
         return result
 
 

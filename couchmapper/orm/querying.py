@@ -17,7 +17,7 @@ import attrs
 from couchmapper import mango
 from couchmapper._couch.collation import raw_key
 from couchmapper._types import JSONDict
-from couchmapper.exceptions import NotFoundError, QueryError
+from couchmapper.exceptions import NotFoundError, QueryError, QueryLoadError, ValidationError
 from couchmapper.model.base import dump, state_of
 from couchmapper.model.registry import model_info
 from couchmapper.orm.part import SessionPart
@@ -245,10 +245,20 @@ class Querying(SessionPart):
             else:
                 query["skip"] = offset
 
-    def _server_hit(self, doc: JSONDict, spec: Find, projected: bool) -> _Hit:
-        """A document from the server as a result (an object, or a dict with ``fields``)."""
+    def _server_hit(
+        self, doc: JSONDict, spec: Find, projected: bool, failures: list[ValidationError]
+    ) -> _Hit | None:
+        """A document from the server as a result (an object, or a dict with ``fields``).
+
+        A document that cannot be loaded is None, its error added to ``failures``: one stored
+        document that does not fit its class must not break the query over the others.
+        """
         if spec.fields is None:
-            return _Hit(doc, self.session.load_rows([doc], spec.cls)[0])
+            try:
+                return _Hit(doc, self.session.load_rows([doc], spec.cls)[0])
+            except ValidationError as error:
+                failures.append(error)
+                return None
         if projected:
             return _Hit(doc, doc)
         return _Hit(doc, _project(doc, _field_names(spec.fields)))
@@ -269,12 +279,28 @@ class Querying(SessionPart):
     # find --------------------------------------------------------------------------------
 
     def find(self, spec: Find, limit: int | None, skip: int | None) -> list[Any]:
-        """The matches of ``spec`` (see ``Session.find``)."""
+        """The matches of ``spec`` (see ``Session.find``).
+
+        Raises:
+            QueryLoadError: stored documents that match could not be loaded (a value of the
+                wrong type, nested too deep...): one ValidationError each, after every other
+                document was loaded; ``results`` holds what this would have returned.
+        """
+        failures: list[ValidationError] = []
+        found = self._find_list(spec, limit, skip, failures)
+        if failures:
+            raise QueryLoadError(failures, found)
+        return found
+
+    def _find_list(
+        self, spec: Find, limit: int | None, skip: int | None, failures: list[ValidationError]
+    ) -> list[Any]:
+        """The results of :meth:`find`; documents that cannot be loaded go to ``failures``."""
         cls, partition, fields = spec.cls, spec.partition, spec.fields
         overlay = self._overlay(cls, partition)
         pending = overlay.is_pending()
         if limit is None:
-            found = list(self._iterate(spec, PAGE, overlay))
+            found = list(self._stream(spec, PAGE, overlay, failures))
             if pending and not spec.sort:
                 # Without a sort CouchDB answers in _id order (raw code points); keep that.
                 found.sort(key=lambda item: raw_key(_id_of(item)))
@@ -284,31 +310,46 @@ class Querying(SessionPart):
             if skip:
                 query["skip"] = skip
             docs = self._run_find(query, partition).get("docs", ())
-            return [self._server_hit(doc, spec, True).result for doc in docs]
+            loaded = [self._server_hit(doc, spec, True, failures) for doc in docs]
+            return [hit.result for hit in loaded if hit is not None]
         # Ask for enough extra rows that every pending document may take its place.
         slack = len(overlay.deleted) + len(overlay.changed)
         query = spec.body((skip or 0) + limit + slack, sort_fields=True)
         projected = "fields" not in query or query["fields"] == _field_names(fields or ())
-        hits = [
-            self._server_hit(doc, spec, projected)
+        server_hits = [
+            self._server_hit(doc, spec, projected, failures)
             for doc in self._run_find(query, partition).get("docs", ())
             if not overlay.hides(doc.get("_id"))
         ]
+        hits = [hit for hit in server_hits if hit is not None]
         hits += self._pending_hits(spec, overlay)
         ordered = _Order(spec.sort).arrange(hits)
         return [hit.result for hit in _window(ordered, skip, limit)]
 
     def find_iter(self, spec: Find, batch: int) -> Iterator[Any]:
-        """A stream of the matches of ``spec``, ``batch`` documents per request."""
+        """A stream of the matches of ``spec``, ``batch`` documents per request.
+
+        Stored documents that cannot be loaded are left out, and a :class:`QueryLoadError`
+        naming each is raised when the stream ends.
+        """
         return self._iterate(spec, batch, self._overlay(spec.cls, spec.partition))
 
     def _iterate(self, spec: Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
         if batch < 1:
             msg = "batch must be at least 1"
             raise ValueError(msg)
-        return self._stream(spec, batch, overlay)
+        return self._reporting_stream(spec, batch, overlay)
 
-    def _stream(self, spec: Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
+    def _reporting_stream(self, spec: Find, batch: int, overlay: _Overlay) -> Iterator[Any]:
+        """The stream, then a :class:`QueryLoadError` for documents that could not load."""
+        failures: list[ValidationError] = []
+        yield from self._stream(spec, batch, overlay, failures)
+        if failures:
+            raise QueryLoadError(failures)
+
+    def _stream(
+        self, spec: Find, batch: int, overlay: _Overlay, failures: list[ValidationError]
+    ) -> Iterator[Any]:
         order = _Order(spec.sort)
         pending = self._pending_hits(spec, overlay)
         if order.sorted:
@@ -338,7 +379,9 @@ class Querying(SessionPart):
                         if first_key is None or not order.before(first_key, key):
                             break
                         yield held.popleft().result
-                yield self._server_hit(doc, spec, projected).result
+                hit = self._server_hit(doc, spec, projected, failures)
+                if hit is not None:
+                    yield hit.result
         for hit in held:
             yield hit.result
         for hit in pending_by_id.values():
@@ -391,6 +434,7 @@ class Querying(SessionPart):
         # Changed documents may change any row; deletions are dropped from map rows, but a
         # reduced value still counts them.
         result.stale = bool(overlay.changed) or (reduced and bool(overlay.deleted))
+        failures: list[ValidationError] = []
         for row in rows:
             doc_id = row.get("id")
             if doc_id is not None and doc_id in overlay.deleted:
@@ -399,8 +443,13 @@ class Querying(SessionPart):
             obj = None
             if isinstance(doc, dict) and "_id" in doc:
                 target = cls if cls is not None and _is_instance_doc(doc, cls) else None
-                obj = session.load_rows([doc], target)[0]
+                try:
+                    obj = session.load_rows([doc], target)[0]
+                except ValidationError as error:
+                    failures.append(error)  # the row stays, without its document
             result.append(Row(doc_id, row.get("key"), row.get("value"), obj))
+        if failures:
+            raise QueryLoadError(failures, result)
         return result
 
 

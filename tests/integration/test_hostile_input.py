@@ -341,3 +341,76 @@ def test_lone_surrogate_is_refused_before_sending_naming_document_and_field(db: 
     assert "invalid JSON answer" not in message
     assert db.proxy is None or db.proxy.requests == []
     assert s.stats().new == 2  # nothing lost: both stay pending
+
+
+# --------------------------------------------------------------------------------------
+# Item 9: deep nesting is a ValidationError, and one such document breaks no query.
+
+
+def nested(depth: int, *, lists: bool = False) -> Any:
+    """A value ``depth`` containers deep."""
+    value: Any = 1
+    for _ in range(depth):
+        value = [value] if lists else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("lists", [False, True], ids=["objects", "arrays"])
+def test_deep_value_is_a_validation_error_naming_document_and_path(lists: bool) -> None:
+    """Values nested past the limit raise ValidationError (id, path) on construction and set."""
+    with pytest.raises(cm.ValidationError) as built:
+        Blob(id="b1", data=nested(150, lists=lists))
+    assert built.value.doc_id == "b1"
+    (error,) = built.value.errors
+    assert error.path.startswith("data") and "100 levels" in error.message
+    blob = Blob(id="b2", data=nested(cm.MAX_DEPTH, lists=lists))
+    with pytest.raises(cm.ValidationError) as assigned:
+        blob.data = nested(cm.MAX_DEPTH + 1, lists=lists)
+    assert assigned.value.doc_id == "b2" and assigned.value.errors[0].path.startswith("data")
+    inner = blob.data
+    for _ in range(cm.MAX_DEPTH - 2):
+        inner = inner[0] if lists else inner["k"]
+    with pytest.raises(cm.ValidationError) as edited:
+        if lists:
+            inner.append([[1]])
+        else:
+            inner["deeper"] = {"x": {"y": 1}}
+    assert edited.value.doc_id == "b2"
+
+
+def test_deep_stored_document_breaks_no_query(db: Db) -> None:
+    """A stored document too deep to load: its own ValidationError, the others still load."""
+    docs = [{"_id": f"ok{i}", "type": "h-blob", "name": f"ok{i}", "data": i} for i in range(3)]
+    docs.insert(1, {"_id": "deep", "type": "h-blob", "name": "deep", "data": nested(300)})
+    db.backend.bulk_docs(docs)
+    s = cm.Session(db.backend)
+    with pytest.raises(cm.QueryLoadError) as caught:
+        s.find(Blob)
+    assert [obj.id for obj in caught.value.results] == ["ok0", "ok1", "ok2"]
+    (failure,) = caught.value.failures
+    assert failure.doc_id == "deep" and failure.errors[0].path.startswith("data")
+    assert isinstance(caught.value, cm.ValidationError) and caught.value.doc_id == "deep"
+    streamed: list[str | None] = []
+    with pytest.raises(cm.QueryLoadError) as late:
+        for obj in s.find_iter(Blob, batch=2):
+            streamed.append(obj.id)
+    assert streamed == ["ok0", "ok1", "ok2"]
+    assert [f.doc_id for f in late.value.failures] == ["deep"]
+    with pytest.raises(cm.ValidationError) as single:
+        s.get(Blob, "deep")
+    assert single.value.doc_id == "deep"
+    with pytest.raises(cm.QueryLoadError) as many:
+        s.get_many(Blob, ["ok0", "deep"])
+    assert [getattr(obj, "id", None) for obj in many.value.results] == ["ok0", None]
+    view = "function (doc) { if (doc.type == 'h-blob') emit(doc.name, null); }"
+    db.backend.put({"_id": "_design/hb", "views": {"by_name": {"map": view}}})
+    with pytest.raises(cm.QueryLoadError) as viewed:
+        s.view("hb/by_name", include_docs=True)
+    rows = viewed.value.results
+    assert [(row.id, getattr(row.doc, "id", None)) for row in rows] == [
+        ("deep", None),
+        ("ok0", "ok0"),
+        ("ok1", "ok1"),
+        ("ok2", "ok2"),
+    ]
+    assert [b.id for b in s.find(Blob, B.name != "deep")] == ["ok0", "ok1", "ok2"]

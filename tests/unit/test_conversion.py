@@ -248,3 +248,31 @@ def test_conflict_error_pickles_with_its_merge_details() -> None:
     again = pickle.loads(pickle.dumps(error))
     assert (again.doc_id, again.rev, again.paths) == ("d1", "2-x", ("name",))
     assert (again.base, again.mine, again.theirs) == ({"a": 1}, {"a": 2}, {"a": 3})
+
+
+class _Node(cm.Embedded):
+    """A recursive embedded class: nesting its type does not bound."""
+
+    children: list[_Node] = cm.field(factory=list)
+
+
+class _TreeDoc(cm.Document, type_name="conv-tree"):
+    """A document holding a recursive tree."""
+
+    root: _Node | None = None
+
+
+def test_too_deep_to_load_is_a_validation_error_naming_the_path() -> None:
+    """A stored tree too deep to convert is a ValidationError with its id, not RecursionError."""
+    raw: dict[str, Any] = {}
+    node = raw
+    for _ in range(400):
+        child: dict[str, Any] = {}
+        node["children"] = [child]
+        node = child
+    with pytest.raises(cm.ValidationError) as caught:
+        cm.load(_TreeDoc, {"_id": "t1", "type": "conv-tree", "root": raw})
+    assert caught.value.doc_id == "t1"
+    (error,) = caught.value.errors
+    assert error.path.startswith("root.children[0].children[0]")
+    assert "too deep" in error.message
