@@ -348,7 +348,12 @@ class Session:
         return self._loading.get(*get_arguments(cls, doc_id))
 
     def get_many(self, cls: type[D] | None, ids: Sequence[str]) -> list[Any]:
-        """Return the documents with these ids in order (None for missing), in one request."""
+        """Return the documents with these ids in order (None for missing), in one request.
+
+        Raises:
+            QueryLoadError: documents that could not be loaded (each named); ``results``
+                holds the list with None in their places.
+        """
         self._check_open()
         return self._loading.get_many(cls, ids)
 
@@ -457,6 +462,11 @@ class Session:
 
         Returns:
             Identity-mapped objects (or dicts with ``fields``), pending changes included.
+
+        Raises:
+            QueryLoadError: stored documents that match could not be loaded (a value of the
+                wrong type, nested too deep...): one ValidationError each, after every other
+                document was loaded; ``results`` holds what this would have returned.
         """
         self._prepare_query()
         spec = find_spec(
@@ -499,7 +509,9 @@ class Session:
         """Stream every match, fetching ``batch`` documents per request (bookmark paging).
 
         With ``sort=``, pending documents that match are merged in at their sort position as
-        the stream passes it; without, pending documents not on the server come last.
+        the stream passes it; without, pending documents not on the server come last. Stored
+        documents that cannot be loaded are left out, and a :class:`QueryLoadError` naming
+        each is raised when the stream ends.
         """
         self._prepare_query()
         spec = find_spec(
@@ -541,6 +553,10 @@ class Session:
         Returns:
             The rows; pending deletions are dropped, and ``stale`` tells whether pending
             changes may make the answer out of date.
+
+        Raises:
+            QueryLoadError: rows' documents that could not be loaded (each named); ``results``
+                holds the rows, those without their ``doc``.
         """
         if isinstance(view, str):
             view = "/".join(split_view_name(view))  # also python-couchdb's long form
