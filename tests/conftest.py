@@ -29,6 +29,7 @@ from _server import (
     RunningServer,
     ServerSetupError,
     check_loopback_url,
+    close_connections,
     server_kind_of,
     start_pouchdb,
 )
@@ -118,9 +119,11 @@ def db_name(test_server: RunningServer, _couch_server: CouchDBServer) -> Iterato
 
 
 @pytest.fixture
-def couchdb_database(server_url: str, db_name: str) -> couchdb.Database:
-    """A python-couchdb ``Database`` for the test's database."""
-    return couchdb.Server(server_url)[db_name]
+def couchdb_database(server_url: str, db_name: str) -> Iterator[couchdb.Database]:
+    """A python-couchdb ``Database`` for the test's database; its connections closed after."""
+    database = couchdb.Server(server_url)[db_name]
+    yield database
+    close_connections(database)
 
 
 @pytest.fixture

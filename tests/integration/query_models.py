@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import couchdb
+from _server import close_connections
 
 import couchmapper as cm
 from couchmapper.backends.base import Backend
@@ -148,6 +149,7 @@ def partitioned_backend(kind: str, server_url: str | None) -> Iterator[Backend]:
     finally:
         backend.close()
         del server[name]
+        close_connections(server)
 
 
 class SharedA(cm.Document, type_name="q-shared-a"):

@@ -31,6 +31,7 @@ import couchmapper as cm
 from couchmapper import mango
 from couchmapper.backends.base import Backend
 from couchmapper.backends.couchdb import CouchDBServer
+from couchmapper.exceptions import BackendError
 from couchmapper.query import Expression, compile_criteria
 
 Item: Any = models.Item  # Any: see test_queries.py (class attributes are fields to mypy)
@@ -234,6 +235,9 @@ def stored_docs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return stored
 
 
+CRASHES_ON_EMPTY_RANGE = frozenset({(500, "badmatch"), (500, "function_clause")})
+
+
 def check(backend: Backend, docs: list[dict[str, Any]], exprs: list[Expression]) -> None:
     """Store ``docs``; per expression, _find, mango.match and the reference must agree."""
     stored = stored_docs(docs)
@@ -242,10 +246,20 @@ def check(backend: Backend, docs: list[dict[str, Any]], exprs: list[Expression])
         assert all(r.get("ok") for r in results), results
     for expr in exprs:
         selector = compile_criteria([expr])
-        answer = backend.find({"selector": selector, "limit": 1000})
-        found = sorted(doc["_id"] for doc in answer["docs"])
         local = sorted(doc["_id"] for doc in stored if mango.match(selector, doc))
         expected = sorted(doc["_id"] for doc in stored if reference(selector, doc))
+        try:
+            answer = backend.find({"selector": selector, "limit": 1000})
+        except BackendError as exc:
+            # CouchDB 3.5 crashes (500 badmatch / function_clause) on conditions whose key
+            # range is empty, e.g. s == "" together with s.startswith("a"); the differential
+            # fuzzer records it (DEVIATIONS["index-range-crash"]). Such a selector matches
+            # nothing, which is what both of our matchers must then say.
+            if (exc.status, exc.error) not in CRASHES_ON_EMPTY_RANGE:
+                raise
+            assert local == expected == [], (selector, exc, local, expected)
+            continue
+        found = sorted(doc["_id"] for doc in answer["docs"])
         assert found == local == expected, (selector, found, local, expected)
 
 
