@@ -25,6 +25,7 @@ from couchmapper.model.registry import (
     register,
     registry,
 )
+from couchmapper.model.reserved import check_field_names
 from couchmapper.orm.merge import without_meta
 from couchmapper.orm.state import InstanceState, Lifecycle
 from couchmapper.tracking import MISSING, ChangeList, TrackedDict, locate
@@ -59,6 +60,9 @@ def _build_model(
     parent_info = next((model_info(b) for b in cls.__mro__[1:] if model_info(b)), None)
     if discriminator is MISSING:
         discriminator = parent_info.discriminator if parent_info else DEFAULT_DISCRIMINATOR
+    name = None if abstract or not is_document else (type_name or cls.__name__)
+    info = ModelInfo(cls, is_document, name, discriminator, resolve=resolved_fields)
+    check_field_names(cls, info)
     attrs.define(
         cls,
         slots=False,
@@ -67,8 +71,6 @@ def _build_model(
         weakref_slot=False,
         on_setattr=attrs.setters.NO_OP,
     )
-    name = None if abstract or not is_document else (type_name or cls.__name__)
-    info = ModelInfo(cls, is_document, name, discriminator, resolve=resolved_fields)
     cls.__cm_info__ = info  # type: ignore[attr-defined]
     read_meta(info)  # the one place Meta is read
     for a in attrs.fields(cls):
