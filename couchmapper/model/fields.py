@@ -23,6 +23,7 @@ from couchmapper.exceptions import SessionStateError
 from couchmapper.model.codecs import JSON_SCALARS, Codec, Invalid
 from couchmapper.model.conversion import codec_for, is_scalar_type
 from couchmapper.model.registry import METADATA_KEY, FieldOptions, models_by_name
+from couchmapper.model.reserved import check_typed_id
 from couchmapper.orm.state import Lifecycle
 from couchmapper.query import FieldPath, NestedAccess
 from couchmapper.tracking import MISSING, PathKey, detach, locate
@@ -275,6 +276,8 @@ class IdField:
         if value is not None and value.__class__ is not str:
             msg = f"{type(obj).__name__}.id must be a str, not {type(value).__name__}"
             raise TypeError(msg)
+        if value is not None:
+            check_typed_id(value, type(obj))
         d = obj.__dict__
         state = d.get("_cm_state")
         if state is not None and state.status is not Lifecycle.TRANSIENT and d.get("id") != value:

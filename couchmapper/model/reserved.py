@@ -7,6 +7,12 @@ Checks made before anything is stored or sent:
   the class on load), like a top-level ``_`` member (CouchDB's: ``_id``, ``_rev``,
   ``_attachments``... it refuses unknown ones), like the base class's ``id``/``rev``, or
   like couchmapper's ``_cm_`` bookkeeping.
+* :func:`check_read_id` -- an id given to ``get``, ``get_many``, ``session[id]``, ``in``...
+  must name a document: ``""`` or ``"_all_docs"`` would name the database or one of its
+  endpoints, and the request would answer something else.
+* :func:`check_typed_id` -- a typed document's id may not start with ``_`` (``_design/``
+  and ``_local/`` ids make design or local documents, invisible to queries) nor be empty,
+  unless its class says ``class Meta: allow_reserved_ids = True``.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from typing import Any, Final
 
 import attrs
 
-from couchmapper.model.registry import ModelInfo
+from couchmapper.exceptions import FieldError, ValidationError
+from couchmapper.model.registry import ModelInfo, model_info
 
-__all__ = ["check_field_names"]
+__all__ = ["check_field_names", "check_read_id", "check_typed_id"]
 
 _DOCUMENT_ATTRIBUTES: Final = frozenset({"id", "rev"})
+_ID_PREFIXES: Final = ("_design/", "_local/")
 
 
 def check_field_names(cls: type, info: ModelInfo) -> None:
@@ -81,3 +89,52 @@ def _name_problem(name: str, info: ModelInfo, *, own: bool) -> str | None:
             f"(its _rev); rename the field (e.g. `{name}_value`)"
         )
     return None
+
+
+def check_read_id(doc_id: str) -> None:
+    """Refuse an id that names no document (checked before any request is made).
+
+    Raises:
+        ValidationError: ``doc_id`` is empty, or starts with ``_`` without being a
+            ``_design/...`` or ``_local/...`` id (``"_all_docs"``, ``"_changes"``...).
+    """
+    if doc_id and (doc_id[0] != "_" or _is_special(doc_id)):
+        return
+    if not doc_id:
+        why = "an empty id names the database, not a document"
+    else:
+        why = (
+            "ids starting with '_' are reserved by CouchDB (this one names an endpoint or "
+            "nothing); only '_design/<name>' and '_local/<name>' ids name documents"
+        )
+    raise ValidationError(doc_id, [FieldError("_id", "a document id", why)])
+
+
+def check_typed_id(doc_id: str, cls: type) -> None:
+    """Refuse an id a document of ``cls`` may not have (before it is stored or requested).
+
+    Raises:
+        ValidationError: ``doc_id`` is empty, or starts with ``_`` and ``cls`` does not
+            allow reserved ids (``class Meta: allow_reserved_ids = True``).
+    """
+    if doc_id and doc_id[0] != "_":
+        return
+    if not doc_id:
+        why = "an empty id; leave `id` unset (None) to get a generated one"
+    elif (info := model_info(cls)) is not None and info.allow_reserved_ids:
+        check_read_id(doc_id)
+        return
+    elif _is_special(doc_id):
+        kind = "a design" if doc_id.startswith("_design/") else "a local"
+        why = (
+            f"this id would make it {kind} document, invisible to queries; set "
+            f"`class Meta: allow_reserved_ids = True` on {cls.__name__} if that is meant"
+        )
+    else:
+        why = "ids starting with '_' are reserved by CouchDB"
+    raise ValidationError(doc_id, [FieldError("id", "a document id", why)], cls.__name__)
+
+
+def _is_special(doc_id: str) -> bool:
+    """A ``_design/<name>`` or ``_local/<name>`` id."""
+    return any(doc_id.startswith(p) and len(doc_id) > len(p) for p in _ID_PREFIXES)

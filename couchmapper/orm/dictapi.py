@@ -32,7 +32,8 @@ def object_from_dict(doc: Mapping[str, Any]) -> tuple[str, Obj]:
     class; any other dict a tracked :class:`~couchmapper.model.base.RawDocument`.
     """
     body = dict(doc)
-    doc_id = str(body.pop("_id", None) or uuid.uuid4().hex)
+    given = body.pop("_id", None)
+    doc_id = uuid.uuid4().hex if given is None else str(given)
     body.pop("_rev", None)
     cls = class_for(body)
     if cls is not None:

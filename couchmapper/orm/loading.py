@@ -16,6 +16,7 @@ from couchmapper._types import JSONDict, Obj
 from couchmapper.exceptions import DocumentNotFound, FieldError, ValidationError
 from couchmapper.model.base import RawDocument, attach_state, load, state_of, with_article
 from couchmapper.model.registry import model_info, registry
+from couchmapper.model.reserved import check_read_id, check_typed_id
 from couchmapper.orm.merge import without_meta
 from couchmapper.orm.notify import send
 from couchmapper.orm.part import SessionPart
@@ -24,7 +25,7 @@ from couchmapper.orm.state import Lifecycle
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Loading", "class_for", "describe", "get_arguments", "object_id"]
+__all__ = ["Loading", "check_id", "class_for", "describe", "get_arguments", "object_id"]
 
 _DELETED: Any = object()  # a pending deletion: loading the id finds nothing
 
@@ -33,7 +34,12 @@ class Loading(SessionPart):
     """Loads documents into one session (the identity map answers first)."""
 
     def get(self, doc_id: str, target: type | None) -> Any:
-        """The object for ``doc_id`` (loaded if not held), or None when there is none."""
+        """The object for ``doc_id`` (loaded if not held), or None when there is none.
+
+        Raises:
+            ValidationError: ``doc_id`` names no document of ``target`` (before any request).
+        """
+        check_id(doc_id, target)
         found = self.lookup(doc_id)
         if found is not None:
             return self.check_type(found, target)
@@ -88,7 +94,13 @@ class Loading(SessionPart):
         return obj
 
     def get_many(self, cls: type | None, ids: Sequence[str]) -> list[Any]:
-        """The objects for ``ids`` in order (None for missing), fetched in one request."""
+        """The objects for ``ids`` in order (None for missing), fetched in one request.
+
+        Raises:
+            ValidationError: an id names no document of ``cls`` (before the request).
+        """
+        for doc_id in ids:
+            check_id(doc_id, cls)
         wanted = [doc_id for doc_id in dict.fromkeys(ids) if self.lookup(doc_id) is None]
         # Held here until returned: the identity map may hold clean objects weakly only.
         found: dict[str, Obj] = {}
@@ -104,6 +116,22 @@ class Loading(SessionPart):
             obj = found[doc_id] if doc_id in found else self.lookup(doc_id)  # {} is falsy
             result.append(None if obj is None else self.check_type(obj, cls))
         return result
+
+
+def check_id(doc_id: Any, cls: type | None) -> None:
+    """Refuse, before any request, an id that no document of ``cls`` (None: any) can have.
+
+    Raises:
+        TypeError: ``doc_id`` is not a str.
+        ValidationError: ``doc_id`` is empty or reserved for ``cls``.
+    """
+    if not isinstance(doc_id, str):
+        msg = f"a document id must be a str, not {type(doc_id).__name__}"
+        raise TypeError(msg)
+    if cls is None:
+        check_read_id(doc_id)
+    else:
+        check_typed_id(doc_id, cls)
 
 
 def get_arguments(cls: type | str, doc_id: str | None) -> tuple[str, type | None]:

@@ -30,7 +30,7 @@ from couchmapper.orm.database import as_backend
 from couchmapper.orm.dictapi import all_ids, object_from_dict, pending_count, set_body
 from couchmapper.orm.flush import FlushRun, has_changes
 from couchmapper.orm.identity import IdentityMap, StrongIdentityMap, WeakIdentityMap
-from couchmapper.orm.loading import Loading, describe, get_arguments, object_id
+from couchmapper.orm.loading import Loading, check_id, describe, get_arguments, object_id
 from couchmapper.orm.merge import WriteResult, without_meta
 from couchmapper.orm.notify import forget_new
 from couchmapper.orm.pending import PendingWork
@@ -174,6 +174,8 @@ class Session:
         Raises:
             SessionStateError: the object belongs to another session, or another object
                 with the same id is already in this session.
+            ValidationError: the id is empty or reserved (a typed document's ``_design/``,
+                ``_local/`` or other ``_`` id without ``Meta.allow_reserved_ids``).
         """
         self._check_open()
         state = state_of(obj)
@@ -188,7 +190,9 @@ class Session:
                 msg = f"{describe(obj)} is deleted in this session; flush or rollback first"
                 raise SessionStateError(msg)
             return obj  # already here: adding twice is harmless
-        doc_id = object_id(obj) or uuid.uuid4().hex
+        given = object_id(obj)
+        doc_id = uuid.uuid4().hex if given is None else given
+        check_id(doc_id, None if isinstance(obj, RawDocument) else type(obj))
         existing = self.pending.held(doc_id)
         if existing is not None and existing is not obj and doc_id not in self.pending.deleted:
             msg = (
@@ -342,13 +346,18 @@ class Session:
 
         Raises:
             ValidationError: the stored document has values of the wrong type, or is of a
-                type unrelated to ``cls``.
+                type unrelated to ``cls``; or ``doc_id`` names no document (``""``,
+                ``"_all_docs"``...; checked before any request).
         """
         self._check_open()
         return self._loading.get(*get_arguments(cls, doc_id))
 
     def get_many(self, cls: type[D] | None, ids: Sequence[str]) -> list[Any]:
-        """Return the documents with these ids in order (None for missing), in one request."""
+        """Return the documents with these ids in order (None for missing), in one request.
+
+        Raises:
+            ValidationError: an id names no document (checked before the request).
+        """
         self._check_open()
         return self._loading.get_many(cls, ids)
 
@@ -368,7 +377,8 @@ class Session:
         :class:`~couchmapper.model.base.RawDocument`.
 
         Raises:
-            ValidationError: the dict names a class but its values do not fit it.
+            ValidationError: the dict names a class but its values do not fit it, or its
+                ``_id`` is empty or reserved.
         """
         doc_id, obj = object_from_dict(doc)
         self.add(obj)
