@@ -542,8 +542,9 @@ class Session:
         """Query a design-document view; rows' ``doc`` are identity-mapped objects.
 
         Args:
-            view: a :class:`~couchmapper.query.View` declared on a class, ``"ddoc/view"`` or
-                python-couchdb's ``"_design/ddoc/_view/view"``.
+            view: a :class:`~couchmapper.query.View` declared on a class, ``"ddoc/view"``,
+                python-couchdb's ``"_design/ddoc/_view/view"``, or ``"_all_docs"`` (every
+                document by id, as python-couchdb accepts it).
             options: CouchDB's view options (``key``, ``startkey``, ``endkey``, ``keys``,
                 ``include_docs``, ``reduce``, ``group_level``, ``limit``, ``descending``...,
                 and ``partition``).
@@ -552,7 +553,7 @@ class Session:
             The rows; pending deletions are dropped, and ``stale`` tells whether pending
             changes may make the answer out of date.
         """
-        if isinstance(view, str):
+        if isinstance(view, str) and view != "_all_docs":
             view = "/".join(split_view_name(view))  # also python-couchdb's long form
         self._prepare_query()
         return self._queries.view(view, **options)
