@@ -14,9 +14,9 @@ from typing import Any, ClassVar, Final, TypeVar, cast, dataclass_transform
 
 import attrs
 
-from couchmapper.model.codecs import item_guard
 from couchmapper.model.conversion import Invalid, codec_for
 from couchmapper.model.fields import IdField, field, field_descriptor, resolved_fields
+from couchmapper.model.raw import RawDocument, RawState
 from couchmapper.model.registry import (
     DEFAULT_DISCRIMINATOR,
     ModelInfo,
@@ -148,27 +148,6 @@ attrs.define(Document, slots=False, eq=True, weakref_slot=False, on_setattr=attr
 Document.id = IdField()  # type: ignore[assignment]
 
 
-class RawDocument(TrackedDict):
-    """A plain-dict document of the dict API: a tracked dict with its own state."""
-
-    __slots__ = ("__weakref__", "_cm_tracker")
-    _cm_wrap = staticmethod(item_guard(codec_for(Any).prepare))
-
-    def __init__(self, items: Mapping[str, Any] | None = None) -> None:
-        self._cm_tracker: InstanceState | None = None
-        super().__init__(items or {})
-
-    @property
-    def id(self) -> str | None:
-        """The document's ``_id`` (kept outside the dict, like a Document's ``id``)."""
-        return self._cm_tracker.doc_id if self._cm_tracker is not None else None
-
-    @property
-    def rev(self) -> str | None:
-        """The revision this dict was loaded or last written at."""
-        return self._cm_tracker.rev if self._cm_tracker is not None else None
-
-
 # --------------------------------------------------------------------------------------
 # Loading, dumping, inspecting.
 
@@ -275,7 +254,7 @@ def attach_state(obj: Any, raw: dict[str, Any] | None, status: Lifecycle) -> Ins
         doc_id = raw.get("_id")
     else:
         doc_id = None if isinstance(obj, RawDocument) else obj.__dict__.get("id")
-    state = InstanceState(
+    state = (RawState if isinstance(obj, RawDocument) else InstanceState)(
         doc_id=doc_id,
         rev=raw.get("_rev") if raw is not None else None,
         loaded=raw,
@@ -284,6 +263,7 @@ def attach_state(obj: Any, raw: dict[str, Any] | None, status: Lifecycle) -> Ins
     state.obj_ref = weakref.ref(obj)
     if isinstance(obj, RawDocument):
         obj._cm_tracker = state
+        obj._cm_show_meta()
     else:
         obj.__dict__["_cm_state"] = state
     return state
@@ -339,6 +319,7 @@ def restore(obj: Any, raw: Mapping[str, Any]) -> None:
             if hasattr(value, "_cm_parent"):
                 value._cm_parent = obj
         dict.update(obj, fresh)
+        obj._cm_show_meta()
         return
     fresh_obj = load(type(obj), dict(raw))
     state = obj.__dict__.get("_cm_state")

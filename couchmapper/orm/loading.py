@@ -17,7 +17,6 @@ from couchmapper.exceptions import DocumentNotFound, FieldError, ValidationError
 from couchmapper.model.base import RawDocument, attach_state, load, state_of, with_article
 from couchmapper.model.registry import model_info, registry
 from couchmapper.model.reserved import check_read_id, check_typed_id
-from couchmapper.orm.merge import without_meta
 from couchmapper.orm.notify import send
 from couchmapper.orm.part import SessionPart
 from couchmapper.orm.state import Lifecycle
@@ -83,7 +82,7 @@ class Loading(SessionPart):
             return self.check_type(existing, target)
         cls = target if target is not None else class_for(raw)
         if cls is None:
-            obj: Obj = RawDocument(without_meta(raw))
+            obj: Obj = RawDocument(raw)  # _id and _rev first, as python-couchdb's Document
             attach_state(obj, raw, Lifecycle.PERSISTENT)
         else:
             obj = load(cls, raw, status=Lifecycle.PERSISTENT)
@@ -159,7 +158,7 @@ def object_id(obj: Obj) -> str | None:
     if state is not None and state.doc_id is not None:
         return state.doc_id
     if isinstance(obj, RawDocument):
-        return None
+        return obj.id  # a new dict's own "_id" key, as python-couchdb saves it
     value = obj.__dict__.get("id")
     return value if isinstance(value, str) else None
 
