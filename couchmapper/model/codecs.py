@@ -41,6 +41,7 @@ __all__ = [
     "Invalid",
     "Loader",
     "bad",
+    "check_json_value",
     "collect",
     "enum_codec",
     "float_codec",
@@ -97,7 +98,8 @@ class Codec:
 
     Attributes:
         expected: the type as people write it, for error messages.
-        fast: classes whose values pass through load, dump and prepare unchanged.
+        fast: classes whose values pass through load, dump and prepare unchanged (except
+            the ``checked`` ones, which ``prepare`` still validates: NaN floats).
         load: JSON value -> live value; ``(value, parent, key)``, raises :class:`Invalid`.
         dump: live value -> JSON value; raises :class:`Invalid`.
         prepare: a value assigned in Python -> the live value to store (validated, wrapped
@@ -109,6 +111,12 @@ class Codec:
     load: Loader
     dump: Dumper
     prepare: Loader
+    checked: frozenset[type] = frozenset()
+
+    @property
+    def set_fast(self) -> frozenset[type]:
+        """Classes whose values an assignment stores unchanged, without calling ``prepare``."""
+        return self.fast - self.checked
 
 
 # --------------------------------------------------------------------------------------
@@ -130,6 +138,13 @@ def scalar_codec(expected: str, classes: frozenset[type]) -> Codec:
 
 
 def float_codec() -> Codec:
+    """Floats (ints accepted); a NaN or infinity set in Python is refused: JSON cannot carry it.
+
+    Loads and dumps pass floats through (CouchDB never sends NaN; a flush checks each
+    document before sending it), so only ``prepare`` pays for the check (``checked``).
+    """
+    isfinite = math.isfinite
+
     def load(value: Any, parent: Any, key: PathKey) -> Any:
         if value.__class__ is float:
             return value
@@ -142,7 +157,16 @@ def float_codec() -> Codec:
             return value
         raise bad("float", value)
 
-    return Codec("float", frozenset({float}), load, dump, load)
+    def prepare(value: Any, parent: Any, key: PathKey) -> Any:
+        if value.__class__ is float and not isfinite(value):
+            message = f"got {value!r}, which JSON cannot carry (no NaN or infinity)"
+            raise Invalid([((), "float", message)])
+        return load(value, parent, key)
+
+    return Codec("float", _FLOAT, load, dump, prepare, checked=_FLOAT)
+
+
+_FLOAT: Final = frozenset({float})
 
 
 def _text_codec(
@@ -254,7 +278,11 @@ def literal_codec(values: tuple[Any, ...]) -> Codec:
 # Any: raw JSON, tracked in place.
 
 
-def _check_json(value: Any) -> None:
+def check_json_value(value: Any) -> None:
+    """Raise :class:`Invalid` (every bad value with its path) unless ``value`` is JSON.
+
+    Refused: NaN and infinities, object keys that are not strings, values of other types.
+    """
     if value.__class__ in JSON_SCALARS:
         if value.__class__ is float and not math.isfinite(value):
             raise bad("a finite JSON number", value)
@@ -271,14 +299,14 @@ def _check_json(value: Any) -> None:
 
 def _check_item(index: int, item: Any) -> None:
     """Check one item of a JSON array."""
-    _check_json(item)
+    check_json_value(item)
 
 
 def _check_member(key: Any, item: Any) -> None:
     """Check one member of a JSON object (its key must be a string)."""
     if key.__class__ is not str:
         raise Invalid([((), "JSON object with string keys", f"key {key!r}")])
-    _check_json(item)
+    check_json_value(item)
 
 
 def _any_wrap(value: Any, parent: Any, key: PathKey) -> Any:
@@ -296,7 +324,7 @@ def _any_wrap(value: Any, parent: Any, key: PathKey) -> Any:
 
 def _any_prepare(value: Any, parent: Any, key: PathKey) -> Any:
     if value.__class__ not in JSON_SCALARS or value.__class__ is float:
-        _check_json(plain(value))
+        check_json_value(plain(value))
     return _any_wrap(plain(value), parent, key)
 
 
@@ -352,15 +380,24 @@ def plain(value: Any) -> Any:
 
 def _any_dump(value: Any) -> Any:
     if value.__class__ in JSON_SCALARS:
+        if value.__class__ is float and not math.isfinite(value):
+            raise bad("a finite JSON number", value)
         return value
-    if isinstance(value, (list, tuple)):
-        return [_any_dump(item) for item in value]
-    if isinstance(value, Mapping):
-        return {key: _any_dump(item) for key, item in value.items()}
+    try:
+        if isinstance(value, (list, tuple)):
+            return [_any_dump(item) for item in value]
+        if isinstance(value, Mapping):
+            return {key: _any_dump(item) for key, item in value.items()}
+    except Invalid:
+        check_json_value(value)  # the same refusal, with the path of each bad value
+        raise
     raise bad("a JSON value", value)
 
 
-ANY_CODEC: Final = Codec("Any (JSON)", JSON_SCALARS, _any_load, _any_dump, _any_prepare)
+# Floats set in Python are checked: NaN and infinities are refused.
+ANY_CODEC: Final = Codec(
+    "Any (JSON)", JSON_SCALARS, _any_load, _any_dump, _any_prepare, checked=_FLOAT
+)
 
 
 # --------------------------------------------------------------------------------------
