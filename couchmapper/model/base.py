@@ -14,9 +14,10 @@ from typing import Any, ClassVar, Final, TypeVar, cast, dataclass_transform
 
 import attrs
 
-from couchmapper.model.codecs import item_guard, too_deep
+from couchmapper.model.codecs import too_deep
 from couchmapper.model.conversion import Invalid, codec_for
 from couchmapper.model.fields import IdField, field, field_descriptor, resolved_fields
+from couchmapper.model.raw import RawDocument, RawState
 from couchmapper.model.registry import (
     DEFAULT_DISCRIMINATOR,
     ModelInfo,
@@ -25,6 +26,7 @@ from couchmapper.model.registry import (
     register,
     registry,
 )
+from couchmapper.model.reserved import check_field_names
 from couchmapper.orm.merge import without_meta
 from couchmapper.orm.state import InstanceState, Lifecycle
 from couchmapper.tracking import MISSING, ChangeList, TrackedDict, locate
@@ -59,6 +61,9 @@ def _build_model(
     parent_info = next((model_info(b) for b in cls.__mro__[1:] if model_info(b)), None)
     if discriminator is MISSING:
         discriminator = parent_info.discriminator if parent_info else DEFAULT_DISCRIMINATOR
+    name = None if abstract or not is_document else (type_name or cls.__name__)
+    info = ModelInfo(cls, is_document, name, discriminator, resolve=resolved_fields)
+    check_field_names(cls, info)
     attrs.define(
         cls,
         slots=False,
@@ -67,8 +72,6 @@ def _build_model(
         weakref_slot=False,
         on_setattr=attrs.setters.NO_OP,
     )
-    name = None if abstract or not is_document else (type_name or cls.__name__)
-    info = ModelInfo(cls, is_document, name, discriminator, resolve=resolved_fields)
     cls.__cm_info__ = info  # type: ignore[attr-defined]
     read_meta(info)  # the one place Meta is read
     for a in attrs.fields(cls):
@@ -144,27 +147,6 @@ class Document(_Model):
 attrs.define(Document, slots=False, eq=True, weakref_slot=False, on_setattr=attrs.setters.NO_OP)
 # mypy sees the attrs field declared above; at run time the descriptor takes its place.
 Document.id = IdField()  # type: ignore[assignment]
-
-
-class RawDocument(TrackedDict):
-    """A plain-dict document of the dict API: a tracked dict with its own state."""
-
-    __slots__ = ("__weakref__", "_cm_tracker")
-    _cm_wrap = staticmethod(item_guard(codec_for(Any).prepare))
-
-    def __init__(self, items: Mapping[str, Any] | None = None) -> None:
-        self._cm_tracker: InstanceState | None = None
-        super().__init__(items or {})
-
-    @property
-    def id(self) -> str | None:
-        """The document's ``_id`` (kept outside the dict, like a Document's ``id``)."""
-        return self._cm_tracker.doc_id if self._cm_tracker is not None else None
-
-    @property
-    def rev(self) -> str | None:
-        """The revision this dict was loaded or last written at."""
-        return self._cm_tracker.rev if self._cm_tracker is not None else None
 
 
 # --------------------------------------------------------------------------------------
@@ -277,7 +259,7 @@ def attach_state(obj: Any, raw: dict[str, Any] | None, status: Lifecycle) -> Ins
         doc_id = raw.get("_id")
     else:
         doc_id = None if isinstance(obj, RawDocument) else obj.__dict__.get("id")
-    state = InstanceState(
+    state = (RawState if isinstance(obj, RawDocument) else InstanceState)(
         doc_id=doc_id,
         rev=raw.get("_rev") if raw is not None else None,
         loaded=raw,
@@ -286,6 +268,7 @@ def attach_state(obj: Any, raw: dict[str, Any] | None, status: Lifecycle) -> Ins
     state.obj_ref = weakref.ref(obj)
     if isinstance(obj, RawDocument):
         obj._cm_tracker = state
+        obj._cm_show_meta()
     else:
         obj.__dict__["_cm_state"] = state
     return state
@@ -341,6 +324,7 @@ def restore(obj: Any, raw: Mapping[str, Any]) -> None:
             if hasattr(value, "_cm_parent"):
                 value._cm_parent = obj
         dict.update(obj, fresh)
+        obj._cm_show_meta()
         return
     fresh_obj = load(type(obj), dict(raw))
     state = obj.__dict__.get("_cm_state")

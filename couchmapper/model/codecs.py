@@ -43,6 +43,7 @@ __all__ = [
     "Invalid",
     "Loader",
     "bad",
+    "check_json_value",
     "collect",
     "enum_codec",
     "float_codec",
@@ -106,7 +107,8 @@ class Codec:
 
     Attributes:
         expected: the type as people write it, for error messages.
-        fast: classes whose values pass through load, dump and prepare unchanged.
+        fast: classes whose values pass through load, dump and prepare unchanged (except
+            the ``checked`` ones, which ``prepare`` still validates: NaN floats).
         load: JSON value -> live value; ``(value, parent, key)``, raises :class:`Invalid`.
         dump: live value -> JSON value; raises :class:`Invalid`.
         prepare: a value assigned in Python -> the live value to store (validated, wrapped
@@ -118,6 +120,12 @@ class Codec:
     load: Loader
     dump: Dumper
     prepare: Loader
+    checked: frozenset[type] = frozenset()
+
+    @property
+    def set_fast(self) -> frozenset[type]:
+        """Classes whose values an assignment stores unchanged, without calling ``prepare``."""
+        return self.fast - self.checked
 
 
 # --------------------------------------------------------------------------------------
@@ -139,6 +147,13 @@ def scalar_codec(expected: str, classes: frozenset[type]) -> Codec:
 
 
 def float_codec() -> Codec:
+    """Floats (ints accepted); a NaN or infinity set in Python is refused: JSON cannot carry it.
+
+    Loads and dumps pass floats through (CouchDB never sends NaN; a flush checks each
+    document before sending it), so only ``prepare`` pays for the check (``checked``).
+    """
+    isfinite = math.isfinite
+
     def load(value: Any, parent: Any, key: PathKey) -> Any:
         if value.__class__ is float:
             return value
@@ -151,7 +166,16 @@ def float_codec() -> Codec:
             return value
         raise bad("float", value)
 
-    return Codec("float", frozenset({float}), load, dump, load)
+    def prepare(value: Any, parent: Any, key: PathKey) -> Any:
+        if value.__class__ is float and not isfinite(value):
+            message = f"got {value!r}, which JSON cannot carry (no NaN or infinity)"
+            raise Invalid([((), "float", message)])
+        return load(value, parent, key)
+
+    return Codec("float", _FLOAT, load, dump, prepare, checked=_FLOAT)
+
+
+_FLOAT: Final = frozenset({float})
 
 
 def _text_codec(
@@ -275,7 +299,7 @@ document and the path instead: on assignment, and when a stored document is load
 _TOO_DEEP = f"at most {MAX_DEPTH} levels of nested objects and arrays"
 
 
-def _check_json(value: Any, room: int = MAX_DEPTH) -> None:
+def check_json_value(value: Any, room: int = MAX_DEPTH) -> None:
     """Raise :class:`Invalid` listing every value of ``value`` that is not JSON.
 
     Also refuses containers more than ``room`` levels deep. Iterative, so a hostile value
@@ -367,7 +391,7 @@ def _any_wrap(value: Any, parent: Any, key: PathKey) -> Any:
 def _any_prepare(value: Any, parent: Any, key: PathKey) -> Any:
     if value.__class__ not in JSON_SCALARS or value.__class__ is float:
         room = MAX_DEPTH - _depth_of(parent) if parent is not None else MAX_DEPTH
-        _check_json(plain(value), room)
+        check_json_value(plain(value), room)
     return _any_wrap(plain(value), parent, key)
 
 
@@ -416,7 +440,7 @@ def _any_load(value: Any, parent: Any, key: PathKey) -> Any:
     if value.__class__ in JSON_SCALARS:
         return value
     # Checked before wrapping, which recurses once per level.
-    _check_json(value, MAX_DEPTH - _depth_of(parent) if parent is not None else MAX_DEPTH)
+    check_json_value(value, MAX_DEPTH - _depth_of(parent) if parent is not None else MAX_DEPTH)
     return _any_wrap(value, parent, key)
 
 
@@ -428,15 +452,24 @@ def plain(value: Any) -> Any:
 
 def _any_dump(value: Any) -> Any:
     if value.__class__ in JSON_SCALARS:
+        if value.__class__ is float and not math.isfinite(value):
+            raise bad("a finite JSON number", value)
         return value
-    if isinstance(value, (list, tuple)):
-        return [_any_dump(item) for item in value]
-    if isinstance(value, Mapping):
-        return {key: _any_dump(item) for key, item in value.items()}
+    try:
+        if isinstance(value, (list, tuple)):
+            return [_any_dump(item) for item in value]
+        if isinstance(value, Mapping):
+            return {key: _any_dump(item) for key, item in value.items()}
+    except Invalid:
+        check_json_value(value)  # the same refusal, with the path of each bad value
+        raise
     raise bad("a JSON value", value)
 
 
-ANY_CODEC: Final = Codec("Any (JSON)", JSON_SCALARS, _any_load, _any_dump, _any_prepare)
+# Floats set in Python are checked: NaN and infinities are refused.
+ANY_CODEC: Final = Codec(
+    "Any (JSON)", JSON_SCALARS, _any_load, _any_dump, _any_prepare, checked=_FLOAT
+)
 
 
 # --------------------------------------------------------------------------------------

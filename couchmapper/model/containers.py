@@ -255,6 +255,8 @@ def dict_codec(key_codec: Codec, item: Codec, expected: str) -> Codec:
 
 def union_codec(members: list[Codec], expected: str) -> Codec:
     fast = frozenset[type]().union(*(m.fast for m in members))
+    checked = frozenset[type]().union(*(m.checked for m in members))
+    set_fast = fast - checked
 
     # ``X | None`` with a value that is not None: X's own errors (with their paths inside
     # the value) say more than "expected X | None".
@@ -288,11 +290,11 @@ def union_codec(members: list[Codec], expected: str) -> Codec:
         return attempt(lambda m: m.dump(value), value)
 
     def prepare(value: Any, parent: Any, key: PathKey) -> Any:
-        if value.__class__ in fast:
+        if value.__class__ in set_fast:
             return value
         return attempt(lambda m: m.prepare(value, parent, key), value)
 
-    return Codec(expected, fast, load, dump, prepare)
+    return Codec(expected, fast, load, dump, prepare, checked)
 
 
 # --------------------------------------------------------------------------------------

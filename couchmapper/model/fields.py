@@ -23,6 +23,7 @@ from couchmapper.exceptions import SessionStateError
 from couchmapper.model.codecs import JSON_SCALARS, Codec, Invalid
 from couchmapper.model.conversion import codec_for, is_scalar_type
 from couchmapper.model.registry import METADATA_KEY, FieldOptions, models_by_name
+from couchmapper.model.reserved import check_typed_id
 from couchmapper.orm.state import Lifecycle
 from couchmapper.query import FieldPath, NestedAccess
 from couchmapper.tracking import MISSING, PathKey, detach, locate
@@ -98,7 +99,7 @@ class Field(FieldPath):
         options: couchmapper's options (merge rule).
     """
 
-    __slots__ = ("_codec", "_fast", "name", "options")
+    __slots__ = ("_codec", "_fast", "_floats", "name", "options")
 
     def __init__(self, owner: type, name: str, options: FieldOptions) -> None:
         # The type is resolved on first use, so annotations may name classes defined later.
@@ -107,6 +108,7 @@ class Field(FieldPath):
         self.options = options
         self._codec: Codec | None = None
         self._fast: frozenset[type] = frozenset()
+        self._floats = False  # floats are valid values, once checked to be finite
 
     def __repr__(self) -> str:
         return f"<Field {self.owner.__name__}.{self.name}>"
@@ -124,7 +126,8 @@ class Field(FieldPath):
             # Same slots, so the descriptor can take the cheaper set path from now on.
             self.__class__ = ScalarDocumentField  # type: ignore[assignment]
         self._codec = codec
-        self._fast = codec.fast
+        self._fast = codec.set_fast
+        self._floats = float in codec.checked
         return codec
 
     def _incoming(self, obj: Any, value: Any) -> Any:
@@ -227,7 +230,10 @@ class ScalarDocumentField(Field):
     __slots__ = ()
 
     def __set__(self, obj: Any, value: Any) -> None:
-        if value.__class__ not in self._fast:
+        if value.__class__ not in self._fast and not (
+            # A finite float, inlined (inf - inf and nan - nan are nan, never 0).
+            value.__class__ is float and self._floats and value - value == 0.0
+        ):
             value = self._prepare(obj, value)
         d = obj.__dict__
         state = d.get("_cm_state")
@@ -275,6 +281,8 @@ class IdField:
         if value is not None and value.__class__ is not str:
             msg = f"{type(obj).__name__}.id must be a str, not {type(value).__name__}"
             raise TypeError(msg)
+        if value is not None:
+            check_typed_id(value, type(obj))
         d = obj.__dict__
         state = d.get("_cm_state")
         if state is not None and state.status is not Lifecycle.TRANSIENT and d.get("id") != value:

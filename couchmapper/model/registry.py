@@ -39,7 +39,7 @@ DEFAULT_DISCRIMINATOR: Final = "type"
 METADATA_KEY: Final = "couchmapper"
 """The key of couchmapper's :class:`FieldOptions` in an attrs field's metadata."""
 
-META_OPTIONS: Final = ("conflict", "indexes")
+META_OPTIONS: Final = ("conflict", "indexes", "allow_reserved_ids")
 """What a model's ``class Meta`` may set."""
 
 
@@ -74,6 +74,8 @@ class ModelInfo:
         indexes: the indexes ``Meta`` declares for the class (inherited with ``Meta``).
         index_owner: the class whose own ``Meta`` declares the indexes (itself or a base).
         merge_rules: field name -> merge rule, for the fields that have one.
+        allow_reserved_ids: documents of the class may have ``_design/`` and ``_local/`` ids
+            (``Meta.allow_reserved_ids``, inherited with ``Meta``).
     """
 
     cls: type
@@ -88,6 +90,7 @@ class ModelInfo:
     indexes: tuple[Any, ...] = ()
     index_owner: type | None = None
     merge_rules: dict[str, MergeRule] = attrs.field(factory=dict)
+    allow_reserved_ids: bool = False
     _fields: list[tuple[str, Any, Any]] | None = None
 
     def fields(self) -> list[tuple[str, Any, Any]]:
@@ -146,7 +149,8 @@ def read_meta(info: ModelInfo) -> None:
     Raises:
         ValueError: ``Meta`` sets an unknown option, an unknown policy, or indexes a field
             the class does not have.
-        TypeError: ``Meta.indexes`` holds something other than ``cm.Index``.
+        TypeError: ``Meta.indexes`` holds something other than ``cm.Index``, or
+            ``Meta.allow_reserved_ids`` is not a bool.
     """
     cls = info.cls
     own = cls.__dict__.get("Meta")
@@ -157,6 +161,7 @@ def read_meta(info: ModelInfo) -> None:
     policy = getattr(meta, "conflict", None)
     info.conflict = policy if policy in CONFLICT_POLICIES else None
     info.indexes = tuple(getattr(meta, "indexes", ()))
+    info.allow_reserved_ids = getattr(meta, "allow_reserved_ids", False) is True
     info.index_owner = next(
         (k for k in cls.__mro__ if getattr(vars(k).get("Meta"), "indexes", None)), None
     )
@@ -180,6 +185,9 @@ def _check_meta(cls: type, meta: type, info: ModelInfo) -> None:
         choices = ", ".join(CONFLICT_POLICIES)
         msg = f"{cls.__name__}.Meta.conflict must be one of {choices}, not {policy!r}"
         raise ValueError(msg)
+    if not isinstance(getattr(meta, "allow_reserved_ids", False), bool):
+        msg = f"{cls.__name__}.Meta.allow_reserved_ids must be True or False"
+        raise TypeError(msg)
     names = {a.name for a in attrs.fields(cls)} | {"_id", "_rev", "id"}
     if info.discriminator:
         names.add(info.discriminator)

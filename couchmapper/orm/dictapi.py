@@ -14,6 +14,7 @@ from typing import Any
 from couchmapper._types import Obj
 from couchmapper.exceptions import SessionStateError
 from couchmapper.model.base import RawDocument, attach_state, new_from_json, state_of
+from couchmapper.model.raw import META_KEYS
 from couchmapper.orm.loading import class_for
 from couchmapper.orm.merge import without_meta
 from couchmapper.orm.pending import PendingWork
@@ -32,7 +33,8 @@ def object_from_dict(doc: Mapping[str, Any]) -> tuple[str, Obj]:
     class; any other dict a tracked :class:`~couchmapper.model.base.RawDocument`.
     """
     body = dict(doc)
-    doc_id = str(body.pop("_id", None) or uuid.uuid4().hex)
+    given = body.pop("_id", None)
+    doc_id = uuid.uuid4().hex if given is None else str(given)
     body.pop("_rev", None)
     cls = class_for(body)
     if cls is not None:
@@ -73,7 +75,7 @@ def set_body(doc_id: str, existing: Obj, doc: Mapping[str, Any]) -> None:
     if not isinstance(existing, RawDocument):
         msg = f"document {doc_id!r} is a {type(existing).__name__}; set its fields instead"
         raise SessionStateError(msg)
-    for key in [k for k in existing if k not in body]:
+    for key in [k for k in existing if k not in body and k not in META_KEYS]:
         del existing[key]
     for key, value in body.items():
         if existing.get(key, MISSING) != value:

@@ -16,15 +16,19 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from couchmapper import signals
+from couchmapper._couch.checks import check_json
 from couchmapper._types import ConflictPolicy, JSONDict, Obj
 from couchmapper.exceptions import (
     BackendError,
     ConflictError,
+    EncodingError,
+    FieldError,
     FlushError,
     FlushFailure,
     ValidationError,
 )
 from couchmapper.model.base import RawDocument, dump, load, restore, state_of
+from couchmapper.model.codecs import Invalid, check_json_value
 from couchmapper.model.registry import model_info
 from couchmapper.orm.flights import after_lost_answer, remember_flight
 from couchmapper.orm.merge import WriteResult, rebase, results_in_order
@@ -79,10 +83,11 @@ class FlushRun:
             signals.flush_failed.send(session, failures=[], error=exc)
             raise
         self.traffic.flushes += 1
-        if not self.plan:
+        if not self.plan and not self.failures:
             return []
         try:
-            self.write()
+            if self.plan:
+                self.write()
         except BackendError as exc:
             # No (usable) answer: what was not confirmed stays pending; report it per document.
             done = {r.doc_id for r in self.written} | {f.doc_id for f in self.failures}
@@ -116,9 +121,22 @@ class FlushRun:
             raise
 
     def make_plan(self) -> dict[str, JSONDict]:
-        """The JSON to send, by document id (only objects with pending work are visited)."""
+        """The JSON to send, by document id (only objects with pending work are visited).
+
+        A document that cannot be encoded (a value written around the checks: NaN, a wrong
+        type) fails alone and stays pending (recorded in ``failures``); sending it would make
+        CouchDB refuse the whole request.
+        """
         pending = self.pending
         plan: dict[str, JSONDict] = {}
+
+        def add(doc_id: str, obj: Obj) -> None:
+            body = _encodable(doc_id, obj)
+            if isinstance(body, FlushFailure):
+                self.failures.append(body)
+            else:
+                plan[doc_id] = body
+
         for doc_id, obj in pending.deleted.items():
             state = state_of(obj)
             assert state is not None
@@ -127,12 +145,12 @@ class FlushRun:
                 tombstone["_rev"] = state.rev
             plan[doc_id] = tombstone
         for doc_id, obj in pending.new.items():
-            plan[doc_id] = dump(obj)
+            add(doc_id, obj)
         for doc_id, obj in list(pending.dirty.items()):
-            if doc_id in plan:
+            if doc_id in plan or doc_id in pending.new:
                 continue
             if has_changes(obj):
-                plan[doc_id] = dump(obj)
+                add(doc_id, obj)
             elif doc_id not in pending.required:
                 # Changed back to what was loaded: nothing to write. Reset the (empty) log so
                 # the next change reports the object as dirty again.
@@ -141,8 +159,8 @@ class FlushRun:
                 if state is not None:
                     state.reset()
         for doc_id, obj in pending.required.items():
-            if doc_id not in plan:
-                plan[doc_id] = dump(obj)
+            if doc_id not in plan and doc_id not in pending.new and doc_id not in pending.dirty:
+                add(doc_id, obj)
         return plan
 
     def write(self) -> None:
@@ -426,3 +444,30 @@ def _rule_finder(obj: Obj) -> Callable[[tuple[PathKey, ...]], Any]:
         return None
 
     return find
+
+
+def _encodable(doc_id: str, obj: Obj) -> JSONDict | FlushFailure:
+    """The JSON of ``obj``, or the failure naming why it cannot be sent (id and paths)."""
+    try:
+        body = dump(obj)
+        try:
+            check_json(body)  # the backends' own check, one document at a time
+        except (BackendError, TypeError) as exc:
+            raise _json_error(doc_id, obj, body, exc) from None
+    except ValidationError as exc:
+        details = "; ".join(f"{e.path}: expected {e.expected}: {e.message}" for e in exc.errors)
+        return FlushFailure(doc_id, "bad_request", f"not sent: {details}", exc)
+    return body
+
+
+def _json_error(doc_id: str, obj: Obj, body: JSONDict, exc: Exception) -> ValidationError:
+    """A :class:`ValidationError` naming each value of ``body`` that JSON cannot carry."""
+    cls_name = "" if isinstance(obj, RawDocument) else type(obj).__name__
+    try:
+        check_json_value(body)
+    except Invalid as invalid:
+        return invalid.to_validation_error(doc_id, cls_name)
+    if isinstance(exc, EncodingError):  # e.g. a lone surrogate: the check names the place
+        return ValidationError(doc_id, [FieldError(exc.path, "UTF-8 JSON", exc.problem)], cls_name)
+    reason = exc.reason if isinstance(exc, BackendError) else str(exc)
+    return ValidationError(doc_id, [FieldError("", "JSON", reason)], cls_name)

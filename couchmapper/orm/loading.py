@@ -16,7 +16,7 @@ from couchmapper._types import JSONDict, Obj
 from couchmapper.exceptions import DocumentNotFound, FieldError, QueryLoadError, ValidationError
 from couchmapper.model.base import RawDocument, attach_state, load, state_of, with_article
 from couchmapper.model.registry import model_info, registry
-from couchmapper.orm.merge import without_meta
+from couchmapper.model.reserved import check_read_id, check_typed_id
 from couchmapper.orm.notify import send
 from couchmapper.orm.part import SessionPart
 from couchmapper.orm.state import Lifecycle
@@ -24,7 +24,7 @@ from couchmapper.orm.state import Lifecycle
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Loading", "class_for", "describe", "get_arguments", "object_id"]
+__all__ = ["Loading", "check_id", "class_for", "describe", "get_arguments", "object_id"]
 
 _DELETED: Any = object()  # a pending deletion: loading the id finds nothing
 
@@ -33,7 +33,12 @@ class Loading(SessionPart):
     """Loads documents into one session (the identity map answers first)."""
 
     def get(self, doc_id: str, target: type | None) -> Any:
-        """The object for ``doc_id`` (loaded if not held), or None when there is none."""
+        """The object for ``doc_id`` (loaded if not held), or None when there is none.
+
+        Raises:
+            ValidationError: ``doc_id`` names no document of ``target`` (before any request).
+        """
+        check_id(doc_id, target)
         found = self.lookup(doc_id)
         if found is not None:
             return self.check_type(found, target)
@@ -77,7 +82,7 @@ class Loading(SessionPart):
             return self.check_type(existing, target)
         cls = target if target is not None else class_for(raw)
         if cls is None:
-            obj: Obj = RawDocument(without_meta(raw))
+            obj: Obj = RawDocument(raw)  # _id and _rev first, as python-couchdb's Document
             attach_state(obj, raw, Lifecycle.PERSISTENT)
         else:
             obj = load(cls, raw, status=Lifecycle.PERSISTENT)
@@ -91,9 +96,12 @@ class Loading(SessionPart):
         """The objects for ``ids`` in order (None for missing), fetched in one request.
 
         Raises:
+            ValidationError: an id names no document of ``cls`` (before the request).
             QueryLoadError: documents that could not be loaded (each named); ``results``
                 holds the list with None in their places.
         """
+        for doc_id in ids:
+            check_id(doc_id, cls)
         wanted = [doc_id for doc_id in dict.fromkeys(ids) if self.lookup(doc_id) is None]
         # Held here until returned: the identity map may hold clean objects weakly only.
         found: dict[str, Obj] = {}
@@ -115,6 +123,22 @@ class Loading(SessionPart):
         if failures:
             raise QueryLoadError(failures, result)
         return result
+
+
+def check_id(doc_id: Any, cls: type | None) -> None:
+    """Refuse, before any request, an id that no document of ``cls`` (None: any) can have.
+
+    Raises:
+        TypeError: ``doc_id`` is not a str.
+        ValidationError: ``doc_id`` is empty or reserved for ``cls``.
+    """
+    if not isinstance(doc_id, str):
+        msg = f"a document id must be a str, not {type(doc_id).__name__}"
+        raise TypeError(msg)
+    if cls is None:
+        check_read_id(doc_id)
+    else:
+        check_typed_id(doc_id, cls)
 
 
 def get_arguments(cls: type | str, doc_id: str | None) -> tuple[str, type | None]:
@@ -142,7 +166,7 @@ def object_id(obj: Obj) -> str | None:
     if state is not None and state.doc_id is not None:
         return state.doc_id
     if isinstance(obj, RawDocument):
-        return None
+        return obj.id  # a new dict's own "_id" key, as python-couchdb saves it
     value = obj.__dict__.get("id")
     return value if isinstance(value, str) else None
 

@@ -404,7 +404,7 @@ class Querying(SessionPart):
     # views -------------------------------------------------------------------------------
 
     def view(self, view: View | str, **options: Any) -> ViewResult:
-        """Query a design-document view; pending deletions dropped, ``stale`` set."""
+        """Query a design-document view or ``_all_docs``; pending deletions dropped."""
         session = self.session
         if isinstance(view, View):
             if view.owner is None or view.design is None:
@@ -418,7 +418,10 @@ class Querying(SessionPart):
         if options.get("partition") is None:
             options.pop("partition", None)
         try:
-            answer = self.traffic.call(session.backend.view, ddoc, name, keys=keys, **options)
+            if view == "_all_docs":
+                answer = self.traffic.call(session.backend.all_docs, keys=keys, **options)
+            else:
+                answer = self.traffic.call(session.backend.view, ddoc, name, keys=keys, **options)
         except QueryError as exc:
             raise QueryError(
                 exc.error, f"view {ddoc}/{name}: {exc.reason}", exc.status or 400
@@ -427,7 +430,8 @@ class Querying(SessionPart):
             raise _missing_view(exc, ddoc, name, cls) from None
         overlay = self._overlay(None)
         rows = answer.get("rows", ())
-        reduced = any(row.get("id") is None for row in rows)
+        # A missing key of ``keys`` gives an error row with no id; it is not a reduced row.
+        reduced = any(row.get("id") is None and "error" not in row for row in rows)
         result = ViewResult()
         result.total_rows = answer.get("total_rows")
         result.offset = answer.get("offset")

@@ -30,7 +30,7 @@ from couchmapper.orm.database import as_backend
 from couchmapper.orm.dictapi import all_ids, object_from_dict, pending_count, set_body
 from couchmapper.orm.flush import FlushRun, has_changes
 from couchmapper.orm.identity import IdentityMap, StrongIdentityMap, WeakIdentityMap
-from couchmapper.orm.loading import Loading, describe, get_arguments, object_id
+from couchmapper.orm.loading import Loading, check_id, describe, get_arguments, object_id
 from couchmapper.orm.merge import WriteResult, without_meta
 from couchmapper.orm.notify import forget_new
 from couchmapper.orm.pending import PendingWork
@@ -174,6 +174,8 @@ class Session:
         Raises:
             SessionStateError: the object belongs to another session, or another object
                 with the same id is already in this session.
+            ValidationError: the id is empty or reserved (a typed document's ``_design/``,
+                ``_local/`` or other ``_`` id without ``Meta.allow_reserved_ids``).
         """
         self._check_open()
         state = state_of(obj)
@@ -188,7 +190,9 @@ class Session:
                 msg = f"{describe(obj)} is deleted in this session; flush or rollback first"
                 raise SessionStateError(msg)
             return obj  # already here: adding twice is harmless
-        doc_id = object_id(obj) or uuid.uuid4().hex
+        given = object_id(obj)
+        doc_id = uuid.uuid4().hex if given is None else given
+        check_id(doc_id, None if isinstance(obj, RawDocument) else type(obj))
         existing = self.pending.held(doc_id)
         if existing is not None and existing is not obj and doc_id not in self.pending.deleted:
             msg = (
@@ -342,7 +346,8 @@ class Session:
 
         Raises:
             ValidationError: the stored document has values of the wrong type, or is of a
-                type unrelated to ``cls``.
+                type unrelated to ``cls``; or ``doc_id`` names no document (``""``,
+                ``"_all_docs"``...; checked before any request).
         """
         self._check_open()
         return self._loading.get(*get_arguments(cls, doc_id))
@@ -353,6 +358,7 @@ class Session:
         Raises:
             QueryLoadError: documents that could not be loaded (each named); ``results``
                 holds the list with None in their places.
+            ValidationError: an id names no document (checked before the request).
         """
         self._check_open()
         return self._loading.get_many(cls, ids)
@@ -373,7 +379,8 @@ class Session:
         :class:`~couchmapper.model.base.RawDocument`.
 
         Raises:
-            ValidationError: the dict names a class but its values do not fit it.
+            ValidationError: the dict names a class but its values do not fit it, or its
+                ``_id`` is empty or reserved.
         """
         doc_id, obj = object_from_dict(doc)
         self.add(obj)
@@ -544,8 +551,9 @@ class Session:
         """Query a design-document view; rows' ``doc`` are identity-mapped objects.
 
         Args:
-            view: a :class:`~couchmapper.query.View` declared on a class, ``"ddoc/view"`` or
-                python-couchdb's ``"_design/ddoc/_view/view"``.
+            view: a :class:`~couchmapper.query.View` declared on a class, ``"ddoc/view"``,
+                python-couchdb's ``"_design/ddoc/_view/view"``, or ``"_all_docs"`` (every
+                document by id, as python-couchdb accepts it).
             options: CouchDB's view options (``key``, ``startkey``, ``endkey``, ``keys``,
                 ``include_docs``, ``reduce``, ``group_level``, ``limit``, ``descending``...,
                 and ``partition``).
@@ -558,7 +566,7 @@ class Session:
             QueryLoadError: rows' documents that could not be loaded (each named); ``results``
                 holds the rows, those without their ``doc``.
         """
-        if isinstance(view, str):
+        if isinstance(view, str) and view != "_all_docs":
             view = "/".join(split_view_name(view))  # also python-couchdb's long form
         self._prepare_query()
         return self._queries.view(view, **options)

@@ -164,7 +164,7 @@ def test_identity_through_get_item_get_many_and_view(backend: Backend) -> None:
     assert rows[0].doc is a and rows[1].doc is b
     assert s.view("_design/tasks/_view/by_owner", include_docs=True)[0].doc is a
     raw = s["r"]
-    assert isinstance(raw, cm.RawDocument) and raw == {"x": 1}
+    assert isinstance(raw, cm.RawDocument) and raw == {"_id": "r", "_rev": raw.rev, "x": 1}
     assert s.get_many(None, ["r"]) == [raw] and s.get_many(None, ["r"])[0] is raw
 
 
@@ -529,7 +529,7 @@ def test_dict_api(backend: Backend) -> None:
     assert s.info()["doc_count"] == 1
     new_id = s.create({"foo": "bar"})
     assert UUID_HEX.match(new_id)
-    assert s[new_id] == {"foo": "bar"}
+    assert s[new_id] == {"_id": new_id, "foo": "bar"}  # no _rev until written
     assert new_id in s and "old" in s and "nope" not in s
     assert len(s) == 2
     s["old"] = {"a": 2, "b": [1]}

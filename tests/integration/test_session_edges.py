@@ -414,13 +414,13 @@ def test_same_value_on_both_sides_is_no_conflict(backend: Backend) -> None:
 
 
 def test_raw_documents_have_id_and_rev(backend: Backend) -> None:
-    """A raw dict document exposes its _id and _rev as .id and .rev (not as dict keys)."""
+    """A raw dict document has its _id and _rev as .id and .rev and as keys (python-couchdb)."""
     s = cm.Session(backend)
     doc_id = s.create({"hello": 1})
     s.flush()
     raw = cm.Session(backend)[doc_id]
     assert (raw.id, raw.rev) == (doc_id, backend.get(doc_id)["_rev"])
-    assert dict(raw) == {"hello": 1}
+    assert dict(raw) == {"_id": doc_id, "_rev": raw.rev, "hello": 1}
 
 
 def test_create_of_a_dict_naming_a_type_makes_that_class(backend: Backend) -> None:
