@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import couchdb.http as couchdb_http
 
 from couchmapper._couch.checks import check_json
-from couchmapper._url import MASK, Credentials, redact_text
+from couchmapper._url import MASK, Credentials, redact_text, warn_if_insecure
 from couchmapper.exceptions import (
     BackendError,
     BackendUnavailable,
@@ -166,6 +166,7 @@ def make_resource(
     insecure: bool = False,
     headers: Mapping[str, str] | None = None,
 ) -> Any:
+    warn_if_insecure(url, credentials)  # before any request can carry them
     resource = couchdb_http.Resource(
         url, CouchSession(timeout, insecure), headers=dict(headers or {})
     )
