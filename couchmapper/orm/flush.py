@@ -2,16 +2,18 @@
 
 :meth:`Session.flush <couchmapper.orm.session.Session.flush>` makes a :class:`FlushRun` and
 calls :meth:`FlushRun.run`: ``before_flush``, the hook rounds (:mod:`couchmapper.orm.notify`),
-a plan made only from objects with pending work, one ``_bulk_docs`` request (or ``batch_size``
-chunks), and the answers applied document by document; conflicts are resolved by each
-document's policy with the sans-IO helpers of :mod:`couchmapper.orm.merge`. Writes whose
-answer was lost are remembered as :class:`Flight` records (:mod:`couchmapper.orm.flights`).
-The run holds what it has learnt (written, failures, documents whose JSON a rebase merged);
-the session's tables change only through its :class:`~couchmapper.orm.pending.PendingWork`.
+a plan made only from objects with pending work, one ``_bulk_docs`` request (or several:
+``batch_size`` chunks, else :func:`chunks` by count and size), and the answers applied
+document by document; conflicts are resolved by each document's policy with the sans-IO
+helpers of :mod:`couchmapper.orm.merge`. Writes whose answer was lost are remembered as
+:class:`Flight` records (:mod:`couchmapper.orm.flights`). The run holds what it has learnt
+(written, failures, documents whose JSON a rebase merged); the session's tables change only
+through its :class:`~couchmapper.orm.pending.PendingWork`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +39,7 @@ from couchmapper.tracking import Change, PathKey
 if TYPE_CHECKING:
     from couchmapper.orm.session import Session
 
-__all__ = ["FlushRun", "has_changes"]
+__all__ = ["FlushRun", "chunks", "has_changes"]
 
 Progress = Callable[[int, int], None]
 
@@ -228,15 +230,17 @@ class FlushRun:
     def _send_bulk(
         self, docs: list[JSONDict]
     ) -> Iterator[tuple[list[JSONDict], list[WriteResult]]]:
-        """Send ``docs`` in one request (or ``batch_size`` chunks); yield each answer."""
-        size = self.session.batch_size or len(docs) or 1
-        bulk_docs = self.session.backend.bulk_docs
-        for start in range(0, len(docs), size):
-            chunk = docs[start : start + size]
+        """Send ``docs`` in one request (or several, see :func:`chunks`); yield each answer."""
+        session = self.session
+        bulk_docs = session.backend.bulk_docs
+        done = 0
+        limits = (session.max_request_docs, session.max_request_bytes)
+        for chunk in chunks(docs, session.batch_size, *limits):
             answer = self.traffic.call(bulk_docs, chunk)
             yield chunk, results_in_order(chunk, answer)
+            done += len(chunk)
             if self.progress is not None:
-                self.progress(min(start + size, len(docs)), len(docs))
+                self.progress(done, len(docs))
 
     def _fetch_current(self, ids: list[str]) -> dict[str, JSONDict | None]:
         """The server's current version of each document (None when deleted or missing)."""
@@ -426,3 +430,37 @@ def _rule_finder(obj: Obj) -> Callable[[tuple[PathKey, ...]], Any]:
         return None
 
     return find
+
+
+def chunks(
+    docs: list[JSONDict], batch_size: int | None, max_docs: int, max_bytes: int
+) -> Iterator[list[JSONDict]]:
+    """``docs`` split into requests: ``batch_size`` each, else by count and encoded size.
+
+    Without ``batch_size`` a request holds at most ``max_docs`` documents and ``max_bytes``
+    of JSON (a larger document goes alone); ordinary flushes are one request.
+    """
+    if batch_size:
+        for start in range(0, len(docs), batch_size):
+            yield docs[start : start + batch_size]
+        return
+    if len(docs) <= 1:  # nothing to split, nothing to measure
+        if docs:
+            yield docs
+        return
+    limit = max(1, max_docs)
+    chunk: list[JSONDict] = []
+    used = 0
+    for doc in docs:
+        try:
+            # The compact encoding's length in characters: close enough to the bytes sent.
+            size = len(json.dumps(doc, separators=(",", ":"))) + 1
+        except (TypeError, ValueError):
+            size = 0  # not JSON: the backend refuses it, naming the document
+        if chunk and (len(chunk) >= limit or used + size > max_bytes):
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(doc)
+        used += size
+    if chunk:
+        yield chunk

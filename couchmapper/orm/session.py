@@ -67,11 +67,20 @@ class Session:
         max_rebase: how many times one flush rebases before giving up.
         hook_rounds: how many rounds of signal receivers a flush runs before giving up.
         batch_size: split flushes of more documents than this into several requests.
+            Without it, a flush sends at most :attr:`max_request_docs` documents and
+            :attr:`max_request_bytes` of JSON per request (ordinary flushes: one request).
 
     Attributes:
         pending: the session's pending work and identity map (read it; change it through
             the session's methods).
     """
+
+    #: Without ``batch_size``, the most documents one ``_bulk_docs`` request of a flush holds.
+    max_request_docs: int = 5_000
+    #: Without ``batch_size``, the most JSON one request holds: 16 MiB, twice CouchDB's default
+    #: ``max_document_size`` (8,000,000 bytes), so the largest storable documents still go two
+    #: at a time; a larger document is sent alone (and refused by the server, by itself).
+    max_request_bytes: int = 16 * 1024 * 1024
 
     def __init__(
         self,
@@ -580,7 +589,7 @@ class Session:
     # Flush.
 
     def flush(self, *, progress: Callable[[int, int], None] | None = None) -> list[WriteResult]:
-        """Write every pending change in one ``_bulk_docs`` request.
+        """Write every pending change in one ``_bulk_docs`` request (several for a huge flush).
 
         Sends ``before_flush``, then runs hook rounds (``document_added`` /
         ``document_changed`` / ``document_deleted``; receivers may add more edits, which the
@@ -592,7 +601,8 @@ class Session:
 
         Args:
             progress: called with (documents sent so far, documents to send) after each
-                request; with ``batch_size`` a large flush makes several requests.
+                request: a flush of more than ``max_request_docs`` documents or
+                ``max_request_bytes`` of JSON (or ``batch_size``) makes several.
 
         Returns:
             One :class:`WriteResult` per document written.
