@@ -14,6 +14,8 @@ through its :class:`~couchmapper.orm.pending.PendingWork`.
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,8 @@ class FlushRun:
         failures: the documents refused so far.
         merged: ids whose sent JSON differs from the object (a rebase merged it).
         rebases: how many conflict rounds ran.
+        conflicts_since: when the first conflict came back (the rebase budget runs from it).
+        expired: whether the rebase time budget (``rebase_timeout``) is spent.
         overlap: the first rebase that met changes on both sides of one field.
     """
 
@@ -68,6 +72,8 @@ class FlushRun:
         self.merged: set[str] = set()
         self.rebases = 0
         self.overlap: ConflictError | None = None
+        self.conflicts_since: float | None = None  # the rebase budget runs from here
+        self.expired = False  # the rebase time budget is spent
 
     def run(self) -> list[WriteResult]:
         """Notify, plan, send, and apply the answers; raise what the flush failed with."""
@@ -191,6 +197,9 @@ class FlushRun:
 
     def _after_conflicts(self, conflicts: list[str]) -> dict[str, JSONDict]:
         """Decide, for each conflicting document, what to send next (or record a failure)."""
+        if self.conflicts_since is None:
+            self.conflicts_since = time.monotonic()
+        self.expired = self._back_off(conflicts, self.conflicts_since)
         current = self._fetch_current(conflicts)
         fetch = self._fetch
         to_send: dict[str, JSONDict] = {}
@@ -222,6 +231,25 @@ class FlushRun:
                 self.overlap = error
             self.failures.append(FlushFailure(doc_id, "conflict", error.reason, error))
         return to_send
+
+    def _back_off(self, conflicts: list[str], started: float) -> bool:
+        """Wait before another attempt at conflicting writes; True once the time budget is spent.
+
+        Writers that met each other would meet again if they all retried at once: each waits a
+        random time up to ``rebase_delay * 2**rebases`` (at most ``rebase_max_delay``, and never
+        past the budget), so the retries spread out ("full jitter"). No wait when every conflict
+        is simply reported (policy ``"raise"``).
+        """
+        session = self.session
+        left = session.rebase_timeout - (time.monotonic() - started)
+        if left <= 0:
+            return True
+        held = self.pending.held
+        if any(_policy_for(held(doc_id), session.conflict) != "raise" for doc_id in conflicts):
+            ceiling = min(session.rebase_max_delay, session.rebase_delay * 2**self.rebases, left)
+            if ceiling > 0:
+                time.sleep(random.uniform(0, ceiling))
+        return False
 
     def _fetch(self, doc_id: str, **options: Any) -> JSONDict:
         fetched: JSONDict = self.traffic.call(self.session.backend.get, doc_id, **options)
@@ -326,10 +354,16 @@ class FlushRun:
                 "(require_current)."
             )
         max_rebase = self.session.max_rebase
-        if self.rebases >= max_rebase:
+        if max_rebase is not None and self.rebases >= max_rebase:
             return (
                 f"Document update conflict: still conflicting after {max_rebase} "
                 f"{policy} attempt(s) (raise max_rebase to allow more)."
+            )
+        if self.expired:
+            timeout = self.session.rebase_timeout
+            return (
+                f"Document update conflict: still conflicting after {self.rebases} {policy} "
+                f"attempt(s) in {timeout:g} s (raise rebase_timeout to allow more)."
             )
         if policy == "overwrite":
             return None

@@ -64,7 +64,13 @@ class Session:
             ``class Meta: conflict = "rebase"``.
         autoflush: flush before each query so results include pending changes.
         weak_identity_map: hold clean objects weakly, so long scans don't grow memory.
-        max_rebase: how many times one flush rebases before giving up.
+        max_rebase: how many times one flush may rebase (or overwrite) a document before
+            giving up; None (default): as often as ``rebase_timeout`` allows.
+        rebase_timeout: seconds one flush may spend on conflicting writes before reporting
+            them (the budget of its rebase attempts).
+        rebase_delay: before the n-th attempt, wait a random time up to
+            ``rebase_delay * 2**n`` seconds, so contending writers spread out...
+        rebase_max_delay: ...but never more than this (seconds).
         hook_rounds: how many rounds of signal receivers a flush runs before giving up.
         batch_size: split flushes of more documents than this into several requests.
             Without it, a flush sends at most :attr:`max_request_docs` documents and
@@ -89,7 +95,10 @@ class Session:
         conflict: ConflictPolicy = "raise",
         autoflush: bool = False,
         weak_identity_map: bool = True,
-        max_rebase: int = 5,
+        max_rebase: int | None = None,
+        rebase_timeout: float = 30.0,
+        rebase_delay: float = 0.005,
+        rebase_max_delay: float = 0.25,
         hook_rounds: int = 100,
         batch_size: int | None = None,
     ) -> None:
@@ -100,6 +109,9 @@ class Session:
         self.conflict: ConflictPolicy = conflict
         self.autoflush = autoflush
         self.max_rebase = max_rebase
+        self.rebase_timeout = rebase_timeout
+        self.rebase_delay = rebase_delay
+        self.rebase_max_delay = rebase_max_delay
         self.hook_rounds = hook_rounds
         self.batch_size = batch_size
         identity: IdentityMap = WeakIdentityMap() if weak_identity_map else StrongIdentityMap()

@@ -6,25 +6,10 @@ and ``Session.max_request_bytes`` of JSON (16 MiB); ``batch_size`` still decides
 
 from __future__ import annotations
 
-from typing import Any
-
-from session_models import Task, all_bodies
+from session_models import Task, all_bodies, record_bulk_docs
 
 import couchmapper as cm
 from couchmapper.backends.base import Backend
-
-
-def record_bulk_docs(backend: Backend) -> list[list[dict[str, Any]]]:
-    """Wrap ``backend.bulk_docs`` so every request's documents are recorded, oldest first."""
-    sent: list[list[dict[str, Any]]] = []
-    plain = backend.bulk_docs
-
-    def recording(docs: Any, **options: Any) -> Any:
-        sent.append([dict(doc) for doc in docs])
-        return plain(docs, **options)
-
-    backend.bulk_docs = recording  # type: ignore[method-assign]
-    return sent
 
 
 def test_defaults_are_documented_values() -> None:
