@@ -181,6 +181,10 @@ class Tracker:
         """Record that the list item or dict key at ``path`` was removed."""
         self._record(Change("remove", path, MISSING, self.to_json(old)))
 
+    def record(self, change: Change) -> None:
+        """Record ``change`` (JSON values) as if the object had been edited that way."""
+        self._record(change)
+
     def _record(self, change: Change) -> None:
         if change.path and change.path[0] not in self.log_roots:
             self.log_roots = {*self.log_roots, change.path[0]}

@@ -31,8 +31,14 @@ from couchmapper.exceptions import (
 from couchmapper.model.base import RawDocument, dump, load, restore, state_of
 from couchmapper.model.registry import model_info
 from couchmapper.orm.flights import after_lost_answer, remember_flight
-from couchmapper.orm.merge import WriteResult, rebase, results_in_order
-from couchmapper.orm.notify import run_hooks
+from couchmapper.orm.merge import (
+    WriteResult,
+    changes_between,
+    rebase,
+    results_in_order,
+    without_meta,
+)
+from couchmapper.orm.notify import forget_new, run_hooks
 from couchmapper.orm.pending import PendingWork
 from couchmapper.orm.state import Lifecycle
 from couchmapper.orm.stats import Traffic
@@ -41,7 +47,7 @@ from couchmapper.tracking import Change, PathKey
 if TYPE_CHECKING:
     from couchmapper.orm.session import Session
 
-__all__ = ["FlushRun", "chunks", "has_changes"]
+__all__ = ["FlushRun", "chunks", "has_changes", "keep_late"]
 
 Progress = Callable[[int, int], None]
 
@@ -74,6 +80,8 @@ class FlushRun:
         self.overlap: ConflictError | None = None
         self.conflicts_since: float | None = None  # the rebase budget runs from here
         self.expired = False  # the rebase time budget is spent
+        # Once the progress callback ran, objects may differ from what was planned for them.
+        self.callback_ran = False
 
     def run(self) -> list[WriteResult]:
         """Notify, plan, send, and apply the answers; raise what the flush failed with."""
@@ -127,9 +135,13 @@ class FlushRun:
         """The JSON to send, by document id (only objects with pending work are visited)."""
         pending = self.pending
         plan: dict[str, JSONDict] = {}
-        for doc_id, obj in pending.deleted.items():
+        for doc_id, obj in list(pending.deleted.items()):
             state = state_of(obj)
             assert state is not None
+            if state.rev is None and not state.flights and doc_id not in pending.replaced:
+                # Created, then deleted while a flush ran that did not write it: nothing to do.
+                self._forget_unwritten(doc_id, obj)
+                continue
             tombstone: JSONDict = {"_id": doc_id, "_deleted": True}
             if state.rev is not None:
                 tombstone["_rev"] = state.rev
@@ -152,6 +164,16 @@ class FlushRun:
             if doc_id not in plan:
                 plan[doc_id] = dump(obj)
         return plan
+
+    def _forget_unwritten(self, doc_id: str, obj: Obj) -> None:
+        """Drop a deleted document that was never written: it becomes transient again."""
+        forget_new(self.pending, doc_id, obj)
+        self.pending.forget_object(doc_id, obj)
+        state = state_of(obj)
+        if state is not None:
+            state.session = None
+            state.status = Lifecycle.TRANSIENT
+            state.reset()
 
     def write(self) -> None:
         """Send the plan, then resolve conflicts by policy until nothing is left to send.
@@ -178,7 +200,10 @@ class FlushRun:
                     answered_ids.add(result.doc_id)
                     if result.ok:
                         merged = result.doc_id in self.merged
-                        self.written.append(self._written(result, sent, merged=merged))
+                        planned = self._planned(result.doc_id)
+                        self.written.append(
+                            self._written(result, sent, merged=merged, planned=planned)
+                        )
                     elif result.error in ("conflict", "file_exists"):
                         conflicts.append(result.doc_id)
                     else:
@@ -210,7 +235,8 @@ class FlushRun:
             lost = after_lost_answer(obj, doc_id, planned, theirs, fetch)
             if lost is not None and lost.done is not None:
                 assert lost.body is not None
-                self.written.append(self._written(lost.done, lost.body, merged=True))
+                late = self._planned(doc_id)
+                self.written.append(self._written(lost.done, lost.body, merged=True, planned=late))
                 continue
             if lost is not None and lost.send is not None:
                 to_send[doc_id] = lost.send
@@ -268,6 +294,7 @@ class FlushRun:
             yield chunk, results_in_order(chunk, answer)
             done += len(chunk)
             if self.progress is not None:
+                self.callback_ran = True
                 self.progress(done, len(docs))
 
     def _fetch_current(self, ids: list[str]) -> dict[str, JSONDict | None]:
@@ -387,17 +414,41 @@ class FlushRun:
             )
         return None
 
-    def _written(self, result: WriteResult, sent: JSONDict, *, merged: bool) -> WriteResult:
+    def _planned(self, doc_id: str) -> JSONDict | None:
+        """The JSON planned for ``doc_id`` if its object may have changed since, else None."""
+        return self.plan.get(doc_id) if self.callback_ran else None
+
+    def _written(
+        self,
+        result: WriteResult,
+        sent: JSONDict,
+        *,
+        merged: bool,
+        planned: JSONDict | None = None,
+    ) -> WriteResult:
         """A document was written: record its new rev and loaded state; returns ``result``.
 
         ``merged``: ``sent`` is a rebase of the object's JSON on the server's version, so the
-        object takes the merged values.
+        object takes the merged values. ``planned``: the JSON the flush planned for the object,
+        given when user code ran since; edits made after it stay pending (:func:`keep_late`).
         """
         doc_id = result.doc_id
         obj = self.pending.held(doc_id)
         state = state_of(obj) if obj is not None else None
         if state is None:
             return result
+        if planned is not None and not sent.get("_deleted"):
+            if state.status is Lifecycle.DELETED:
+                # Deleted after the update was planned: the deletion stays pending, on the new rev.
+                state.rev = result.rev
+                state.loaded = {**sent, "_rev": result.rev}
+                self.pending.keep_deletion(doc_id)
+                return result
+            now = dump(obj)
+            if without_meta(now) != without_meta(planned):
+                self._written(result, sent, merged=merged)
+                keep_late(obj, planned, now)
+                return result
         state.flights = None
         if sent.get("_deleted"):
             # Gone from the database: adding the object again creates the document anew.
@@ -419,6 +470,28 @@ class FlushRun:
         state.require_rev = False
         state.status = Lifecycle.PERSISTENT
         return result
+
+
+def keep_late(obj: Obj, planned: JSONDict, now: JSONDict) -> None:
+    """Keep pending the edits made to ``obj`` after its JSON was planned (just written).
+
+    The edits (``planned`` to ``now``) are re-applied on what was stored the way a rebase
+    re-applies them on another writer's version (merge rules included: a counter bumped
+    meanwhile adds up), and recorded as the object's changes since the write.
+    """
+    state = state_of(obj)
+    assert state is not None and state.loaded is not None
+    stored = state.loaded
+    base, mine = without_meta(planned), without_meta(now)
+    outcome = rebase(
+        base, mine, changes_between(base, mine), without_meta(stored), _rule_finder(obj)
+    )
+    # Both the late edit and the merge changed one field without a rule: the later edit wins.
+    target = outcome.document if outcome.document is not None else mine
+    if target != mine:
+        restore(obj, {**target, "_id": stored["_id"], "_rev": stored["_rev"]})
+    for change in changes_between(without_meta(stored), target):
+        state.record(change)
 
 
 def has_changes(obj: Obj) -> bool:

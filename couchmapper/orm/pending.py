@@ -173,6 +173,11 @@ class PendingWork:
         """A document whose revision the flush checks."""
         self._required[doc_id] = obj
 
+    def keep_deletion(self, doc_id: str) -> None:
+        """A document written by a flush but deleted meanwhile: only its deletion is pending."""
+        for table in (self._new, self._dirty, self._required):
+            table.pop(doc_id, None)
+
     def drop_new(self, doc_id: str) -> None:
         """A never-written document deleted again: nothing to create, no longer held."""
         self._new.pop(doc_id, None)

@@ -118,6 +118,7 @@ class Session:
         # The one owner of every pending table (and of the identity map).
         self.pending = PendingWork(identity)
         self._traffic = Traffic()
+        self._run: FlushRun | None = None  # the flush that is running (its plan is sending)
         self._queries = Querying(self, self.pending, self._traffic)
         self._loading = Loading(self, self.pending, self._traffic)
         self._subscriptions = Subscriptions(self)
@@ -256,7 +257,11 @@ class Session:
         assert doc_id is not None
         if state.status is Lifecycle.DELETED:
             return
-        if state.status is Lifecycle.PENDING and state.rev is None and not state.flights:
+        never_written = state.status is Lifecycle.PENDING and state.rev is None
+        # Planned by the flush that is sending (from its progress callback): it may still be
+        # written, so it is a pending deletion, dropped by the next flush if it was not.
+        planned = self._run is not None and doc_id in self._run.plan
+        if never_written and not state.flights and not planned:
             self.pending.drop_new(doc_id)
             forget_new(self.pending, doc_id, obj)
             state.session = None
@@ -614,7 +619,8 @@ class Session:
         Args:
             progress: called with (documents sent so far, documents to send) after each
                 request: a flush of more than ``max_request_docs`` documents or
-                ``max_request_bytes`` of JSON (or ``batch_size``) makes several.
+                ``max_request_bytes`` of JSON (or ``batch_size``) makes several. Edits it
+                makes to documents of this flush stay pending for the next one.
 
         Returns:
             One :class:`WriteResult` per document written.
@@ -638,7 +644,9 @@ class Session:
             )
             raise SessionStateError(msg)
         self.pending.flushing = True
+        self._run = FlushRun(self, self.pending, self._traffic, progress)
         try:
-            return FlushRun(self, self.pending, self._traffic, progress).run()
+            return self._run.run()
         finally:
             self.pending.flushing = False
+            self._run = None
