@@ -139,7 +139,11 @@ class Tracker:
         """Run :meth:`on_first_change` unless it ran since the last :meth:`reset`."""
         if not self.reported:
             self.reported = True
-            self.on_first_change()
+            try:
+                self.on_first_change()
+            except BaseException:
+                self.reported = False  # refused (another thread): report the next one too
+                raise
 
     # Recording ---------------------------------------------------------------------------
 

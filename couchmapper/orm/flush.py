@@ -415,8 +415,14 @@ class FlushRun:
         return None
 
     def _planned(self, doc_id: str) -> JSONDict | None:
-        """The JSON planned for ``doc_id`` if its object may have changed since, else None."""
-        return self.plan.get(doc_id) if self.callback_ran else None
+        """The JSON planned for ``doc_id`` if its object may have changed since, else None.
+
+        User code may have changed it: the progress callback, or another thread (refused, but
+        what its edits did is kept: :mod:`couchmapper.orm.guard`).
+        """
+        guard = self.pending.guard
+        late = self.callback_ran or guard.foreign or guard.intruded
+        return self.plan.get(doc_id) if late else None
 
     def _written(
         self,

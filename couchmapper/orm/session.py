@@ -117,7 +117,8 @@ class Session:
         identity: IdentityMap = WeakIdentityMap() if weak_identity_map else StrongIdentityMap()
         # The one owner of every pending table (and of the identity map).
         self.pending = PendingWork(identity)
-        self._traffic = Traffic()
+        # The pending work, not a bound method of the session: no reference cycle.
+        self._traffic = Traffic(self.pending.guard, self.pending.hand_back)
         self._run: FlushRun | None = None  # the flush that is running (its plan is sending)
         self._queries = Querying(self, self.pending, self._traffic)
         self._loading = Loading(self, self.pending, self._traffic)
@@ -158,13 +159,15 @@ class Session:
 
     def close(self) -> None:
         """Detach every object and refuse further use. Pending work is dropped."""
+        self.pending.guard.check("close it")
         if self._closed:
             return
         self._subscriptions.disconnect_all()
         self.pending.release_all(self)
         self._closed = True
 
-    def _check_open(self) -> None:
+    def _check_open(self, action: str = "use it") -> None:
+        self.pending.guard.check(action)
         if self._closed:
             msg = "this session is closed; open a new Session to keep working"
             raise SessionStateError(msg)
@@ -175,6 +178,7 @@ class Session:
     def stats(self) -> SessionStats:
         """Counts of objects by state, flushes, requests made and writes only accepted."""
         pending = self.pending
+        pending.guard.check("read its stats")
         return SessionStats(
             identity_map=len(pending.identity),
             new=len(pending.new),
@@ -307,6 +311,7 @@ class Session:
 
     def has_pending(self) -> bool:
         """Whether a flush would write anything."""
+        self.pending.guard.check("use it")
         return self.pending.has_work(has_changes)
 
     def require_current(self, obj: Obj) -> None:
@@ -323,6 +328,7 @@ class Session:
 
     def rollback(self) -> None:
         """Forget pending work: restore loaded state of changed objects, drop new ones, undelete."""
+        self.pending.guard.check("roll it back")
         if self._closed:
             return
         self.pending.rollback(self)
@@ -380,6 +386,7 @@ class Session:
 
     def load_rows(self, docs: Iterable[JSONDict], cls: type[D] | None = None) -> list[Any]:
         """Identity-map already fetched documents (from a query) and return the objects."""
+        self._check_open()
         load = self._loading.load
         return [load(doc, cls) for doc in docs]
 
@@ -634,19 +641,25 @@ class Session:
             HookLimitError: receivers kept changing documents; nothing was sent.
             BackendUnavailable: the server did not answer; everything not confirmed stays
                 pending, and flushing again is safe.
-            SessionStateError: ``flush()`` was called by a receiver during this flush.
+            SessionStateError: ``flush()`` was called by a receiver during this flush, or
+                from a thread while another one works in the session.
         """
-        self._check_open()
+        self._check_open("flush it")
         if self.pending.flushing:
             msg = (
                 "flush() called during this session's flush (from a signal receiver?); edits "
                 "made by receivers go out with the running flush, so just make them"
             )
             raise SessionStateError(msg)
+        guard = self.pending.guard
+        entered = guard.enter("flushing")
         self.pending.flushing = True
         self._run = FlushRun(self, self.pending, self._traffic, progress)
         try:
+            self.pending.hand_back(guard.take_foreign())
             return self._run.run()
         finally:
             self.pending.flushing = False
             self._run = None
+            if entered:
+                self.pending.hand_back(guard.leave())
