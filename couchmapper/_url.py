@@ -7,11 +7,25 @@ first, so a password never ends up in a traceback, a log file or a CI transcript
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import threading
+import warnings
 from collections.abc import Iterable
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
-__all__ = ["MASK", "Credentials", "redact_text", "redact_url", "split_credentials"]
+from couchmapper.exceptions import InsecureTransportWarning
+
+__all__ = [
+    "MASK",
+    "Credentials",
+    "is_loopback",
+    "redact_text",
+    "redact_url",
+    "sends_credentials_in_clear",
+    "split_credentials",
+    "warn_if_insecure",
+]
 
 MASK = "***"
 
@@ -90,3 +104,51 @@ def split_credentials(url: str) -> tuple[str, Credentials | None]:
     user, _, password = userinfo.partition(":")
     clean = urlunsplit(SplitResult(parts.scheme, hostport, parts.path, parts.query, parts.fragment))
     return clean, (unquote(user), unquote(password))
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` names this machine: ``localhost`` or a loopback address (127/8, ::1)."""
+    if not host:
+        return False
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve anywhere
+
+
+def sends_credentials_in_clear(url: str, credentials: Credentials | None) -> bool:
+    """Whether requests to ``url`` (without user info) would carry ``credentials`` unencrypted."""
+    parts = urlsplit(url)
+    return (
+        credentials is not None
+        and parts.scheme.lower() == "http"
+        and not is_loopback(parts.hostname)
+    )
+
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_if_insecure(url: str, credentials: Credentials | None) -> None:
+    """Warn once per server and user before credentials would go over plain http elsewhere.
+
+    The warning is an :class:`InsecureTransportWarning`; loopback hosts and https are fine.
+    """
+    if credentials is None or not sends_credentials_in_clear(url, credentials):
+        return
+    parts = urlsplit(url)
+    key = (f"{parts.hostname}:{parts.port or 80}", credentials[0])
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    message = (
+        f"the password of user {credentials[0]!r} will be sent unencrypted to {key[0]} "
+        "(plain http to a host that is not this machine): use https://, or silence this with "
+        "warnings.simplefilter('ignore', couchmapper.InsecureTransportWarning)"
+    )
+    warnings.warn(InsecureTransportWarning(message), stacklevel=4)

@@ -4,7 +4,7 @@
 
     db = connect()                                   # a fresh in-memory database
     db = connect("memory://people")                  # the in-memory database "people"
-    db = connect("http://admin:pw@127.0.0.1:5984/people", timeout=30)   # a CouchDB server
+    db = connect("http://admin:pw@127.0.0.1:5984/people", timeout=(5, 30))   # CouchDB
 
 Memory databases live on the process-wide :func:`~couchmapper.backends.memory.memory_server`,
 so two ``connect("memory://people")`` calls share their documents. Errors never show the
@@ -24,7 +24,11 @@ __all__ = ["connect"]
 
 
 def connect(
-    url: str | None = None, *, create: bool = True, timeout: float | None = None
+    url: str | None = None,
+    *,
+    create: bool = True,
+    # backends.couchdb.DEFAULT_TIMEOUT, not imported: memory databases need no python-couchdb.
+    timeout: float | tuple[float | None, float | None] | None = (10.0, 120.0),
 ) -> Backend:
     """Open a database: in memory by default, or on a CouchDB server for an http(s) URL.
 
@@ -34,7 +38,10 @@ def connect(
             ``http(s)://[user:password@]host:port/dbname`` for a CouchDB database.
         create: create the database when it does not exist (for a fresh memory database it
             is always created).
-        timeout: socket timeout in seconds for every HTTP request (ignored for memory).
+        timeout: for a CouchDB server, seconds to connect and to wait for each answer, or
+            ``(connect, read)``: by default ``(10, 120)``; None waits forever (ignored for
+            memory). A server that does not answer in time raises ``BackendUnavailable``
+            naming it (host:port).
 
     Raises:
         ValueError: the URL has another scheme or names no database.

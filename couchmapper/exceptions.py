@@ -41,6 +41,7 @@ __all__ = [
     "FlushError",
     "FlushFailure",
     "HookLimitError",
+    "InsecureTransportWarning",
     "NotFoundError",
     "PreconditionFailed",
     "QueryError",
@@ -52,6 +53,16 @@ __all__ = [
 
 class CouchMapperError(Exception):
     """The root of every error couchmapper raises."""
+
+
+class InsecureTransportWarning(UserWarning):
+    """Credentials are about to travel in clear text: plain ``http://`` to a non-loopback host.
+
+    Warned once per server and user, when the backend is built (before any request). Use
+    ``https://``, or silence it where the network is trusted::
+
+        warnings.simplefilter("ignore", cm.InsecureTransportWarning)
+    """
 
 
 class BackendError(CouchMapperError):

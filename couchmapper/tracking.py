@@ -139,7 +139,11 @@ class Tracker:
         """Run :meth:`on_first_change` unless it ran since the last :meth:`reset`."""
         if not self.reported:
             self.reported = True
-            self.on_first_change()
+            try:
+                self.on_first_change()
+            except BaseException:
+                self.reported = False  # refused (another thread): report the next one too
+                raise
 
     # Recording ---------------------------------------------------------------------------
 
@@ -180,6 +184,10 @@ class Tracker:
     def record_remove(self, path: tuple[PathKey, ...], old: Any) -> None:
         """Record that the list item or dict key at ``path`` was removed."""
         self._record(Change("remove", path, MISSING, self.to_json(old)))
+
+    def record(self, change: Change) -> None:
+        """Record ``change`` (JSON values) as if the object had been edited that way."""
+        self._record(change)
 
     def _record(self, change: Change) -> None:
         if change.path and change.path[0] not in self.log_roots:

@@ -2,16 +2,20 @@
 
 :meth:`Session.flush <couchmapper.orm.session.Session.flush>` makes a :class:`FlushRun` and
 calls :meth:`FlushRun.run`: ``before_flush``, the hook rounds (:mod:`couchmapper.orm.notify`),
-a plan made only from objects with pending work, one ``_bulk_docs`` request (or ``batch_size``
-chunks), and the answers applied document by document; conflicts are resolved by each
-document's policy with the sans-IO helpers of :mod:`couchmapper.orm.merge`. Writes whose
-answer was lost are remembered as :class:`Flight` records (:mod:`couchmapper.orm.flights`).
-The run holds what it has learnt (written, failures, documents whose JSON a rebase merged);
-the session's tables change only through its :class:`~couchmapper.orm.pending.PendingWork`.
+a plan made only from objects with pending work, one ``_bulk_docs`` request (or several:
+``batch_size`` chunks, else :func:`chunks` by count and size), and the answers applied
+document by document; conflicts are resolved by each document's policy with the sans-IO
+helpers of :mod:`couchmapper.orm.merge`. Writes whose answer was lost are remembered as
+:class:`Flight` records (:mod:`couchmapper.orm.flights`). The run holds what it has learnt
+(written, failures, documents whose JSON a rebase merged); the session's tables change only
+through its :class:`~couchmapper.orm.pending.PendingWork`.
 """
 
 from __future__ import annotations
 
+import json
+import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +35,14 @@ from couchmapper.model.base import RawDocument, dump, load, restore, state_of
 from couchmapper.model.codecs import Invalid, check_json_value
 from couchmapper.model.registry import model_info
 from couchmapper.orm.flights import after_lost_answer, remember_flight
-from couchmapper.orm.merge import WriteResult, rebase, results_in_order
-from couchmapper.orm.notify import run_hooks
+from couchmapper.orm.merge import (
+    WriteResult,
+    changes_between,
+    rebase,
+    results_in_order,
+    without_meta,
+)
+from couchmapper.orm.notify import forget_new, run_hooks
 from couchmapper.orm.pending import PendingWork
 from couchmapper.orm.state import Lifecycle
 from couchmapper.orm.stats import Traffic
@@ -41,7 +51,7 @@ from couchmapper.tracking import Change, PathKey
 if TYPE_CHECKING:
     from couchmapper.orm.session import Session
 
-__all__ = ["FlushRun", "has_changes"]
+__all__ = ["FlushRun", "chunks", "has_changes", "keep_late"]
 
 Progress = Callable[[int, int], None]
 
@@ -54,6 +64,8 @@ class FlushRun:
         failures: the documents refused so far.
         merged: ids whose sent JSON differs from the object (a rebase merged it).
         rebases: how many conflict rounds ran.
+        conflicts_since: when the first conflict came back (the rebase budget runs from it).
+        expired: whether the rebase time budget (``rebase_timeout``) is spent.
         overlap: the first rebase that met changes on both sides of one field.
     """
 
@@ -70,6 +82,10 @@ class FlushRun:
         self.merged: set[str] = set()
         self.rebases = 0
         self.overlap: ConflictError | None = None
+        self.conflicts_since: float | None = None  # the rebase budget runs from here
+        self.expired = False  # the rebase time budget is spent
+        # Once the progress callback ran, objects may differ from what was planned for them.
+        self.callback_ran = False
 
     def run(self) -> list[WriteResult]:
         """Notify, plan, send, and apply the answers; raise what the flush failed with."""
@@ -137,9 +153,13 @@ class FlushRun:
             else:
                 plan[doc_id] = body
 
-        for doc_id, obj in pending.deleted.items():
+        for doc_id, obj in list(pending.deleted.items()):
             state = state_of(obj)
             assert state is not None
+            if state.rev is None and not state.flights and doc_id not in pending.replaced:
+                # Created, then deleted while a flush ran that did not write it: nothing to do.
+                self._forget_unwritten(doc_id, obj)
+                continue
             tombstone: JSONDict = {"_id": doc_id, "_deleted": True}
             if state.rev is not None:
                 tombstone["_rev"] = state.rev
@@ -162,6 +182,16 @@ class FlushRun:
             if doc_id not in plan and doc_id not in pending.new and doc_id not in pending.dirty:
                 add(doc_id, obj)
         return plan
+
+    def _forget_unwritten(self, doc_id: str, obj: Obj) -> None:
+        """Drop a deleted document that was never written: it becomes transient again."""
+        forget_new(self.pending, doc_id, obj)
+        self.pending.forget_object(doc_id, obj)
+        state = state_of(obj)
+        if state is not None:
+            state.session = None
+            state.status = Lifecycle.TRANSIENT
+            state.reset()
 
     def write(self) -> None:
         """Send the plan, then resolve conflicts by policy until nothing is left to send.
@@ -188,7 +218,10 @@ class FlushRun:
                     answered_ids.add(result.doc_id)
                     if result.ok:
                         merged = result.doc_id in self.merged
-                        self.written.append(self._written(result, sent, merged=merged))
+                        planned = self._planned(result.doc_id)
+                        self.written.append(
+                            self._written(result, sent, merged=merged, planned=planned)
+                        )
                     elif result.error in ("conflict", "file_exists"):
                         conflicts.append(result.doc_id)
                     else:
@@ -207,6 +240,9 @@ class FlushRun:
 
     def _after_conflicts(self, conflicts: list[str]) -> dict[str, JSONDict]:
         """Decide, for each conflicting document, what to send next (or record a failure)."""
+        if self.conflicts_since is None:
+            self.conflicts_since = time.monotonic()
+        self.expired = self._back_off(conflicts, self.conflicts_since)
         current = self._fetch_current(conflicts)
         fetch = self._fetch
         to_send: dict[str, JSONDict] = {}
@@ -217,7 +253,8 @@ class FlushRun:
             lost = after_lost_answer(obj, doc_id, planned, theirs, fetch)
             if lost is not None and lost.done is not None:
                 assert lost.body is not None
-                self.written.append(self._written(lost.done, lost.body, merged=True))
+                late = self._planned(doc_id)
+                self.written.append(self._written(lost.done, lost.body, merged=True, planned=late))
                 continue
             if lost is not None and lost.send is not None:
                 to_send[doc_id] = lost.send
@@ -239,6 +276,25 @@ class FlushRun:
             self.failures.append(FlushFailure(doc_id, "conflict", error.reason, error))
         return to_send
 
+    def _back_off(self, conflicts: list[str], started: float) -> bool:
+        """Wait before another attempt at conflicting writes; True once the time budget is spent.
+
+        Writers that met each other would meet again if they all retried at once: each waits a
+        random time up to ``rebase_delay * 2**rebases`` (at most ``rebase_max_delay``, and never
+        past the budget), so the retries spread out ("full jitter"). No wait when every conflict
+        is simply reported (policy ``"raise"``).
+        """
+        session = self.session
+        left = session.rebase_timeout - (time.monotonic() - started)
+        if left <= 0:
+            return True
+        held = self.pending.held
+        if any(_policy_for(held(doc_id), session.conflict) != "raise" for doc_id in conflicts):
+            ceiling = min(session.rebase_max_delay, session.rebase_delay * 2**self.rebases, left)
+            if ceiling > 0:
+                time.sleep(random.uniform(0, ceiling))
+        return False
+
     def _fetch(self, doc_id: str, **options: Any) -> JSONDict:
         fetched: JSONDict = self.traffic.call(self.session.backend.get, doc_id, **options)
         return fetched
@@ -246,15 +302,18 @@ class FlushRun:
     def _send_bulk(
         self, docs: list[JSONDict]
     ) -> Iterator[tuple[list[JSONDict], list[WriteResult]]]:
-        """Send ``docs`` in one request (or ``batch_size`` chunks); yield each answer."""
-        size = self.session.batch_size or len(docs) or 1
-        bulk_docs = self.session.backend.bulk_docs
-        for start in range(0, len(docs), size):
-            chunk = docs[start : start + size]
+        """Send ``docs`` in one request (or several, see :func:`chunks`); yield each answer."""
+        session = self.session
+        bulk_docs = session.backend.bulk_docs
+        done = 0
+        limits = (session.max_request_docs, session.max_request_bytes)
+        for chunk in chunks(docs, session.batch_size, *limits):
             answer = self.traffic.call(bulk_docs, chunk)
             yield chunk, results_in_order(chunk, answer)
+            done += len(chunk)
             if self.progress is not None:
-                self.progress(min(start + size, len(docs)), len(docs))
+                self.callback_ran = True
+                self.progress(done, len(docs))
 
     def _fetch_current(self, ids: list[str]) -> dict[str, JSONDict | None]:
         """The server's current version of each document (None when deleted or missing)."""
@@ -340,10 +399,16 @@ class FlushRun:
                 "(require_current)."
             )
         max_rebase = self.session.max_rebase
-        if self.rebases >= max_rebase:
+        if max_rebase is not None and self.rebases >= max_rebase:
             return (
                 f"Document update conflict: still conflicting after {max_rebase} "
                 f"{policy} attempt(s) (raise max_rebase to allow more)."
+            )
+        if self.expired:
+            timeout = self.session.rebase_timeout
+            return (
+                f"Document update conflict: still conflicting after {self.rebases} {policy} "
+                f"attempt(s) in {timeout:g} s (raise rebase_timeout to allow more)."
             )
         if policy == "overwrite":
             return None
@@ -367,17 +432,47 @@ class FlushRun:
             )
         return None
 
-    def _written(self, result: WriteResult, sent: JSONDict, *, merged: bool) -> WriteResult:
+    def _planned(self, doc_id: str) -> JSONDict | None:
+        """The JSON planned for ``doc_id`` if its object may have changed since, else None.
+
+        User code may have changed it: the progress callback, or another thread (refused, but
+        what its edits did is kept: :mod:`couchmapper.orm.guard`).
+        """
+        guard = self.pending.guard
+        late = self.callback_ran or guard.foreign or guard.intruded
+        return self.plan.get(doc_id) if late else None
+
+    def _written(
+        self,
+        result: WriteResult,
+        sent: JSONDict,
+        *,
+        merged: bool,
+        planned: JSONDict | None = None,
+    ) -> WriteResult:
         """A document was written: record its new rev and loaded state; returns ``result``.
 
         ``merged``: ``sent`` is a rebase of the object's JSON on the server's version, so the
-        object takes the merged values.
+        object takes the merged values. ``planned``: the JSON the flush planned for the object,
+        given when user code ran since; edits made after it stay pending (:func:`keep_late`).
         """
         doc_id = result.doc_id
         obj = self.pending.held(doc_id)
         state = state_of(obj) if obj is not None else None
         if state is None:
             return result
+        if planned is not None and not sent.get("_deleted"):
+            if state.status is Lifecycle.DELETED:
+                # Deleted after the update was planned: the deletion stays pending, on the new rev.
+                state.rev = result.rev
+                state.loaded = {**sent, "_rev": result.rev}
+                self.pending.keep_deletion(doc_id)
+                return result
+            now = dump(obj)
+            if without_meta(now) != without_meta(planned):
+                self._written(result, sent, merged=merged)
+                keep_late(obj, planned, now)
+                return result
         state.flights = None
         if sent.get("_deleted"):
             # Gone from the database: adding the object again creates the document anew.
@@ -399,6 +494,28 @@ class FlushRun:
         state.require_rev = False
         state.status = Lifecycle.PERSISTENT
         return result
+
+
+def keep_late(obj: Obj, planned: JSONDict, now: JSONDict) -> None:
+    """Keep pending the edits made to ``obj`` after its JSON was planned (just written).
+
+    The edits (``planned`` to ``now``) are re-applied on what was stored the way a rebase
+    re-applies them on another writer's version (merge rules included: a counter bumped
+    meanwhile adds up), and recorded as the object's changes since the write.
+    """
+    state = state_of(obj)
+    assert state is not None and state.loaded is not None
+    stored = state.loaded
+    base, mine = without_meta(planned), without_meta(now)
+    outcome = rebase(
+        base, mine, changes_between(base, mine), without_meta(stored), _rule_finder(obj)
+    )
+    # Both the late edit and the merge changed one field without a rule: the later edit wins.
+    target = outcome.document if outcome.document is not None else mine
+    if target != mine:
+        restore(obj, {**target, "_id": stored["_id"], "_rev": stored["_rev"]})
+    for change in changes_between(without_meta(stored), target):
+        state.record(change)
 
 
 def has_changes(obj: Obj) -> bool:
@@ -471,3 +588,37 @@ def _json_error(doc_id: str, obj: Obj, body: JSONDict, exc: Exception) -> Valida
         return ValidationError(doc_id, [FieldError(exc.path, "UTF-8 JSON", exc.problem)], cls_name)
     reason = exc.reason if isinstance(exc, BackendError) else str(exc)
     return ValidationError(doc_id, [FieldError("", "JSON", reason)], cls_name)
+
+
+def chunks(
+    docs: list[JSONDict], batch_size: int | None, max_docs: int, max_bytes: int
+) -> Iterator[list[JSONDict]]:
+    """``docs`` split into requests: ``batch_size`` each, else by count and encoded size.
+
+    Without ``batch_size`` a request holds at most ``max_docs`` documents and ``max_bytes``
+    of JSON (a larger document goes alone); ordinary flushes are one request.
+    """
+    if batch_size:
+        for start in range(0, len(docs), batch_size):
+            yield docs[start : start + batch_size]
+        return
+    if len(docs) <= 1:  # nothing to split, nothing to measure
+        if docs:
+            yield docs
+        return
+    limit = max(1, max_docs)
+    chunk: list[JSONDict] = []
+    used = 0
+    for doc in docs:
+        try:
+            # The compact encoding's length in characters: close enough to the bytes sent.
+            size = len(json.dumps(doc, separators=(",", ":"))) + 1
+        except (TypeError, ValueError):
+            size = 0  # not JSON: the backend refuses it, naming the document
+        if chunk and (len(chunk) >= limit or used + size > max_bytes):
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(doc)
+        used += size
+    if chunk:
+        yield chunk

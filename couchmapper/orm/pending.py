@@ -11,11 +11,13 @@ clear, rollback, refresh, a written document) forgets it from every table alike.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from couchmapper._types import JSONDict, Obj
 from couchmapper.model.base import restore, state_of
+from couchmapper.orm.guard import ThreadGuard
 from couchmapper.orm.identity import IdentityMap
 from couchmapper.orm.state import InstanceState, Lifecycle
 
@@ -59,6 +61,7 @@ class PendingWork:
         "_required",
         "_unnotified",
         "flushing",
+        "guard",
         "identity",
         "queued_observer",
     )
@@ -78,6 +81,8 @@ class PendingWork:
         self._unnotified: dict[str, Obj] = {}
         self._notices: dict[str, Notice] = {}
         self.flushing = False
+        # One thread at a time: another one is refused, naming both (couchmapper.orm.guard).
+        self.guard = ThreadGuard()
         self.queued_observer: Callable[[Obj], None] | None = None
 
     # Read-only views ------------------------------------------------------------------------
@@ -123,7 +128,21 @@ class PendingWork:
             self.queued_observer(obj)
 
     def note_first_change(self, state: InstanceState) -> None:
-        """A document changed for the first time: hold it (if stored) and queue its hooks."""
+        """A document changed for the first time: hold it (if stored) and queue its hooks.
+
+        Raises:
+            SessionStateError: the change came from a thread other than the one working in
+                the session now; what the edit already did is taken in when that one is done.
+        """
+        guard = self.guard
+        worker = guard.worker
+        if worker is not None and worker.ident != threading.get_ident():
+            guard.foreign.append(state)
+            guard.check("edit its documents")
+            try:  # the worker finished meanwhile: take the change in now, unless it did
+                guard.foreign.remove(state)
+            except ValueError:
+                return
         obj = state.obj
         doc_id = state.doc_id
         if obj is None or doc_id is None:
@@ -131,6 +150,14 @@ class PendingWork:
         if state.status is Lifecycle.PERSISTENT:
             self._dirty[doc_id] = obj
         self.queue(doc_id, obj)
+
+    def hand_back(self, states: list[InstanceState]) -> None:
+        """Take in the documents another thread changed while one worked (see guard)."""
+        for state in states:
+            session = state.session
+            # Still in this session (a closed session detached its objects).
+            if session is not None and getattr(session, "pending", None) is self:
+                self.note_first_change(state)
 
     def mark_dirty(self, doc_id: str, obj: Obj) -> None:
         """A stored document (re-attached) that has changes: hold it and queue its hooks."""
@@ -172,6 +199,11 @@ class PendingWork:
     def mark_required(self, doc_id: str, obj: Obj) -> None:
         """A document whose revision the flush checks."""
         self._required[doc_id] = obj
+
+    def keep_deletion(self, doc_id: str) -> None:
+        """A document written by a flush but deleted meanwhile: only its deletion is pending."""
+        for table in (self._new, self._dirty, self._required):
+            table.pop(doc_id, None)
 
     def drop_new(self, doc_id: str) -> None:
         """A never-written document deleted again: nothing to create, no longer held."""

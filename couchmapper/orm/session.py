@@ -64,14 +64,29 @@ class Session:
             ``class Meta: conflict = "rebase"``.
         autoflush: flush before each query so results include pending changes.
         weak_identity_map: hold clean objects weakly, so long scans don't grow memory.
-        max_rebase: how many times one flush rebases before giving up.
+        max_rebase: how many times one flush may rebase (or overwrite) a document before
+            giving up; None (default): as often as ``rebase_timeout`` allows.
+        rebase_timeout: seconds one flush may spend on conflicting writes before reporting
+            them (the budget of its rebase attempts).
+        rebase_delay: before the n-th attempt, wait a random time up to
+            ``rebase_delay * 2**n`` seconds, so contending writers spread out...
+        rebase_max_delay: ...but never more than this (seconds).
         hook_rounds: how many rounds of signal receivers a flush runs before giving up.
         batch_size: split flushes of more documents than this into several requests.
+            Without it, a flush sends at most :attr:`max_request_docs` documents and
+            :attr:`max_request_bytes` of JSON per request (ordinary flushes: one request).
 
     Attributes:
         pending: the session's pending work and identity map (read it; change it through
             the session's methods).
     """
+
+    #: Without ``batch_size``, the most documents one ``_bulk_docs`` request of a flush holds.
+    max_request_docs: int = 5_000
+    #: Without ``batch_size``, the most JSON one request holds: 16 MiB, twice CouchDB's default
+    #: ``max_document_size`` (8,000,000 bytes), so the largest storable documents still go two
+    #: at a time; a larger document is sent alone (and refused by the server, by itself).
+    max_request_bytes: int = 16 * 1024 * 1024
 
     def __init__(
         self,
@@ -80,7 +95,10 @@ class Session:
         conflict: ConflictPolicy = "raise",
         autoflush: bool = False,
         weak_identity_map: bool = True,
-        max_rebase: int = 5,
+        max_rebase: int | None = None,
+        rebase_timeout: float = 30.0,
+        rebase_delay: float = 0.005,
+        rebase_max_delay: float = 0.25,
         hook_rounds: int = 100,
         batch_size: int | None = None,
     ) -> None:
@@ -91,12 +109,17 @@ class Session:
         self.conflict: ConflictPolicy = conflict
         self.autoflush = autoflush
         self.max_rebase = max_rebase
+        self.rebase_timeout = rebase_timeout
+        self.rebase_delay = rebase_delay
+        self.rebase_max_delay = rebase_max_delay
         self.hook_rounds = hook_rounds
         self.batch_size = batch_size
         identity: IdentityMap = WeakIdentityMap() if weak_identity_map else StrongIdentityMap()
         # The one owner of every pending table (and of the identity map).
         self.pending = PendingWork(identity)
-        self._traffic = Traffic()
+        # The pending work, not a bound method of the session: no reference cycle.
+        self._traffic = Traffic(self.pending.guard, self.pending.hand_back)
+        self._run: FlushRun | None = None  # the flush that is running (its plan is sending)
         self._queries = Querying(self, self.pending, self._traffic)
         self._loading = Loading(self, self.pending, self._traffic)
         self._subscriptions = Subscriptions(self)
@@ -136,13 +159,15 @@ class Session:
 
     def close(self) -> None:
         """Detach every object and refuse further use. Pending work is dropped."""
+        self.pending.guard.check("close it")
         if self._closed:
             return
         self._subscriptions.disconnect_all()
         self.pending.release_all(self)
         self._closed = True
 
-    def _check_open(self) -> None:
+    def _check_open(self, action: str = "use it") -> None:
+        self.pending.guard.check(action)
         if self._closed:
             msg = "this session is closed; open a new Session to keep working"
             raise SessionStateError(msg)
@@ -153,6 +178,7 @@ class Session:
     def stats(self) -> SessionStats:
         """Counts of objects by state, flushes, requests made and writes only accepted."""
         pending = self.pending
+        pending.guard.check("read its stats")
         return SessionStats(
             identity_map=len(pending.identity),
             new=len(pending.new),
@@ -239,7 +265,11 @@ class Session:
         assert doc_id is not None
         if state.status is Lifecycle.DELETED:
             return
-        if state.status is Lifecycle.PENDING and state.rev is None and not state.flights:
+        never_written = state.status is Lifecycle.PENDING and state.rev is None
+        # Planned by the flush that is sending (from its progress callback): it may still be
+        # written, so it is a pending deletion, dropped by the next flush if it was not.
+        planned = self._run is not None and doc_id in self._run.plan
+        if never_written and not state.flights and not planned:
             self.pending.drop_new(doc_id)
             forget_new(self.pending, doc_id, obj)
             state.session = None
@@ -285,6 +315,7 @@ class Session:
 
     def has_pending(self) -> bool:
         """Whether a flush would write anything."""
+        self.pending.guard.check("use it")
         return self.pending.has_work(has_changes)
 
     def require_current(self, obj: Obj) -> None:
@@ -301,6 +332,7 @@ class Session:
 
     def rollback(self) -> None:
         """Forget pending work: restore loaded state of changed objects, drop new ones, undelete."""
+        self.pending.guard.check("roll it back")
         if self._closed:
             return
         self.pending.rollback(self)
@@ -365,6 +397,7 @@ class Session:
 
     def load_rows(self, docs: Iterable[JSONDict], cls: type[D] | None = None) -> list[Any]:
         """Identity-map already fetched documents (from a query) and return the objects."""
+        self._check_open()
         load = self._loading.load
         return [load(doc, cls) for doc in docs]
 
@@ -604,7 +637,7 @@ class Session:
     # Flush.
 
     def flush(self, *, progress: Callable[[int, int], None] | None = None) -> list[WriteResult]:
-        """Write every pending change in one ``_bulk_docs`` request.
+        """Write every pending change in one ``_bulk_docs`` request (several for a huge flush).
 
         Sends ``before_flush``, then runs hook rounds (``document_added`` /
         ``document_changed`` / ``document_deleted``; receivers may add more edits, which the
@@ -616,7 +649,9 @@ class Session:
 
         Args:
             progress: called with (documents sent so far, documents to send) after each
-                request; with ``batch_size`` a large flush makes several requests.
+                request: a flush of more than ``max_request_docs`` documents or
+                ``max_request_bytes`` of JSON (or ``batch_size``) makes several. Edits it
+                makes to documents of this flush stay pending for the next one.
 
         Returns:
             One :class:`WriteResult` per document written.
@@ -630,17 +665,25 @@ class Session:
             HookLimitError: receivers kept changing documents; nothing was sent.
             BackendUnavailable: the server did not answer; everything not confirmed stays
                 pending, and flushing again is safe.
-            SessionStateError: ``flush()`` was called by a receiver during this flush.
+            SessionStateError: ``flush()`` was called by a receiver during this flush, or
+                from a thread while another one works in the session.
         """
-        self._check_open()
+        self._check_open("flush it")
         if self.pending.flushing:
             msg = (
                 "flush() called during this session's flush (from a signal receiver?); edits "
                 "made by receivers go out with the running flush, so just make them"
             )
             raise SessionStateError(msg)
+        guard = self.pending.guard
+        entered = guard.enter("flushing")
         self.pending.flushing = True
+        self._run = FlushRun(self, self.pending, self._traffic, progress)
         try:
-            return FlushRun(self, self.pending, self._traffic, progress).run()
+            self.pending.hand_back(guard.take_foreign())
+            return self._run.run()
         finally:
             self.pending.flushing = False
+            self._run = None
+            if entered:
+                self.pending.hand_back(guard.leave())

@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from couchmapper.orm.guard import ThreadGuard
+
 __all__ = ["SessionStats", "Traffic"]
 
 
@@ -30,14 +32,31 @@ class SessionStats:
 class Traffic:
     """The requests and flushes one session made; every backend call goes through :meth:`call`."""
 
-    __slots__ = ("accepted", "flushes", "requests")
+    __slots__ = ("accepted", "flushes", "guard", "hand_back", "requests")
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        guard: ThreadGuard | None = None,
+        hand_back: Callable[[list[Any]], None] | None = None,
+    ) -> None:
+        # One thread at a time: a request holds the session's guard (couchmapper.orm.guard);
+        # hand_back takes in the edits other threads made meanwhile.
+        self.guard = guard
+        self.hand_back = hand_back
         self.flushes = 0
         self.requests = 0
         self.accepted = 0  # documents written with "accepted": true (a 202 from a cluster)
 
     def call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call a backend method, counting the request."""
-        self.requests += 1
-        return method(*args, **kwargs)
+        guard = self.guard
+        entered = guard.enter("waiting for the server") if guard is not None else False
+        try:
+            self.requests += 1
+            return method(*args, **kwargs)
+        finally:
+            if entered:
+                assert guard is not None
+                foreign = guard.leave()
+                if self.hand_back is not None:
+                    self.hand_back(foreign)

@@ -80,6 +80,22 @@ def bulk_posts(proxy: RecordingProxy) -> list[list[dict[str, Any]]]:
     return found
 
 
+def record_bulk_docs(backend: Backend) -> list[list[dict[str, Any]]]:
+    """Wrap ``backend.bulk_docs`` so every request's documents are recorded, oldest first.
+
+    Works on every backend (memory or server), unlike the proxy's record.
+    """
+    sent: list[list[dict[str, Any]]] = []
+    plain = backend.bulk_docs
+
+    def recording(docs: Any, **options: Any) -> Any:
+        sent.append([dict(doc) for doc in docs])
+        return plain(docs, **options)
+
+    backend.bulk_docs = recording  # type: ignore[method-assign]
+    return sent
+
+
 def by_id(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Documents keyed by ``_id``."""
     return {doc["_id"]: doc for doc in docs}

@@ -187,16 +187,24 @@ def test_merge_rules(backend: Backend) -> None:
     assert c.hits == 113 and c.members == {"mine", "theirs"} and c.history == ["y", "t", "m"]
 
 
-def test_rebase_bound(backend: Backend) -> None:
-    """max_rebase=0 turns "rebase" into a reported conflict naming the bound."""
+@pytest.mark.parametrize(
+    ("bound", "named"),
+    [({"max_rebase": 0}, "max_rebase"), ({"rebase_timeout": 0}, "rebase_timeout")],
+)
+def test_rebase_bounds(backend: Backend, bound: dict[str, Any], named: str) -> None:
+    """max_rebase=0 or rebase_timeout=0 turn "rebase" into a conflict naming the bound; kept."""
     seed(backend, counter("c"))
-    s = cm.Session(backend, conflict="rebase", max_rebase=0)
+    s = cm.Session(backend, conflict="rebase", **bound)
     c = s.get(Counter, "c")
     assert c is not None
     c.hits += 1
     edit_elsewhere(backend, "c", hits=5)
-    with pytest.raises(cm.FlushError, match="max_rebase"):
+    with pytest.raises(cm.FlushError, match=named):
         s.flush()
+    assert s.has_pending()
+    s.max_rebase, s.rebase_timeout = None, 30
+    s.flush()
+    assert all_bodies(backend)["c"]["hits"] == 6
 
 
 def test_require_current_is_not_rebased(backend: Backend) -> None:
@@ -257,26 +265,28 @@ def test_created_twice_conflicts_under_rebase(backend: Backend) -> None:
 # Concurrency on the real server.
 
 
-def test_concurrent_increments_converge(couch_backend: CouchDBBackend) -> None:
-    """4 threads x 25 rebase flushes of sum and union fields end with exact totals."""
-    threads, rounds, doc_ids = 4, 25, ["shared-0", "shared-1"]
-    seed(couch_backend, *(counter(i) for i in doc_ids))
+def contend(backend: Backend, writers: int, rounds: int, doc_ids: list[str]) -> int:
+    """Threads bump sum and union fields of ``doc_ids`` in rebase sessions with the defaults.
+
+    Checks that no flush failed and every total is exact; returns the ``_bulk_docs`` requests.
+    """
+    seed(backend, *(counter(i) for i in doc_ids))
     errors: list[BaseException] = []
-    start = threading.Barrier(threads)
+    start = threading.Barrier(writers)
     posts: list[int] = []  # one entry per _bulk_docs request
-    plain_bulk_docs = couch_backend.bulk_docs
+    plain_bulk_docs = backend.bulk_docs
 
     def counting_bulk_docs(docs: Any, **options: Any) -> Any:
-        posts.append(1)
+        posts.append(len(docs))
         return plain_bulk_docs(docs, **options)
 
-    couch_backend.bulk_docs = counting_bulk_docs  # type: ignore[method-assign]
+    backend.bulk_docs = counting_bulk_docs  # type: ignore[method-assign]
 
     def work(worker: int) -> None:
         try:
             start.wait()
             for n in range(rounds):
-                with cm.Session(couch_backend, conflict="rebase", max_rebase=1000) as s:
+                with cm.Session(backend, conflict="rebase") as s:
                     for doc in s.get_many(Counter, doc_ids):
                         assert doc is not None
                         doc.hits += 1
@@ -285,20 +295,31 @@ def test_concurrent_increments_converge(couch_backend: CouchDBBackend) -> None:
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    pool = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
+    pool = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
     for thread in pool:
         thread.start()
     for thread in pool:
         thread.join(timeout=240)
     assert errors == []
-    # More requests than flushes: some flushes met a concurrent write and rebased.
-    assert len(posts) > threads * rounds, "the writers never collided: the test proves nothing"
-    expected = sorted(f"w{w}-{n}" for w in range(threads) for n in range(rounds))
-    stored = all_bodies(couch_backend)
+    expected = sorted(f"w{w}-{n}" for w in range(writers) for n in range(rounds))
+    stored = all_bodies(backend)
     for doc_id in doc_ids:
-        assert stored[doc_id]["hits"] == threads * rounds
+        assert stored[doc_id]["hits"] == writers * rounds
         assert sorted(stored[doc_id]["members"]) == expected
         assert sorted(stored[doc_id]["history"]) == expected
+    return len(posts)
+
+
+def test_concurrent_increments_converge(couch_backend: CouchDBBackend) -> None:
+    """4 threads x 25 rebase flushes of sum and union fields: exact totals with the defaults."""
+    posts = contend(couch_backend, 4, 25, ["shared-0", "shared-1"])
+    # More requests than flushes: some flushes met a concurrent write and rebased.
+    assert posts > 4 * 25, "the writers never collided: the test proves nothing"
+
+
+def test_contention_converges_with_the_defaults(backend: Backend) -> None:
+    """8 writers x 10 sessions on 3 documents: exact totals, no error, default settings."""
+    assert contend(backend, 8, 10, ["hot-0", "hot-1", "hot-2"]) >= 8 * 10
 
 
 # ------------------------------------------------------------------------------------------

@@ -41,8 +41,10 @@ from couchmapper.backends.couchdb.server import (
     delete_database,
     list_databases,
 )
+from couchmapper.backends.couchdb.transport import DEFAULT_TIMEOUT
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "CouchDBBackend",
     "CouchDBServer",
     "create_database",

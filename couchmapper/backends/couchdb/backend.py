@@ -18,8 +18,10 @@ from couchmapper._couch.checks import (
 from couchmapper._url import split_credentials
 from couchmapper.backends.base import JSONDict
 from couchmapper.backends.couchdb.transport import (
+    DEFAULT_TIMEOUT,
     CouchSession,
     Requester,
+    Timeout,
     database_resource,
     doc_path,
     encode_params,
@@ -47,7 +49,8 @@ class CouchDBBackend:
             resource = make_resource(
                 source.url,
                 source.credentials,
-                timeout=getattr(session, "_timeout", None),
+                # python-couchdb waits forever by default: that one gets the default timeouts.
+                timeout=getattr(session, "_timeout", None) or DEFAULT_TIMEOUT,
                 insecure=getattr(session, "_disable_ssl_verification", False),
                 headers=source.headers,
             )
@@ -60,14 +63,15 @@ class CouchDBBackend:
 
     @classmethod
     def from_url(
-        cls, url: str, *, create: bool = False, timeout: float | None = None
+        cls, url: str, *, create: bool = False, timeout: Timeout = DEFAULT_TIMEOUT
     ) -> CouchDBBackend:
         """Connect to the database at ``url``, e.g. ``http://user:pw@127.0.0.1:5984/people``.
 
         Args:
             url: the database URL; credentials may be percent-encoded in it.
             create: create the database when it does not exist yet.
-            timeout: socket timeout in seconds for every request (None: wait forever).
+            timeout: seconds to connect and to wait for each answer, or ``(connect, read)``;
+                :data:`DEFAULT_TIMEOUT` is ``(10, 120)``; None waits forever.
 
         Raises:
             NotFoundError: the database does not exist and ``create`` is false.

@@ -9,7 +9,13 @@ import couchdb
 from couchmapper._url import split_credentials
 from couchmapper.backends.base import JSONDict
 from couchmapper.backends.couchdb.backend import CouchDBBackend
-from couchmapper.backends.couchdb.transport import Requester, database_resource, make_resource
+from couchmapper.backends.couchdb.transport import (
+    DEFAULT_TIMEOUT,
+    Requester,
+    Timeout,
+    database_resource,
+    make_resource,
+)
 from couchmapper.exceptions import NotFoundError
 
 __all__ = ["CouchDBServer", "create_database", "delete_database", "list_databases"]
@@ -22,7 +28,7 @@ class CouchDBServer:
     it hands out (:meth:`database`, :meth:`create_database`) have their own.
     """
 
-    def __init__(self, url: str, *, timeout: float | None = None) -> None:
+    def __init__(self, url: str, *, timeout: Timeout = DEFAULT_TIMEOUT) -> None:
         clean, credentials = split_credentials(url)
         parts = urlsplit(clean)
         if parts.scheme not in ("http", "https"):
@@ -78,7 +84,9 @@ class CouchDBServer:
                 raise
 
 
-def create_database(server_url: str, name: str, *, timeout: float | None = None) -> CouchDBBackend:
+def create_database(
+    server_url: str, name: str, *, timeout: Timeout = DEFAULT_TIMEOUT
+) -> CouchDBBackend:
     """Create the database ``name`` on the server at ``server_url`` and return its backend."""
     server = CouchDBServer(server_url, timeout=timeout)
     try:
@@ -88,7 +96,7 @@ def create_database(server_url: str, name: str, *, timeout: float | None = None)
 
 
 def delete_database(
-    server_url: str, name: str, *, missing_ok: bool = False, timeout: float | None = None
+    server_url: str, name: str, *, missing_ok: bool = False, timeout: Timeout = DEFAULT_TIMEOUT
 ) -> None:
     """Delete the database ``name`` on the server at ``server_url``."""
     server = CouchDBServer(server_url, timeout=timeout)
@@ -98,7 +106,7 @@ def delete_database(
         server.close()
 
 
-def list_databases(server_url: str, *, timeout: float | None = None) -> list[str]:
+def list_databases(server_url: str, *, timeout: Timeout = DEFAULT_TIMEOUT) -> list[str]:
     """The names of every database on the server at ``server_url``."""
     server = CouchDBServer(server_url, timeout=timeout)
     try:

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import couchdb.http as couchdb_http
 
 from couchmapper._couch.checks import check_json
-from couchmapper._url import MASK, Credentials, redact_text
+from couchmapper._url import MASK, Credentials, redact_text, warn_if_insecure
 from couchmapper.exceptions import (
     BackendError,
     BackendUnavailable,
@@ -33,8 +33,10 @@ from couchmapper.exceptions import (
 )
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "CouchSession",
     "Requester",
+    "Timeout",
     "database_resource",
     "doc_path",
     "encode_params",
@@ -43,6 +45,25 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+Timeout = float | tuple[float | None, float | None] | None
+"""Seconds: one number for connecting and for each answer, ``(connect, read)``, or None."""
+
+DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 120.0)
+"""Connect within 10 s; each answer (each read of it) within 120 s. Longer than CouchDB's own
+60 s defaults for a longpoll ``_changes`` feed and a cluster request, so only a server that
+stopped answering hits it. ``timeout=None`` waits forever."""
+
+
+def _split_timeout(timeout: Timeout) -> tuple[float | None, float | None]:
+    if isinstance(timeout, tuple):
+        return timeout
+    return timeout, timeout
+
+
+class _ConnectTimeout(TimeoutError):
+    """No connection within the connect timeout (told apart from a late answer)."""
+
 
 # Query parameters CouchDB reads as JSON; everything else is sent as plain text.
 _JSON_PARAMS = frozenset(
@@ -102,8 +123,10 @@ def _peer_closed(conn: http.client.HTTPConnection) -> bool:
 class _ConnectionPool(couchdb_http.ConnectionPool):  # type: ignore[misc]
     """python-couchdb's pool, plus stale-connection checks and a handle on borrowed connections."""
 
-    def __init__(self, timeout: float | None, disable_ssl_verification: bool = False) -> None:
-        super().__init__(timeout, disable_ssl_verification=disable_ssl_verification)
+    def __init__(self, timeout: Timeout, disable_ssl_verification: bool = False) -> None:
+        self.timeouts = _split_timeout(timeout)
+        connect, self._read_timeout = self.timeouts
+        super().__init__(connect, disable_ssl_verification=disable_ssl_verification)
         self._borrowed: dict[int, http.client.HTTPConnection] = {}
 
     def get(self, url: str) -> http.client.HTTPConnection:
@@ -118,7 +141,13 @@ class _ConnectionPool(couchdb_http.ConnectionPool):  # type: ignore[misc]
                 else:
                     conn = candidate
         if conn is None:
-            conn = super().get(url)
+            # python-couchdb connects here, under the connect timeout; then reads get theirs.
+            try:
+                conn = super().get(url)
+            except TimeoutError:
+                raise _ConnectTimeout from None
+            assert conn is not None and conn.sock is not None
+            conn.sock.settimeout(self._read_timeout)
         self._borrowed[threading.get_ident()] = conn
         return conn
 
@@ -145,7 +174,7 @@ class _ConnectionPool(couchdb_http.ConnectionPool):  # type: ignore[misc]
 class CouchSession(couchdb_http.Session):  # type: ignore[misc]
     """A python-couchdb Session without response cache and without automatic retries."""
 
-    def __init__(self, timeout: float | None, disable_ssl_verification: bool = False) -> None:
+    def __init__(self, timeout: Timeout, disable_ssl_verification: bool = False) -> None:
         # An empty retryable set re-raises the first socket error; an empty retry_delays list
         # would not do: python-couchdb 1.2 then fails with UnboundLocalError in its retry loop.
         super().__init__(timeout=timeout, retryable_errors=())
@@ -162,10 +191,11 @@ def make_resource(
     url: str,
     credentials: Credentials | None,
     *,
-    timeout: float | None,
+    timeout: Timeout,
     insecure: bool = False,
     headers: Mapping[str, str] | None = None,
 ) -> Any:
+    warn_if_insecure(url, credentials)  # before any request can carry them
     resource = couchdb_http.Resource(
         url, CouchSession(timeout, insecure), headers=dict(headers or {})
     )
@@ -175,7 +205,7 @@ def make_resource(
 
 
 def database_resource(
-    server_url: str, name: str, credentials: Credentials | None, timeout: float | None
+    server_url: str, name: str, credentials: Credentials | None, timeout: Timeout
 ) -> Any:
     """A Resource (with its own session) for the database ``name`` on ``server_url``."""
     return make_resource(f"{server_url}/{couchdb_http.quote(name)}", credentials, timeout=timeout)
@@ -279,6 +309,10 @@ class Requester:
         self.what = what  # "database 'x'" or "server": for messages that name the target
         credentials: Credentials | None = resource.credentials
         self._secrets: tuple[str, ...] = tuple(credentials[1:]) if credentials else ()
+        parts = urlsplit(resource.url)
+        default_port = 443 if parts.scheme == "https" else 80
+        # host:port for messages (never the credentials, which the resource keeps apart).
+        self.where = f"{parts.hostname}:{parts.port or default_port}"
 
     @property
     def url(self) -> str:
@@ -315,7 +349,7 @@ class Requester:
             error = BackendError(None, "redirect_limit", "too many redirects")
         except (OSError, http.client.HTTPException) as exc:
             self.resource.session.connection_pool.discard_borrowed()
-            error = BackendUnavailable(self._clean(_describe_os_error(exc)))
+            error = BackendUnavailable(self._clean(f"{self.where}: {self._no_answer(exc)}"))
         except ValueError as exc:  # an answer that is not the JSON it claims to be
             self.resource.session.connection_pool.discard_borrowed()
             error = BackendError(None, "bad_response", self._clean(f"invalid JSON answer: {exc}"))
@@ -361,6 +395,25 @@ class Requester:
     def _clean(self, text: str) -> str:
         return redact_text(text, self._secrets)
 
+    def _no_answer(self, exc: BaseException) -> str:
+        connect, read = self.resource.session.connection_pool.timeouts
+        if isinstance(exc, _ConnectTimeout):
+            return f"could not connect within {connect} s (connect timeout; see timeout=)"
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {read} s (read timeout; see timeout=)"
+        return _describe_os_error(exc)
+
+    def _unauthorized(self, reason: str) -> str:
+        credentials: Credentials | None = self.resource.credentials
+        if credentials is None:
+            hint = "no credentials were sent: put them in the URL, http://user:password@host/db"
+        else:
+            hint = (
+                f"as user {credentials[0]!r}: check the user name and password in the URL "
+                "(percent-encode ':', '@' and '/' in them) and that the user exists there"
+            )
+        return f"{reason} ({self.where}, {hint})" if reason else f"{self.where}, {hint}"
+
     def _translate(
         self, exc: couchdb_http.HTTPError, *, doc_id: str | None, rev: str | None, query: bool
     ) -> BackendError:
@@ -381,4 +434,6 @@ class Requester:
             return PreconditionFailed(error, reason)
         if status == 400 and query:
             return QueryError(error, reason)
+        if status == 401:
+            reason = self._unauthorized(reason)
         return BackendError(status, error, reason)
