@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from couchmapper._couch.json import get_path, same_once_stored, set_path
 from couchmapper._types import MergeRule
 from couchmapper.tracking import MISSING, Change, PathKey, format_path
 
@@ -97,23 +98,7 @@ def landed(sent: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
         return current is None or bool(current.get("_deleted"))
     if current is None or current.get("_deleted"):
         return False
-    return _same(_body(sent), _body(current))
-
-
-def _same(a: Any, b: Any) -> bool:
-    if type(a) is not type(b):
-        # 1 and 1.0 are the same JSON number once stored
-        return (
-            isinstance(a, (int, float))
-            and isinstance(b, (int, float))
-            and a == b
-            and not (isinstance(a, bool) or isinstance(b, bool))
-        )
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
+    return same_once_stored(_body(sent), _body(current))
 
 
 def changed_paths(
@@ -127,14 +112,14 @@ def changed_paths(
                 continue
             found |= changed_paths(base.get(key, MISSING), theirs.get(key, MISSING), (*prefix, key))
         return found
-    return set() if _same(base, theirs) else {prefix}
+    return set() if same_once_stored(base, theirs) else {prefix}
 
 
 def changes_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
     """The changes that turn ``before`` into ``after`` (lists are replaced whole)."""
     found = []
     for path in sorted(changed_paths(dict(before), dict(after)), key=lambda p: [str(k) for k in p]):
-        old, new = _get(before, path), _get(after, path)
+        old, new = get_path(before, path, MISSING), get_path(after, path, MISSING)
         if old is MISSING:
             found.append(Change("add", path, new))
         elif new is MISSING:
@@ -161,31 +146,12 @@ class RebaseResult:
     overlaps: tuple[str, ...] = ()
 
 
-def _get(doc: Any, path: tuple[PathKey, ...]) -> Any:
-    for key in path:
-        try:
-            doc = doc[key]
-        except (KeyError, IndexError, TypeError):
-            return MISSING
-    return doc
-
-
-def _set(doc: Any, path: tuple[PathKey, ...], value: Any) -> None:
-    parent = doc
-    for key in path[:-1]:
-        parent = parent[key]
-    if value is MISSING:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-
-
 def _already_there(theirs: Any, change: Change) -> bool:
     """Whether the server's document already shows ``change`` at its path."""
-    current = _get(theirs, change.path)
+    current = get_path(theirs, change.path, MISSING)
     if change.op == "remove":
         return current is MISSING
-    return current is not MISSING and _same(current, change.value)
+    return current is not MISSING and same_once_stored(current, change.value)
 
 
 def _union(base: Any, mine: Any, theirs: Any) -> Any:
@@ -210,7 +176,7 @@ def _sum(base: Any, mine: Any, theirs: Any) -> Any:
 def _apply_change(doc: dict[str, Any], change: Change) -> bool:
     """Apply one recorded change to ``doc``; False when it no longer fits the document."""
     path = change.path
-    parent = _get(doc, path[:-1])
+    parent = get_path(doc, path[:-1], MISSING)
     key = path[-1]
     try:
         if change.op == "remove":
@@ -277,7 +243,11 @@ def rebase(
         if field_path in merged_fields:
             continue
         merged_fields.add(field_path)
-        values = (_get(base, field_path), _get(mine, field_path), _get(theirs, field_path))
+        values = (
+            get_path(base, field_path, MISSING),
+            get_path(mine, field_path, MISSING),
+            get_path(theirs, field_path, MISSING),
+        )
         if MISSING in values and rule != "union":
             overlaps.append(format_path(field_path))
             continue
@@ -289,7 +259,7 @@ def rebase(
         else:
             merge = rule  # type: ignore[assignment]
         try:
-            _set(result, field_path, merge(*values))
+            set_path(result, field_path, merge(*values), MISSING)
         except (TypeError, ValueError):
             overlaps.append(format_path(field_path))
     if overlaps:
