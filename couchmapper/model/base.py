@@ -27,6 +27,7 @@ from couchmapper.model.registry import (
     registry,
 )
 from couchmapper.model.reserved import check_field_names
+from couchmapper.model.validation import check_document, needs_check
 from couchmapper.orm.merge import without_meta
 from couchmapper.orm.state import InstanceState, Lifecycle
 from couchmapper.tracking import MISSING, ChangeList, TrackedDict, locate
@@ -214,6 +215,8 @@ def load(cls: type[D], raw: Mapping[str, Any], *, status: Lifecycle = Lifecycle.
         raise error.to_validation_error(raw.get("_id"), cls.__name__) from None
     except RecursionError:
         raise too_deep(raw).to_validation_error(raw.get("_id"), cls.__name__) from None
+    if info.checked is not False and needs_check(info):
+        check_document(obj, raw.get("_id"))
     # InstanceState.__init__, inlined: this runs once for every document loaded.
     state = new_state(InstanceState)
     state.doc_id = raw.get("_id")

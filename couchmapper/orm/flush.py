@@ -34,6 +34,7 @@ from couchmapper.exceptions import (
 from couchmapper.model.base import RawDocument, dump, load, restore, state_of
 from couchmapper.model.codecs import Invalid, check_json_value
 from couchmapper.model.registry import model_info
+from couchmapper.model.validation import document_errors
 from couchmapper.orm.flights import after_lost_answer, remember_flight
 from couchmapper.orm.merge import (
     WriteResult,
@@ -571,6 +572,9 @@ def _encodable(doc_id: str, obj: Obj) -> JSONDict | FlushFailure:
             check_json(body)  # the backends' own check, one document at a time
         except (BackendError, TypeError) as exc:
             raise _json_error(doc_id, obj, body, exc) from None
+        invalid = document_errors(obj)  # the class's validators, before anything is sent
+        if invalid:
+            raise ValidationError(doc_id, invalid, type(obj).__name__)
     except ValidationError as exc:
         details = "; ".join(f"{e.path}: expected {e.expected}: {e.message}" for e in exc.errors)
         return FlushFailure(doc_id, "bad_request", f"not sent: {details}", exc)

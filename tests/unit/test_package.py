@@ -14,7 +14,7 @@ PACKAGE = Path(cm.__file__).parent
 LADDER: list[set[str]] = [
     {"exceptions", "_url", "_couch", "_types", "orm.__init__", "model.__init__"},
     {"mango", "_changelog", "tracking", "signals", "orm.identity", "orm.guard", "model.registry"},
-    {"model.codecs", "model.reserved"},
+    {"model.codecs", "model.reserved", "model.validation"},
     {"model.containers"},
     {"model.codegen"},
     {"model.conversion"},
