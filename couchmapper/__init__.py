@@ -20,12 +20,14 @@ from couchmapper.exceptions import (
     PreconditionFailed,
     QueryError,
     QueryLoadError,
+    SchemaVersionError,
     SessionStateError,
     ValidationError,
 )
 from couchmapper.model.base import Document, Embedded, RawDocument, changes, dump, load
 from couchmapper.model.codecs import MAX_DEPTH
 from couchmapper.model.fields import Field, field
+from couchmapper.model.versions import upgrade
 from couchmapper.orm.merge import WriteResult
 from couchmapper.orm.querying import Row, ViewResult
 from couchmapper.orm.session import Session
@@ -63,6 +65,7 @@ __all__ = [
     "QueryLoadError",
     "RawDocument",
     "Row",
+    "SchemaVersionError",
     "Session",
     "SessionStateError",
     "SessionStats",
@@ -81,4 +84,5 @@ __all__ = [
     "query",
     "signals",
     "sync_design",
+    "upgrade",
 ]

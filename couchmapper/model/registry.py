@@ -20,6 +20,7 @@ from couchmapper._types import CONFLICT_POLICIES, ConflictPolicy, MergeRule
 
 if TYPE_CHECKING:
     from couchmapper.model.codecs import Dumper, Loader
+    from couchmapper.model.versions import Versioning
 
 __all__ = [
     "DEFAULT_DISCRIMINATOR",
@@ -108,7 +109,7 @@ class ModelInfo:
     allow_reserved_ids: bool = False
     validators: dict[str, tuple[Callable[[Any, Any, Any], Any], ...]] = attrs.field(factory=dict)
     checked: bool | None = None
-    versions: Any = None
+    versions: Versioning | None = None
     _fields: list[tuple[str, Any, Any]] | None = None
 
     def fields(self) -> list[tuple[str, Any, Any]]:

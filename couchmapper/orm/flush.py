@@ -35,6 +35,7 @@ from couchmapper.model.base import RawDocument, dump, load, restore, state_of
 from couchmapper.model.codecs import Invalid, check_json_value
 from couchmapper.model.registry import model_info
 from couchmapper.model.validation import document_errors
+from couchmapper.model.versions import unsettled
 from couchmapper.orm.flights import after_lost_answer, remember_flight
 from couchmapper.orm.merge import (
     WriteResult,
@@ -148,7 +149,7 @@ class FlushRun:
         plan: dict[str, JSONDict] = {}
 
         def add(doc_id: str, obj: Obj) -> None:
-            body = _encodable(doc_id, obj)
+            body = _read_only(doc_id, obj) or _encodable(doc_id, obj)
             if isinstance(body, FlushFailure):
                 self.failures.append(body)
             else:
@@ -160,6 +161,10 @@ class FlushRun:
             if state.rev is None and not state.flights and doc_id not in pending.replaced:
                 # Created, then deleted while a flush ran that did not write it: nothing to do.
                 self._forget_unwritten(doc_id, obj)
+                continue
+            refused = _read_only(doc_id, obj)
+            if refused is not None:
+                self.failures.append(refused)
                 continue
             tombstone: JSONDict = {"_id": doc_id, "_deleted": True}
             if state.rev is not None:
@@ -367,6 +372,8 @@ class FlushRun:
         base = _normalized(obj, base if base is not None else state.loaded or {})
         theirs = _normalized(obj, theirs)
         mine = state.changes if changes is None else changes
+        if state.upgraded_from is not None:
+            mine = unsettled(base, mine)
         outcome = rebase(base, sent, mine, theirs, _rule_finder(obj))
         if outcome.document is None:
             return None, ConflictError(
@@ -562,6 +569,14 @@ def _rule_finder(obj: Obj) -> Callable[[tuple[PathKey, ...]], Any]:
         return None
 
     return find
+
+
+def _read_only(doc_id: str, obj: Obj) -> FlushFailure | None:
+    """The failure of a document loaded read-only (newer than its class), else None."""
+    state = state_of(obj)
+    if state is None or state.read_only is None:
+        return None
+    return FlushFailure(doc_id, "forbidden", state.read_only)
 
 
 def _encodable(doc_id: str, obj: Obj) -> JSONDict | FlushFailure:

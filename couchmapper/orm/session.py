@@ -75,6 +75,8 @@ class Session:
         batch_size: split flushes of more documents than this into several requests.
             Without it, a flush sends at most :attr:`max_request_docs` documents and
             :attr:`max_request_bytes` of JSON per request (ordinary flushes: one request).
+        write_upgrades: a document upgraded on load (``Meta.version``) is dirty, so the next
+            flush writes it; False for read-only work (objects are still upgraded in memory).
 
     Attributes:
         pending: the session's pending work and identity map (read it; change it through
@@ -101,6 +103,7 @@ class Session:
         rebase_max_delay: float = 0.25,
         hook_rounds: int = 100,
         batch_size: int | None = None,
+        write_upgrades: bool = True,
     ) -> None:
         if conflict not in CONFLICT_POLICIES:
             msg = f"conflict must be 'raise', 'rebase' or 'overwrite', not {conflict!r}"
@@ -114,6 +117,7 @@ class Session:
         self.rebase_max_delay = rebase_max_delay
         self.hook_rounds = hook_rounds
         self.batch_size = batch_size
+        self.write_upgrades = write_upgrades
         identity: IdentityMap = WeakIdentityMap() if weak_identity_map else StrongIdentityMap()
         # The one owner of every pending table (and of the identity map).
         self.pending = PendingWork(identity)

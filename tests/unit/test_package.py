@@ -19,7 +19,7 @@ LADDER: list[set[str]] = [
     {"model.codegen"},
     {"model.conversion"},
     {"orm.state", "query", "orm.merge"},
-    {"model.fields", "model.raw"},
+    {"model.fields", "model.raw", "model.versions"},
     {"model.base"},
     {"backends", "memory"},
     {"connect", "design"},
