@@ -17,6 +17,7 @@ from couchmapper.exceptions import (
     HookLimitError,
     InsecureTransportWarning,
     NotFoundError,
+    PageTokenError,
     PreconditionFailed,
     QueryError,
     QueryLoadError,
@@ -29,6 +30,7 @@ from couchmapper.model.codecs import MAX_DEPTH
 from couchmapper.model.fields import Field, field
 from couchmapper.model.versions import upgrade
 from couchmapper.orm.merge import WriteResult
+from couchmapper.orm.paging import Page
 from couchmapper.orm.querying import Row, ViewResult
 from couchmapper.orm.session import Session
 from couchmapper.orm.state import Lifecycle
@@ -60,6 +62,8 @@ __all__ = [
     "InsecureTransportWarning",
     "Lifecycle",
     "NotFoundError",
+    "Page",
+    "PageTokenError",
     "PreconditionFailed",
     "QueryError",
     "QueryLoadError",

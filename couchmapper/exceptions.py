@@ -18,6 +18,7 @@ never have to parse messages::
     │   ├── QueryLoadError      failures (one ValidationError per document) and results
     │   └── SchemaVersionError  doc_id, stored and current schema versions (Meta.version)
     ├── SessionStateError       an illegal lifecycle move; the message says what to do instead
+    ├── PageTokenError          a page token that is forged, altered or of another query
     └── HookLimitError          flush hook rounds kept producing changes past the round limit
 
 Messages never contain credentials: backends strip them from URLs before building errors.
@@ -45,6 +46,7 @@ __all__ = [
     "HookLimitError",
     "InsecureTransportWarning",
     "NotFoundError",
+    "PageTokenError",
     "PreconditionFailed",
     "QueryError",
     "QueryLoadError",
@@ -393,6 +395,14 @@ class SchemaVersionError(ValidationError):
     def __reduce__(self) -> tuple[Any, ...]:
         rebuild = functools.partial(type(self), field=self.errors[0].path)
         return (rebuild, (self.doc_id, self.cls_name, self.stored, self.current, self.missing))
+
+
+class PageTokenError(CouchMapperError, ValueError):
+    """A ``page_token`` given to ``find_page`` is not one this app made for this query.
+
+    Its signature does not match (altered, forged, or signed with another ``page_key``), or
+    it belongs to another query. Nothing is sent to the server.
+    """
 
 
 class SessionStateError(CouchMapperError):
