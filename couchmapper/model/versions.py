@@ -29,11 +29,10 @@ from typing import Any, Final
 
 import attrs
 
-from couchmapper._couch.json import get_path, json_copy, same_json
+from couchmapper._couch.json import get_path, json_copy, same_json, same_once_stored
 from couchmapper._types import JSONDict
 from couchmapper.exceptions import FieldError, SchemaVersionError, ValidationError
 from couchmapper.model.registry import ModelInfo
-from couchmapper.orm.merge import changes_between, without_meta
 from couchmapper.tracking import MISSING, Change
 
 __all__ = [
@@ -245,5 +244,35 @@ def unsettled(base: JSONDict, changes: Sequence[Change]) -> list[Change]:
 
 
 def upgrade_changes(loaded: JSONDict, written: JSONDict) -> list[Change]:
-    """The changes an upgrade makes: from the stored JSON to what the class writes."""
-    return changes_between(without_meta(loaded), without_meta(written))
+    """The changes an upgrade makes: from the stored JSON to what the class writes.
+
+    As :func:`~couchmapper.orm.merge.changes_between` finds them (the smallest differing
+    paths, dicts compared key by key, lists whole; CouchDB's ``_`` members left out), in one
+    pass: a migration records this for every document it upgrades.
+    """
+    found: list[Change] = []
+    _diff(loaded, written, (), found)
+    return found
+
+
+def _diff(before: JSONDict, after: JSONDict, path: tuple[str, ...], out: list[Change]) -> None:
+    top = not path
+    for key, old in before.items():
+        if top and key[:1] == "_":
+            continue
+        new = after.get(key, MISSING)
+        if old is new or (type(old) is type(new) and type(old) in _PLAIN and old == new):
+            continue  # the common case: a value the upgrade did not touch
+        where = (*path, key)
+        if new is MISSING:
+            out.append(Change("remove", where, MISSING, old))
+        elif type(old) is dict and type(new) is dict:
+            _diff(old, new, where, out)
+        elif not same_once_stored(old, new):
+            out.append(Change("replace", where, new, old))
+    for key, new in after.items():
+        if key not in before and not (top and key[:1] == "_"):
+            out.append(Change("add", (*path, key), new))
+
+
+_PLAIN: Final = frozenset({str, int, bool})

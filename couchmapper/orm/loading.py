@@ -99,8 +99,13 @@ class Loading(SessionPart):
         self.pending.adopt(self.session, obj, state, Lifecycle.PERSISTENT)
         if state.upgraded_from is not None and self.session.write_upgrades:
             # The upgrade is a change like any other: the object is dirty and hooks see it.
-            for change in upgrade_changes(raw, dump(obj)):
-                state.record(change)
+            # The log is empty and the changes are at distinct paths (already compact), so
+            # they become the log at once rather than being compacted one by one.
+            upgrade = upgrade_changes(raw, dump(obj))
+            if upgrade:
+                state.log = upgrade
+                state.log_roots = {change.path[0] for change in upgrade}
+                state.report_change()
         send(signals.document_loaded, type(obj), session=self.session, document=obj)
         return obj
 

@@ -259,3 +259,16 @@ def test_steps_must_be_contiguous_and_below_the_version() -> None:
         type("NoVersion", (cm.Document,), {"a": step})
     with pytest.raises(TypeError, match="int >= 1"):
         cm.upgrade(0)
+
+
+def test_upgrade_changes_patch_the_stored_json_into_what_the_flush_sends() -> None:
+    """The upgrade's change log, as a JSON Patch on the stored JSON, gives the written JSON."""
+    db = cm.connect()
+    stored = {**V1, "nested": {"keep": 1, "drop": 2}}
+    db.put(stored)
+    with cm.Session(db) as s:
+        ada = s.get(Person, "ada")
+        assert ada is not None
+        loaded = db.get("ada")
+        patch = cm.changes(ada).to_json_patch()
+        assert cm.apply_json_patch(loaded, patch) == {**cm.dump(ada), "_rev": loaded["_rev"]}
