@@ -165,3 +165,41 @@ def test_report_summary_lists_failures_beyond_the_kept_ones() -> None:
     """The summary says how many failures it does not list."""
     report = MigrationReport(failed=3, failures=[("a", "bad")])
     assert "... and 2 more" in report.summary()
+
+
+def test_a_write_the_server_refuses_is_a_failure_with_its_reason(backend: Backend) -> None:
+    """A validate_doc_update refusal fails that document only; the others are upgraded."""
+    seed(backend)
+    backend.put(
+        {
+            "_id": "_design/guard",
+            "validate_doc_update": (
+                "function (doc) { if (doc.first === 'First3') { throw({forbidden: 'no 3'}); } }"
+            ),
+        }
+    )
+    report = migrate(backend, [Member], batch=10)
+    assert report.upgraded == OLD - 1
+    assert dict(report.failures)["m0003"] == "forbidden: no 3"
+    assert "schema_version" not in backend.get("m0003")
+    assert backend.get("m0004")["schema_version"] == 3
+
+
+def test_a_concurrent_edit_is_rebased_not_lost(backend: Backend) -> None:
+    """Another writer's edit between the read and the write of a batch survives the upgrade."""
+    seed(backend)
+    edited: list[str] = []
+
+    def edit_elsewhere(sender: Any, **kwargs: Any) -> None:
+        """Before the first flush, another writer changes an unrelated field of m0001."""
+        if not edited:
+            current = backend.get("m0001")
+            backend.put({**current, "club": "chess"})
+            edited.append(current["_id"])
+
+    with signals.before_flush.connected_to(edit_elsewhere):
+        report = migrate(backend, [Member], batch=50)
+    assert edited == ["m0001"]
+    assert (report.upgraded, report.failed) == (OLD, 2)
+    stored = backend.get("m0001")
+    assert (stored["club"], stored["first"], stored["schema_version"]) == ("chess", "First1", 3)
