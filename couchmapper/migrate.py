@@ -177,7 +177,12 @@ def _digest(targets: dict[tuple[str, str], tuple[type, Versioning]]) -> str:
 def _resume(
     backend: Backend, checkpoint_id: str, dry_run: bool
 ) -> tuple[MigrationReport, JSONDict | None]:
-    """The report to continue (from the checkpoint of an interrupted run, if any)."""
+    """The report to continue (from the checkpoint of an interrupted run, if any).
+
+    A dry run starts from the beginning: it reports on the whole database as it is.
+    """
+    if dry_run:
+        return MigrationReport(dry_run=True), None
     try:
         checkpoint = backend.get(checkpoint_id)
     except DocumentNotFound:
@@ -212,7 +217,7 @@ def _save_checkpoint(
             "failed": report.failed,
             "skipped": report.skipped,
         },
-        "failures": [list(f) for f in report.failures[:100]],
+        "failures": [list(f) for f in report.failures],
     }
     if previous is not None:
         body["_rev"] = previous["_rev"]

@@ -203,3 +203,23 @@ def test_a_concurrent_edit_is_rebased_not_lost(backend: Backend) -> None:
     assert (report.upgraded, report.failed) == (OLD, 2)
     stored = backend.get("m0001")
     assert (stored["club"], stored["first"], stored["schema_version"]) == ("chess", "First1", 3)
+
+
+def test_dry_run_ignores_the_checkpoint_of_an_interrupted_run() -> None:
+    """A dry run after an interrupted run reports on the whole database, from the start."""
+    db = cm.connect()
+    seed(db)
+
+    def stop(done: int, total: int) -> None:
+        """Stop after the first batch."""
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        migrate(db, [Member], batch=20, progress=stop)
+    dry = migrate(db, [Member], batch=20, dry_run=True)
+    assert dry.resumed_after is None
+    assert (dry.seen, dry.failed, dry.skipped) == (OLD + 5 + 2 + 3, 2, 3)
+    assert dry.upgraded + dry.current == OLD + 5  # the first batch is already current
+    resumed = migrate(db, [Member], batch=20)
+    assert resumed.resumed_after is not None
+    assert resumed.upgraded == OLD
