@@ -17,16 +17,20 @@ from couchmapper.exceptions import (
     HookLimitError,
     InsecureTransportWarning,
     NotFoundError,
+    PageTokenError,
     PreconditionFailed,
     QueryError,
     QueryLoadError,
+    SchemaVersionError,
     SessionStateError,
     ValidationError,
 )
 from couchmapper.model.base import Document, Embedded, RawDocument, changes, dump, load
 from couchmapper.model.codecs import MAX_DEPTH
 from couchmapper.model.fields import Field, field
+from couchmapper.model.versions import upgrade
 from couchmapper.orm.merge import WriteResult
+from couchmapper.orm.paging import Page
 from couchmapper.orm.querying import Row, ViewResult
 from couchmapper.orm.session import Session
 from couchmapper.orm.state import Lifecycle
@@ -58,11 +62,14 @@ __all__ = [
     "InsecureTransportWarning",
     "Lifecycle",
     "NotFoundError",
+    "Page",
+    "PageTokenError",
     "PreconditionFailed",
     "QueryError",
     "QueryLoadError",
     "RawDocument",
     "Row",
+    "SchemaVersionError",
     "Session",
     "SessionStateError",
     "SessionStats",
@@ -81,4 +88,5 @@ __all__ = [
     "query",
     "signals",
     "sync_design",
+    "upgrade",
 ]

@@ -15,8 +15,10 @@ never have to parse messages::
     ├── ExpressionError         a query expression refused when built (also a TypeError)
     ├── FlushError              failures: one FlushFailure per document that was not written
     ├── ValidationError         doc_id and errors: (field path, expected type, message) each
-    │   └── QueryLoadError      failures (one ValidationError per document) and results
+    │   ├── QueryLoadError      failures (one ValidationError per document) and results
+    │   └── SchemaVersionError  doc_id, stored and current schema versions (Meta.version)
     ├── SessionStateError       an illegal lifecycle move; the message says what to do instead
+    ├── PageTokenError          a page token that is forged, altered or of another query
     └── HookLimitError          flush hook rounds kept producing changes past the round limit
 
 Messages never contain credentials: backends strip them from URLs before building errors.
@@ -24,6 +26,7 @@ Messages never contain credentials: backends strip them from URLs before buildin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,9 +46,11 @@ __all__ = [
     "HookLimitError",
     "InsecureTransportWarning",
     "NotFoundError",
+    "PageTokenError",
     "PreconditionFailed",
     "QueryError",
     "QueryLoadError",
+    "SchemaVersionError",
     "SessionStateError",
     "ValidationError",
 ]
@@ -346,6 +351,58 @@ class QueryLoadError(ValidationError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.failures, self.results))
+
+
+class SchemaVersionError(ValidationError):
+    """A stored document's schema version is one the class cannot load.
+
+    Either newer than the class (``Meta.version``; never silently downgraded), or older than
+    the first upgrade step the class declares.
+
+    Attributes:
+        stored: the document's version.
+        current: the class's version.
+        missing: the version with no upgrade step (None for a newer document).
+    """
+
+    def __init__(
+        self,
+        doc_id: str | None,
+        cls_name: str,
+        stored: int,
+        current: int,
+        missing: int | None = None,
+        *,
+        field: str = "schema_version",
+    ) -> None:
+        self.stored = stored
+        self.current = current
+        self.missing = missing
+        if missing is None:
+            message = (
+                f"the document is schema version {stored}, newer than {cls_name} "
+                f"(version {current}); load it with code of version {stored} or later "
+                "(or set `class Meta: newer = 'read_only'` to read it without writing)"
+            )
+        else:
+            message = (
+                f"the document is schema version {stored}; {cls_name} (version {current}) "
+                f"has no upgrade step from version {missing}"
+            )
+        error = FieldError(field, f"version <= {current}", message)
+        super().__init__(doc_id, [error], cls_name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rebuild = functools.partial(type(self), field=self.errors[0].path)
+        return (rebuild, (self.doc_id, self.cls_name, self.stored, self.current, self.missing))
+
+
+class PageTokenError(CouchMapperError, ValueError):
+    """A ``page_token`` given to ``find_page`` is not one this app made for this query.
+
+    Its signature does not match (altered, forged, or signed with another ``page_key``), or
+    it belongs to another query. Nothing is sent to the server.
+    """
 
 
 class SessionStateError(CouchMapperError):

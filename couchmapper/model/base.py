@@ -27,6 +27,8 @@ from couchmapper.model.registry import (
     registry,
 )
 from couchmapper.model.reserved import check_field_names
+from couchmapper.model.validation import check_document, needs_check
+from couchmapper.model.versions import read_versions, upgraded
 from couchmapper.orm.merge import without_meta
 from couchmapper.orm.state import InstanceState, Lifecycle
 from couchmapper.tracking import MISSING, ChangeList, TrackedDict, locate
@@ -74,6 +76,8 @@ def _build_model(
     )
     cls.__cm_info__ = info  # type: ignore[attr-defined]
     read_meta(info)  # the one place Meta is read
+    if is_document:
+        read_versions(info)
     for a in attrs.fields(cls):
         setattr(cls, a.name, field_descriptor(cls, a, is_document=is_document))
     register(info)
@@ -209,11 +213,17 @@ def load(cls: type[D], raw: Mapping[str, Any], *, status: Lifecycle = Lifecycle.
             if name is not None and name != info.type_name:
                 info = _info(_subclass_for(cls, info, raw, name))
         loader = info.loader or codec_for(info.cls).load
-        obj = loader(raw, None, "")
+        if info.versions is None:
+            obj = loader(raw, None, "")
+        else:
+            fresh, version = upgraded(info.versions, raw, info.cls.__name__)
+            obj = loader(fresh, None, "")
     except Invalid as error:
         raise error.to_validation_error(raw.get("_id"), cls.__name__) from None
     except RecursionError:
         raise too_deep(raw).to_validation_error(raw.get("_id"), cls.__name__) from None
+    if info.checked is not False and needs_check(info):
+        check_document(obj, raw.get("_id"))
     # InstanceState.__init__, inlined: this runs once for every document loaded.
     state = new_state(InstanceState)
     state.doc_id = raw.get("_id")
@@ -222,8 +232,22 @@ def load(cls: type[D], raw: Mapping[str, Any], *, status: Lifecycle = Lifecycle.
     state.obj_ref = weakref.ref(obj)
     if status is not _DETACHED:
         state.status = status
+    if info.versions is not None and version != info.versions.version:
+        _note_version(state, info.cls.__name__, info.versions.version, version)
     obj.__dict__["_cm_state"] = state
     return obj  # type: ignore[no-any-return]
+
+
+def _note_version(state: InstanceState, cls_name: str, current: int, version: int) -> None:
+    """Remember that a document was upgraded on load, or is newer than its class."""
+    if version < current:
+        state.upgraded_from = version
+    else:
+        state.read_only = (
+            f"{cls_name} {state.doc_id!r} is schema version {version}, newer than "
+            f"{cls_name} (version {current}): loaded read-only (Meta.newer), so it is "
+            "never written back with an older schema"
+        )
 
 
 _DETACHED: Final = Lifecycle.DETACHED
@@ -295,7 +319,10 @@ def dump(obj: Any) -> dict[str, Any]:
         raise TypeError(msg)
     try:
         dumper = info.dumper or codec_for(info.cls).dump
-        return cast(dict[str, Any], dumper(obj))
+        out = dumper(obj)
+        if info.versions is not None:
+            out[info.versions.field] = info.versions.version
+        return cast(dict[str, Any], out)
     except Invalid as error:
         raise error.to_validation_error(obj.__dict__.get("id"), type(obj).__name__) from None
 

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
 
 from couchmapper._types import MergeRule
-from couchmapper.exceptions import SessionStateError
+from couchmapper.exceptions import SessionStateError, ValidationError
 from couchmapper.model.codecs import JSON_SCALARS, Codec, Invalid
 from couchmapper.model.conversion import codec_for, is_scalar_type
 from couchmapper.model.registry import METADATA_KEY, FieldOptions, models_by_name
 from couchmapper.model.reserved import check_typed_id
+from couchmapper.model.validation import Validator, field_errors
 from couchmapper.orm.state import Lifecycle
 from couchmapper.query import FieldPath, NestedAccess
 from couchmapper.tracking import MISSING, PathKey, detach, locate
@@ -45,6 +46,7 @@ def field(
     default: Any = attrs.NOTHING,
     factory: Callable[[], Any] | None = None,
     merge: MergeRule | None = None,
+    validator: Validator | Sequence[Validator] | None = None,
     repr: bool = True,
     eq: bool = True,
     kw_only: bool = False,
@@ -56,6 +58,9 @@ def field(
         default: the value of a field missing from the constructor call or stored document.
         factory: a callable making a fresh default (``list``, ``dict``...).
         merge: the rebase merge rule (see :class:`FieldOptions`).
+        validator: a callable ``(instance, field, value)`` or a list of them (as attrs'),
+            raising ``ValueError`` or ``TypeError`` to refuse a value; they run at each set,
+            on load and before a flush (see docs/evolving.md).
         repr: include in ``repr``.
         eq: include in ``==``.
         kw_only: make the constructor argument keyword-only.
@@ -67,8 +72,9 @@ def field(
     if merge is not None and not callable(merge) and merge not in ("sum", "union"):
         msg = f"merge must be 'sum', 'union' or a callable (base, mine, theirs), not {merge!r}"
         raise ValueError(msg)
+    validators = _validators(validator)
     meta = dict(metadata or {})
-    meta[METADATA_KEY] = FieldOptions(merge=merge)
+    meta[METADATA_KEY] = FieldOptions(merge=merge, validators=validators)
     return attrs.field(
         default=default,
         factory=factory,
@@ -77,6 +83,18 @@ def field(
         kw_only=kw_only,
         metadata=meta,
     )
+
+
+def _validators(validator: Validator | Sequence[Validator] | None) -> tuple[Validator, ...]:
+    """``field(validator=...)`` as a tuple, each one checked to be callable."""
+    if validator is None:
+        return ()
+    found = tuple(validator) if isinstance(validator, Sequence) else (validator,)
+    for one in found:
+        if not callable(one):
+            msg = f"validator must be a callable (instance, field, value) or a list, not {one!r}"
+            raise TypeError(msg)
+    return found
 
 
 # --------------------------------------------------------------------------------------
@@ -272,6 +290,42 @@ class EmbeddedField(NestedAccess, Field):
         detach(old)
 
 
+class _Validated(Field):
+    """Runs the field's validators on each value set (mixed into the validated classes).
+
+    Only fields declared with ``validator=`` get these classes, chosen when the class is
+    defined, so the descriptors of other fields pay nothing for validation.
+    """
+
+    __slots__ = ()
+
+    def _resolve(self) -> Codec:
+        codec = super()._resolve()
+        self._fast = frozenset()  # every set takes ``_incoming``, which validates
+        return codec
+
+    def _incoming(self, obj: Any, value: Any) -> Any:
+        value = super()._incoming(obj, value)
+        if value is not _UNCHANGED:
+            doc_id, path, cls_name = _where(obj)
+            errors = field_errors(self.options.validators, obj, self, value, (*path, self.name))
+            if errors:
+                raise ValidationError(doc_id, errors, cls_name)
+        return value
+
+
+class ValidatedDocumentField(_Validated, DocumentField):
+    """A top-level document field with validators."""
+
+    __slots__ = ()
+
+
+class ValidatedEmbeddedField(_Validated, EmbeddedField):
+    """A field of an embedded object with validators."""
+
+    __slots__ = ()
+
+
 class IdField:
     """The ``id`` field: free until the document enters a session, then fixed."""
 
@@ -299,5 +353,9 @@ def field_descriptor(cls: type, attribute: attrs.Attribute[Any], *, is_document:
     if is_document and attribute.name == "id":
         return IdField()
     options = attribute.metadata.get(METADATA_KEY, FieldOptions())
-    field_class = DocumentField if is_document else EmbeddedField
+    field_class: type[Field]
+    if options.validators:
+        field_class = ValidatedDocumentField if is_document else ValidatedEmbeddedField
+    else:
+        field_class = DocumentField if is_document else EmbeddedField
     return field_class(cls, attribute.name, options)

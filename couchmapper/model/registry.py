@@ -20,6 +20,7 @@ from couchmapper._types import CONFLICT_POLICIES, ConflictPolicy, MergeRule
 
 if TYPE_CHECKING:
     from couchmapper.model.codecs import Dumper, Loader
+    from couchmapper.model.versions import Versioning
 
 __all__ = [
     "DEFAULT_DISCRIMINATOR",
@@ -39,7 +40,14 @@ DEFAULT_DISCRIMINATOR: Final = "type"
 METADATA_KEY: Final = "couchmapper"
 """The key of couchmapper's :class:`FieldOptions` in an attrs field's metadata."""
 
-META_OPTIONS: Final = ("conflict", "indexes", "allow_reserved_ids")
+META_OPTIONS: Final = (
+    "conflict",
+    "indexes",
+    "allow_reserved_ids",
+    "version",
+    "version_field",
+    "newer",
+)
 """What a model's ``class Meta`` may set."""
 
 
@@ -52,9 +60,12 @@ class FieldOptions:
             one to the same field: ``"sum"`` (re-apply the numeric delta), ``"union"``
             (merge set members / list additions and removals) or a callable
             ``(base, mine, theirs) -> value``; None means a concurrent change conflicts.
+        validators: callables ``(instance, field, value)`` run at each set, on load and
+            before a flush; each raises ``ValueError`` or ``TypeError`` to refuse the value.
     """
 
     merge: MergeRule | None = None
+    validators: tuple[Callable[[Any, Any, Any], Any], ...] = ()
 
 
 @attrs.define
@@ -76,6 +87,11 @@ class ModelInfo:
         merge_rules: field name -> merge rule, for the fields that have one.
         allow_reserved_ids: documents of the class may have ``_design/`` and ``_local/`` ids
             (``Meta.allow_reserved_ids``, inherited with ``Meta``).
+        validators: field name -> the field's validators, for the fields that have some.
+        checked: whether loads and flushes must validate documents of the class (its fields'
+            validators, ``__validate__``, or those of embedded classes); None: not known yet.
+        versions: the class's schema version and upgrade steps (``Meta.version``; None: the
+            class is not versioned); see :mod:`couchmapper.model.versions`.
     """
 
     cls: type
@@ -91,6 +107,9 @@ class ModelInfo:
     index_owner: type | None = None
     merge_rules: dict[str, MergeRule] = attrs.field(factory=dict)
     allow_reserved_ids: bool = False
+    validators: dict[str, tuple[Callable[[Any, Any, Any], Any], ...]] = attrs.field(factory=dict)
+    checked: bool | None = None
+    versions: Versioning | None = None
     _fields: list[tuple[str, Any, Any]] | None = None
 
     def fields(self) -> list[tuple[str, Any, Any]]:
@@ -169,6 +188,8 @@ def read_meta(info: ModelInfo) -> None:
         options = a.metadata.get(METADATA_KEY)
         if isinstance(options, FieldOptions) and options.merge is not None:
             info.merge_rules[a.name] = options.merge
+        if isinstance(options, FieldOptions) and options.validators:
+            info.validators[a.name] = options.validators
 
 
 def _check_meta(cls: type, meta: type, info: ModelInfo) -> None:

@@ -34,6 +34,8 @@ from couchmapper.exceptions import (
 from couchmapper.model.base import RawDocument, dump, load, restore, state_of
 from couchmapper.model.codecs import Invalid, check_json_value
 from couchmapper.model.registry import model_info
+from couchmapper.model.validation import document_errors
+from couchmapper.model.versions import unsettled
 from couchmapper.orm.flights import after_lost_answer, remember_flight
 from couchmapper.orm.merge import (
     WriteResult,
@@ -147,7 +149,7 @@ class FlushRun:
         plan: dict[str, JSONDict] = {}
 
         def add(doc_id: str, obj: Obj) -> None:
-            body = _encodable(doc_id, obj)
+            body = _read_only(doc_id, obj) or _encodable(doc_id, obj)
             if isinstance(body, FlushFailure):
                 self.failures.append(body)
             else:
@@ -159,6 +161,10 @@ class FlushRun:
             if state.rev is None and not state.flights and doc_id not in pending.replaced:
                 # Created, then deleted while a flush ran that did not write it: nothing to do.
                 self._forget_unwritten(doc_id, obj)
+                continue
+            refused = _read_only(doc_id, obj)
+            if refused is not None:
+                self.failures.append(refused)
                 continue
             tombstone: JSONDict = {"_id": doc_id, "_deleted": True}
             if state.rev is not None:
@@ -366,6 +372,8 @@ class FlushRun:
         base = _normalized(obj, base if base is not None else state.loaded or {})
         theirs = _normalized(obj, theirs)
         mine = state.changes if changes is None else changes
+        if state.upgraded_from is not None:
+            mine = unsettled(base, mine)
         outcome = rebase(base, sent, mine, theirs, _rule_finder(obj))
         if outcome.document is None:
             return None, ConflictError(
@@ -563,6 +571,14 @@ def _rule_finder(obj: Obj) -> Callable[[tuple[PathKey, ...]], Any]:
     return find
 
 
+def _read_only(doc_id: str, obj: Obj) -> FlushFailure | None:
+    """The failure of a document loaded read-only (newer than its class), else None."""
+    state = state_of(obj)
+    if state is None or state.read_only is None:
+        return None
+    return FlushFailure(doc_id, "forbidden", state.read_only)
+
+
 def _encodable(doc_id: str, obj: Obj) -> JSONDict | FlushFailure:
     """The JSON of ``obj``, or the failure naming why it cannot be sent (id and paths)."""
     try:
@@ -571,6 +587,9 @@ def _encodable(doc_id: str, obj: Obj) -> JSONDict | FlushFailure:
             check_json(body)  # the backends' own check, one document at a time
         except (BackendError, TypeError) as exc:
             raise _json_error(doc_id, obj, body, exc) from None
+        invalid = document_errors(obj)  # the class's validators, before anything is sent
+        if invalid:
+            raise ValidationError(doc_id, invalid, type(obj).__name__)
     except ValidationError as exc:
         details = "; ".join(f"{e.path}: expected {e.expected}: {e.message}" for e in exc.errors)
         return FlushFailure(doc_id, "bad_request", f"not sent: {details}", exc)

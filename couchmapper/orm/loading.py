@@ -14,9 +14,17 @@ from typing import TYPE_CHECKING, Any
 from couchmapper import signals
 from couchmapper._types import JSONDict, Obj
 from couchmapper.exceptions import DocumentNotFound, FieldError, QueryLoadError, ValidationError
-from couchmapper.model.base import RawDocument, attach_state, load, state_of, with_article
+from couchmapper.model.base import (
+    RawDocument,
+    attach_state,
+    dump,
+    load,
+    state_of,
+    with_article,
+)
 from couchmapper.model.registry import model_info, registry
 from couchmapper.model.reserved import check_read_id, check_typed_id
+from couchmapper.model.versions import upgrade_changes
 from couchmapper.orm.notify import send
 from couchmapper.orm.part import SessionPart
 from couchmapper.orm.state import Lifecycle
@@ -89,6 +97,15 @@ class Loading(SessionPart):
         state = state_of(obj)
         assert state is not None
         self.pending.adopt(self.session, obj, state, Lifecycle.PERSISTENT)
+        if state.upgraded_from is not None and self.session.write_upgrades:
+            # The upgrade is a change like any other: the object is dirty and hooks see it.
+            # The log is empty and the changes are at distinct paths (already compact), so
+            # they become the log at once rather than being compacted one by one.
+            upgrade = upgrade_changes(raw, dump(obj))
+            if upgrade:
+                state.log = upgrade
+                state.log_roots = {change.path[0] for change in upgrade}
+                state.report_change()
         send(signals.document_loaded, type(obj), session=self.session, document=obj)
         return obj
 

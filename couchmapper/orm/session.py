@@ -33,6 +33,7 @@ from couchmapper.orm.identity import IdentityMap, StrongIdentityMap, WeakIdentit
 from couchmapper.orm.loading import Loading, check_id, describe, get_arguments, object_id
 from couchmapper.orm.merge import WriteResult, without_meta
 from couchmapper.orm.notify import forget_new
+from couchmapper.orm.paging import Page, Paging, default_page_key
 from couchmapper.orm.pending import PendingWork
 from couchmapper.orm.querying import (
     PAGE,
@@ -75,6 +76,11 @@ class Session:
         batch_size: split flushes of more documents than this into several requests.
             Without it, a flush sends at most :attr:`max_request_docs` documents and
             :attr:`max_request_bytes` of JSON per request (ordinary flushes: one request).
+        write_upgrades: a document upgraded on load (``Meta.version``) is dirty, so the next
+            flush writes it; False for read-only work (objects are still upgraded in memory).
+        page_key: the secret that signs :meth:`find_page` tokens; by default
+            ``$COUCHMAPPER_PAGE_KEY``, else a random key per process (tokens then work only
+            in this process: give every worker of an app the same key).
 
     Attributes:
         pending: the session's pending work and identity map (read it; change it through
@@ -101,6 +107,8 @@ class Session:
         rebase_max_delay: float = 0.25,
         hook_rounds: int = 100,
         batch_size: int | None = None,
+        write_upgrades: bool = True,
+        page_key: bytes | None = None,
     ) -> None:
         if conflict not in CONFLICT_POLICIES:
             msg = f"conflict must be 'raise', 'rebase' or 'overwrite', not {conflict!r}"
@@ -114,6 +122,8 @@ class Session:
         self.rebase_max_delay = rebase_max_delay
         self.hook_rounds = hook_rounds
         self.batch_size = batch_size
+        self.write_upgrades = write_upgrades
+        self.page_key = page_key if page_key is not None else default_page_key()
         identity: IdentityMap = WeakIdentityMap() if weak_identity_map else StrongIdentityMap()
         # The one owner of every pending table (and of the identity map).
         self.pending = PendingWork(identity)
@@ -579,6 +589,37 @@ class Session:
         ``sort=`` as for :meth:`find` (pending documents merged in at their sort position).
         """
         return self.find_iter(cls, sort=sort, batch=batch, partition=partition)
+
+    def find_page(
+        self,
+        cls: type[D],
+        *criteria: Criteria,
+        sort: Any = None,
+        limit: int = 20,
+        page_token: str | None = None,
+    ) -> Page[D]:
+        """One page of a query, for stateless web APIs (see :mod:`couchmapper.orm.paging`).
+
+        Args:
+            cls: the document class (subclasses included).
+            criteria: expressions or selectors, as for :meth:`find`.
+            sort: as for :meth:`find`; an indexed sort keeps pages exact while documents
+                are added between requests (no document twice, none skipped).
+            limit: documents per page.
+            page_token: the ``next_token`` of the previous page (None: the first page).
+
+        Returns:
+            The page: ``items`` and ``next_token`` (None after the last page).
+
+        Raises:
+            PageTokenError: the token is forged, altered, signed with another ``page_key``
+                or made for another query (nothing is sent).
+            SessionStateError: the session holds unflushed changes of ``cls``.
+        """
+        self._check_open()
+        spec = find_spec(cls, criteria, sort=sort, fields=None, use_index=None, partition=None)
+        paging = Paging(self, self.pending, self._traffic)
+        return paging.page(spec, limit, page_token, self.page_key)
 
     def view(self, view: View | str, **options: Any) -> ViewResult:
         """Query a design-document view; rows' ``doc`` are identity-mapped objects.

@@ -63,6 +63,10 @@ class InstanceState(Tracker):
     require_rev = False
     # Writes whose request got no answer (``couchmapper.orm.flights.Flight``), until written.
     flights: list[Any] | None = None
+    # Schema versions (model.versions): the version an upgrade on load started from, and why
+    # a document newer than its class may not be written (None: current or not versioned).
+    upgraded_from: int | None = None
+    read_only: str | None = None
 
     def __init__(
         self,
