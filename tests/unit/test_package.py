@@ -32,6 +32,7 @@ LADDER: list[set[str]] = [
     {"orm.session"},
     {"__init__", "mypy"},
     {"testing"},
+    {"cli"},
 ]
 
 # Packages whose modules sit on the ladder one by one (``orm.session``), not as a whole.
