@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import click
 
+from couchmapper.cli.check import check
+from couchmapper.cli.design import sync_design
 from couchmapper.cli.serve import serve
+from couchmapper.cli.transfer import export, import_
 
 __all__ = ["main"]
 
@@ -21,3 +24,7 @@ def main() -> None:
 
 
 main.add_command(serve)
+main.add_command(sync_design)
+main.add_command(check)
+main.add_command(export)
+main.add_command(import_)
