@@ -110,6 +110,9 @@ class _Handler(BaseHTTPRequestHandler):
     """One connection: parse, authenticate, answer through the facade."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY the second one waits
+    # for the client's delayed ACK (about 40 ms per answer).
+    disable_nagle_algorithm = True
     server_version = "CouchDB/3.5.0"
     sys_version = "(couchmapper serve)"
     server: CouchServer
