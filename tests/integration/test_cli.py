@@ -8,7 +8,13 @@ the same process-wide engine the test reads back) and against the test server
 from __future__ import annotations
 
 import json
+import re
+import signal
+import subprocess
+import sys
 import threading
+import tracemalloc
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +216,61 @@ def test_serve_refuses_a_public_bind_without_admin() -> None:
     assert result.exit_code == 2
     assert "without an admin" in result.output
     assert run("serve", "--admin", "nopassword").exit_code == 2
+
+
+def _check_peak(url: str) -> int:
+    """Peak memory (bytes traced) of one ``check`` run, 200 documents a page."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = run("check", MODELS, "--url", url, "--page", "200")
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0, result.output
+    return peak
+
+
+def test_check_memory_stays_flat_as_the_database_grows(server_url: str, db_name: str) -> None:
+    """Four times the documents do not take (even) half again the memory: check streams."""
+    url = f"{server_url}/{db_name}"
+    db = cm.connect(url)
+
+    def add(start: int, stop: int) -> None:
+        for low in range(start, stop, 500):
+            docs = [
+                {"_id": f"b{i:06d}", "type": "cli-book", "title": "t" * 50, "pages": i}
+                for i in range(low, min(stop, low + 500))
+            ]
+            db.bulk_docs(docs)
+
+    add(0, 1000)
+    small = _check_peak(url)
+    add(1000, 4000)
+    large = _check_peak(url)
+    assert large < small * 1.5, (small, large)
+
+
+def test_console_script_serves_until_interrupted(tmp_path: Path) -> None:
+    """``python -m couchmapper.cli serve --port 0`` answers GET / and stops on Ctrl-C."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "couchmapper.cli", "serve", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", banner)
+        assert match is not None, banner
+        with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/", timeout=30) as answer:
+            assert json.loads(answer.read())["couchdb"] == "Welcome"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        assert "stopped" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
