@@ -165,9 +165,18 @@ def test_not_implemented_is_a_clear_501(admin: Client) -> None:
         "/_replicate",
         "/_config",
         "/_node/_local/_config",
+        "/_node/_local/_stats",
+        "/_db_updates",
+        "/db1/_design/d/_search/s",
     ):
         status, _, body = admin.request("POST" if "_update" in path else "GET", path)
         assert (status, body["error"]) == (501, "not_implemented"), path
+    assert admin.request("GET", "/_membership")[2]["all_nodes"] == ["couchmapper@127.0.0.1"]
+    # An unknown name is still a database name, as on CouchDB (01/db-name-leading-underscore).
+    assert admin.request("GET", "/_nosuch")[2] == {
+        "error": "not_found",
+        "reason": "Database does not exist.",
+    }
 
 
 def test_refuses_a_public_bind_without_admin() -> None:

@@ -40,6 +40,13 @@ _NOT_IMPLEMENTED = {
     "_scheduler": "the replication scheduler is not implemented by the memory engine",
     "_reshard": "resharding is not implemented by the memory engine",
     "_cluster_setup": "cluster setup is not implemented by the memory engine",
+    "_node": "node endpoints (_stats, _system...) are not implemented by the memory engine",
+    "_stats": "statistics are not implemented by the memory engine",
+    "_db_updates": "the _db_updates feed is not implemented by the memory engine",
+    "_utils": "Fauxton is not served by the memory engine",
+    "_search_analyze": "full-text search is not implemented by the memory engine",
+    "_nouveau_analyze": "full-text search is not implemented by the memory engine",
+    "_prometheus": "metrics are not implemented by the memory engine",
 }
 
 
@@ -145,10 +152,13 @@ class MemoryHTTP:
     def _server_endpoint(
         self, method: str, name: str, rest: list[str], params: QueryParams, body: bytes | None
     ) -> Response | None:
-        if name in _NOT_IMPLEMENTED:
-            return not_implemented(_NOT_IMPLEMENTED[name])
         if name == "_node" and "_config" in rest:
             return not_implemented(_NOT_IMPLEMENTED["_config"])
+        if name in _NOT_IMPLEMENTED:
+            return not_implemented(_NOT_IMPLEMENTED[name])
+        if name == "_membership" and not rest:
+            nodes = ["couchmapper@127.0.0.1"]
+            return json_response(200, {"all_nodes": nodes, "cluster_nodes": nodes})
         if name == "_active_tasks" and not rest:
             return json_response(200, [])
         if name == "_up" and not rest:

@@ -51,6 +51,10 @@ _DESIGN_FUNCTIONS = {
     "_list": "list",
     "_update": "update",
     "_rewrite": "rewrite",
+    "_search": "search",
+    "_search_info": "search",
+    "_nouveau": "nouveau search",
+    "_nouveau_info": "nouveau search",
 }
 
 _META_MEMBERS = ("_revs_info", "_conflicts", "_deleted_conflicts", "_local_seq")
