@@ -303,3 +303,28 @@ def test_since_from_an_earlier_feed_is_accepted(admin: Client) -> None:
     for since, expected in ((last, ["b"]), ("0", ["a", "b"]), ("now", [])):
         rows = admin.request("GET", f"/s/_changes?since={since}")[2]["results"]
         assert [r["id"] for r in rows] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("abc", "Invalid heartbeat value. Expecting a positive integer value (in milliseconds)."),
+        ("0", "The heartbeat value should be a positive integer (in milliseconds)."),
+        ("-5", "The heartbeat value should be a positive integer (in milliseconds)."),
+    ],
+)
+@pytest.mark.parametrize("feed", ["normal", "longpoll", "continuous"])
+def test_bad_heartbeat_is_refused_before_any_feed(
+    admin: Client, feed: str, value: str, reason: str
+) -> None:
+    """A bad heartbeat is 400 with CouchDB 3.5's reasons, on every feed (as a 3.5 node)."""
+    admin.request("PUT", "/hb")
+    status, _, body = admin.request("GET", f"/hb/_changes?feed={feed}&heartbeat={value}")
+    assert (status, body) == (400, {"error": "bad_request", "reason": reason})
+
+
+def test_bad_option_of_a_continuous_feed_is_an_answer_not_a_broken_stream(admin: Client) -> None:
+    """style=bogus on a continuous feed is CouchDB's 500 badarg (05/changes-bad-params)."""
+    admin.request("PUT", "/hb")
+    status, _, body = admin.request("GET", "/hb/_changes?feed=continuous&style=bogus")
+    assert status == 500 and body["reason"] == "badarg"

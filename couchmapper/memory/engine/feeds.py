@@ -24,7 +24,7 @@ from couchmapper.memory.engine.revs import format_seq, parse_since
 if TYPE_CHECKING:
     from couchmapper.memory.engine.store import Database
 
-__all__ = ["FEEDS", "check_since", "continuous", "longpoll", "stream"]
+__all__ = ["FEEDS", "check_since", "continuous", "heartbeat", "longpoll", "stream"]
 
 FEEDS = ("normal", "continuous", "live", "longpoll", "eventsource")
 _DEFAULT_TIMEOUT_MS = 60000
@@ -86,8 +86,12 @@ def longpoll(db: Database, options: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _heartbeat(options: dict[str, Any]) -> float | None:
-    """The ``heartbeat`` option in seconds (``true`` is CouchDB's default, 60 s)."""
+def heartbeat(options: dict[str, Any]) -> float | None:
+    """The ``heartbeat`` option in seconds, checked as CouchDB 3.5 checks it (any feed).
+
+    ``true`` is CouchDB's default period (60 s); a non-number, zero or a negative number
+    is 400 ``bad_request`` with CouchDB's reasons (checked on a 3.5 node).
+    """
     raw = options.get("heartbeat")
     if raw is None:
         return None
@@ -96,17 +100,11 @@ def _heartbeat(options: dict[str, Any]) -> float | None:
     try:
         milliseconds = int(raw)
     except (TypeError, ValueError):
-        raise BackendError(
-            400,
-            "bad_request",
-            "Invalid heartbeat value. Expecting a positive integer value for heartbeat.",
-        ) from None
-    if milliseconds < 0:
-        raise BackendError(
-            400,
-            "bad_request",
-            "The heartbeat value should be a positive integer (in milliseconds).",
-        )
+        reason = "Invalid heartbeat value. Expecting a positive integer value (in milliseconds)."
+        raise BackendError(400, "bad_request", reason) from None
+    if milliseconds <= 0:
+        reason = "The heartbeat value should be a positive integer (in milliseconds)."
+        raise BackendError(400, "bad_request", reason)
     return max(milliseconds, 10) / 1000
 
 
@@ -129,27 +127,47 @@ def _rows(result: dict[str, Any], events: bool) -> str:
 
 
 def stream(db: Database, options: dict[str, Any]) -> Iterator[bytes]:
-    """Yield a continuous (or eventsource) feed as it happens.
+    """A continuous (or eventsource) feed as it happens, as an iterator of chunks.
 
     Without ``heartbeat`` the feed ends after ``timeout`` quiet milliseconds with its
     ``last_seq`` line; with one it yields a newline each quiet period and ends only when
-    ``limit`` rows were sent or the consumer closes the generator.
+    ``limit`` rows were sent or the consumer closes the iterator. The options are checked
+    here, before the first chunk (a bad one raises before any answer is sent).
     """
-    beat = _heartbeat(options)
+    beat = heartbeat(options)
     timeout = _timeout(options)
     since = _start(db, options)
+    # The first page is read now, so that a bad option (style, filter...) raises here.
+    with db.lock:
+        first = listing.changes(db, **{**options, "since": since})
+        seen = db.seq
+    return _chunks(db, options, (beat, timeout), since, (first, seen))
+
+
+def _chunks(
+    db: Database,
+    options: dict[str, Any],
+    periods: tuple[float | None, float],
+    since: int,
+    first: tuple[dict[str, Any], int],
+) -> Iterator[bytes]:
+    beat, timeout = periods
     limit = options.get("limit")
     events = options.get("feed") == "eventsource"
     sent = 0
     pending = 0
     deadline = time.monotonic() + (beat if beat is not None else timeout)
+    result, seen = first
+    read = True  # the first page was read by stream()
     while True:
-        query = {**options, "since": since}
-        if limit is not None:
-            query["limit"] = limit - sent
-        with db.lock:
-            result = listing.changes(db, **query)
-            seen = db.seq
+        if not read:
+            query = {**options, "since": since}
+            if limit is not None:
+                query["limit"] = limit - sent
+            with db.lock:
+                result = listing.changes(db, **query)
+                seen = db.seq
+        read = False
         if result["results"]:
             yield _rows(result, events).encode("utf-8")
         sent += len(result["results"])

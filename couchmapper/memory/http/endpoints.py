@@ -146,6 +146,7 @@ def _changes(routes: DbRoutes, method: str, rest: list[str]) -> Response:
     for key in ("style", "filter", "view", "feed", "timeout", "heartbeat"):
         if key in params:
             options[key] = params.get(key)
+    feeds.heartbeat(options)  # checked for every feed, as CouchDB does
     if "doc_ids" in params:
         options["doc_ids"] = params.json("doc_ids")
     if method == "POST":

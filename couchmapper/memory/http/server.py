@@ -251,6 +251,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception:
+            # The status is sent: all that is left is to end the answer where it broke.
+            _LOG.exception("feed failed on %s", self.path)
+            self.close_connection = True
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
