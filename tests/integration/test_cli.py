@@ -73,6 +73,18 @@ def test_help_lists_every_command() -> None:
         assert name in result.output
 
 
+def test_every_listed_command_resolves_to_a_command_of_its_name() -> None:
+    """Each COMMANDS entry (one line per command) imports a click command of that name."""
+    import click
+
+    from couchmapper.cli import COMMANDS
+
+    context = click.Context(main)
+    for name in COMMANDS:
+        command = main.get_command(context, name)
+        assert command is not None and command.name == name
+
+
 def test_sync_design_creates_then_finds_everything_in_place(url: str) -> None:
     """The first run creates the index and the view; the second changes nothing."""
     first = run("sync-design", MODELS, "--url", url)
