@@ -328,3 +328,24 @@ def test_bad_option_of_a_continuous_feed_is_an_answer_not_a_broken_stream(admin:
     admin.request("PUT", "/hb")
     status, _, body = admin.request("GET", "/hb/_changes?feed=continuous&style=bogus")
     assert status == 500 and body["reason"] == "badarg"
+
+
+def test_compaction_runs_in_the_background_like_couchdb(admin: Client) -> None:
+    """Right after _compact the old body is still there and compact_running is true.
+
+    As the recorded CouchDB (02/doc-get-revs-info step 6) answered 200 for the old rev right
+    after its _compact; a client waits for compact_running to turn false.
+    """
+    admin.request("PUT", "/cmp")
+    first = admin.request("PUT", "/cmp/a", {"v": 1})[2]["rev"]
+    admin.request("PUT", "/cmp/a", {"v": 2, "_rev": first})
+    assert admin.request("POST", "/cmp/_compact", {})[0] == 202
+    assert admin.request("GET", "/cmp")[2]["compact_running"] is True
+    assert admin.request("GET", f"/cmp/a?rev={first}")[0] == 200
+    deadline = time.monotonic() + 30
+    while admin.request("GET", "/cmp")[2]["compact_running"]:
+        assert time.monotonic() < deadline, "compaction did not finish"
+        time.sleep(0.05)
+    assert admin.request("GET", f"/cmp/a?rev={first}")[0] == 404
+    info = admin.request("GET", "/cmp/a?revs_info=true")[2]["_revs_info"]
+    assert [r["status"] for r in info] == ["available", "missing"]

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DELAY", "compact", "running", "start"]
 
-DELAY = 0.5
+DELAY = 1.0
 _lock = threading.Lock()
 _running: dict[int, int] = {}  # id(db) -> compactions started and not finished
 
