@@ -39,7 +39,7 @@ def serve(host: str, port: int, admin: Credentials | None) -> None:
     except OSError as exc:
         msg = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
         raise click.ClickException(msg) from None
-    who = f"admin {admin.name}" if admin is not None else "admin party (no admin)"
+    who = f"admin {admin.name}" if admin is not None else "no admin: everyone is admin"
     click.echo(f"couchmapper serve: {server.url}/ ({who}); Ctrl-C stops", err=True)
     try:
         server.serve_forever()
