@@ -349,3 +349,20 @@ def test_compaction_runs_in_the_background_like_couchdb(admin: Client) -> None:
     assert admin.request("GET", f"/cmp/a?rev={first}")[0] == 404
     info = admin.request("GET", "/cmp/a?revs_info=true")[2]["_revs_info"]
     assert [r["status"] for r in info] == ["available", "missing"]
+
+
+def test_serves_on_ipv6_loopback() -> None:
+    """``--host ::1`` binds an IPv6 socket, and its URL brackets the address."""
+    server = CouchServer(("::1", 0))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert server.url.startswith("http://[::1]:")
+        conn = http.client.HTTPConnection("::1", server.server_address[1], timeout=30)
+        conn.request("GET", "/_up")
+        assert json.loads(conn.getresponse().read()) == {"status": "ok", "seeds": {}}
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

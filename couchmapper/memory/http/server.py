@@ -82,6 +82,8 @@ class CouchServer(ThreadingHTTPServer):
                 self.catalog.create(name)
         self.facade = MemoryHTTP(_CatalogHolder(self.catalog), streaming=True)
         self.auth = Auth(admin, self.catalog, secret=os.urandom(32))
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6  # --host ::1
         super().__init__(address, _Handler)
 
     @property
