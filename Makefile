@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEVSERVER := tests/devserver
 
-.PHONY: demo test test-couchdb test-cluster fuzz lint typecheck bench devserver venv clean
+.PHONY: demo test test-couchdb test-cluster fuzz lint typecheck bench devserver venv clean peer-suite
 
 venv: $(VENV)/.installed
 
@@ -70,3 +70,10 @@ bench: venv devserver
 
 clean:
 	rm -rf $(VENV) $(DEVSERVER)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# python-couchdb 1.2's own test suite (from its sdist) against `couchmapper serve` and Apache
+# CouchDB 3.5; COUCHDB_RUN names a script `run --port P --dir D --admin user:pass` that starts
+# a CouchDB 3.5 node. Prints the table (test, CouchDB, serve); not part of `make test`.
+peer-suite: venv
+	@test -n "$(COUCHDB_RUN)" || { echo "set COUCHDB_RUN to a CouchDB 3.5 run script (run --port P --dir D --admin user:pass)" >&2; exit 2; }
+	COUCHDB_RUN="$(COUCHDB_RUN)" $(PY) -m tests.peer

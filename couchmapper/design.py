@@ -20,12 +20,13 @@ if TYPE_CHECKING:
 __all__ = ["sync_design"]
 
 
-def sync_design(db: Backend | Session, *classes: type) -> dict[str, str]:
+def sync_design(db: Backend | Session, *classes: type, dry_run: bool = False) -> dict[str, str]:
     """Create or update the indexes and views declared on ``classes``, idempotently.
 
     Indexes go to ``_design/cm-<type>-idx`` (Mango), views to ``_design/cm-<type>``
     (JavaScript). A design document whose views are already as declared is not written
-    again (no new revision).
+    again (no new revision). With ``dry_run`` nothing is written: the answer says what
+    would happen.
 
     Returns:
         What happened, keyed ``"_design/<ddoc>/<index name>"`` for indexes (``"created"`` or
@@ -36,18 +37,31 @@ def sync_design(db: Backend | Session, *classes: type) -> dict[str, str]:
     outcome: dict[str, str] = {}
     designs: dict[str, dict[str, dict[str, str]]] = {}
     done: set[type] = set()
+    existing = _existing_indexes(backend) if dry_run else set()
     for cls in classes:
         owner = _meta_owner(cls)
         if owner is not None and owner not in done:
             done.add(owner)
             for index in declared_indexes(owner):
-                ddoc, name, result = _create_index(backend, design_name(owner) + "-idx", index)
+                ddoc = design_name(owner) + "-idx"
+                if dry_run:
+                    name = index.index_name()
+                    found = (f"_design/{ddoc}", name) in existing
+                    outcome[f"_design/{ddoc}/{name}"] = "exists" if found else "created"
+                    continue
+                ddoc, name, result = _create_index(backend, ddoc, index)
                 outcome[f"_design/{ddoc}/{name}"] = result
         for name, view in declared_views(cls).items():
             designs.setdefault(view.design or design_name(cls), {})[name] = view.definition()
     for ddoc, views in designs.items():
-        outcome[f"_design/{ddoc}"] = _put_views(backend, f"_design/{ddoc}", views)
+        outcome[f"_design/{ddoc}"] = _put_views(backend, f"_design/{ddoc}", views, dry_run)
     return outcome
+
+
+def _existing_indexes(backend: Backend) -> set[tuple[str, str]]:
+    """``(ddoc id, name)`` of the Mango indexes the database has."""
+    listed = backend.list_indexes().get("indexes", [])
+    return {(str(i.get("ddoc")), str(i.get("name"))) for i in listed if isinstance(i, dict)}
 
 
 def _meta_owner(cls: type) -> type | None:
@@ -69,20 +83,25 @@ def _create_index(backend: Backend, ddoc: str, index: Index) -> tuple[str, str, 
     return ddoc, index.index_name(), str(answer.get("result", "created"))
 
 
-def _put_views(backend: Backend, ddoc_id: str, views: dict[str, dict[str, str]]) -> str:
+def _put_views(
+    backend: Backend, ddoc_id: str, views: dict[str, dict[str, str]], dry_run: bool = False
+) -> str:
     """Write ``views`` into the design document, keeping the views it has of other classes."""
     try:
         current = backend.get(ddoc_id)
     except NotFoundError:
         current = None
     if current is None:
-        backend.put({"_id": ddoc_id, "language": "javascript", "views": views})
+        if not dry_run:
+            backend.put({"_id": ddoc_id, "language": "javascript", "views": views})
         return "created"
     stored = current.get("views")
     stored = dict(stored) if isinstance(stored, dict) else {}
     language = current.get("language", "javascript")
     if language == "javascript" and all(stored.get(n) == v for n, v in views.items()):
         return "unchanged"
+    if dry_run:
+        return "updated"
     # Keep what else the design document holds (other views, options, filters...).
     backend.put({**current, "language": "javascript", "views": {**stored, **views}})
     return "updated"

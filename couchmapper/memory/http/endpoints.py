@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from couchmapper.exceptions import BackendError, NotFoundError
-from couchmapper.memory.engine import feeds, find, listing, replication
+from couchmapper.memory.engine import compaction, feeds, find, listing, replication
 from couchmapper.memory.engine.errors import bad_request
 from couchmapper.memory.engine.options import check_partition
 from couchmapper.memory.engine.views import query_view
@@ -134,6 +134,7 @@ def _changes(routes: DbRoutes, method: str, rest: list[str]) -> Response:
         raise bad_request("Supported `feed` types: normal, continuous, live, longpoll, eventsource")
     if "since" in params:
         options["since"] = params.get("since")
+        feeds.check_since(options["since"])
     if "limit" in params:
         try:
             options["limit"] = int(params.get("limit") or "")
@@ -142,9 +143,10 @@ def _changes(routes: DbRoutes, method: str, rest: list[str]) -> Response:
     for flag in ("include_docs", "descending", "conflicts", "attachments"):
         if params.flag(flag, strict=False):
             options[flag] = True
-    for key in ("style", "filter", "view", "feed", "timeout"):
+    for key in ("style", "filter", "view", "feed", "timeout", "heartbeat"):
         if key in params:
             options[key] = params.get(key)
+    feeds.heartbeat(options)  # checked for every feed, as CouchDB does
     if "doc_ids" in params:
         options["doc_ids"] = params.json("doc_ids")
     if method == "POST":
@@ -160,9 +162,10 @@ def _changes(routes: DbRoutes, method: str, rest: list[str]) -> Response:
         raise bad_request("Selector error: expected a JSON object")
     options["query"] = dict(params.raw)
     if feed in ("continuous", "live", "eventsource"):
-        stream = feeds.continuous(routes.db, options)
         kind = "text/event-stream" if feed == "eventsource" else "application/json"
-        return Response(200, {"content-type": kind}, stream)
+        if routes.streaming:
+            return Response(200, {"content-type": kind}, feeds.stream(routes.db, options))
+        return Response(200, {"content-type": kind}, feeds.continuous(routes.db, options))
     if feed == "longpoll":
         return json_response(200, feeds.longpoll(routes.db, options))
     answer = listing.changes(routes.db, **options)
@@ -193,6 +196,10 @@ def _compact(routes: DbRoutes, method: str, rest: list[str]) -> Response:
         return not_allowed("POST")
     if not is_json_type(routes.headers):
         raise BackendError(415, "bad_content_type", "Content-Type must be application/json")
+    if rest:
+        # /db/_compact/{ddoc} compacts a design doc's view indexes: nothing to drop here.
+        return json_response(202, {"ok": True})
+    compaction.start(routes.db)
     return json_response(202, {"ok": True})
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, unquote_plus
 
 from couchmapper.exceptions import BackendError
+from couchmapper.memory.engine import compaction
 from couchmapper.memory.engine.catalog import Catalog, default_catalog
 from couchmapper.memory.http.params import QueryParams, parse_json_body
 from couchmapper.memory.http.responses import (
@@ -20,6 +21,7 @@ from couchmapper.memory.http.responses import (
     json_response,
     location,
     not_allowed,
+    not_implemented,
     opaque_etag,
 )
 from couchmapper.memory.http.routes import DbRoutes
@@ -30,6 +32,22 @@ if TYPE_CHECKING:
 __all__ = ["MemoryHTTP", "Response"]
 
 _VERSION = "3.5.0"
+# Server endpoints the engine does not have: a clear 501, never a 404 that reads as a
+# missing database (what CouchDB answers for an endpoint it lacks).
+_NOT_IMPLEMENTED = {
+    "_replicate": "replication is not implemented by the memory engine",
+    "_config": "configuration is not implemented by the memory engine",
+    "_scheduler": "the replication scheduler is not implemented by the memory engine",
+    "_reshard": "resharding is not implemented by the memory engine",
+    "_cluster_setup": "cluster setup is not implemented by the memory engine",
+    "_node": "node endpoints (_stats, _system...) are not implemented by the memory engine",
+    "_stats": "statistics are not implemented by the memory engine",
+    "_db_updates": "the _db_updates feed is not implemented by the memory engine",
+    "_utils": "Fauxton is not served by the memory engine",
+    "_search_analyze": "full-text search is not implemented by the memory engine",
+    "_nouveau_analyze": "full-text search is not implemented by the memory engine",
+    "_prometheus": "metrics are not implemented by the memory engine",
+}
 
 
 class _HasCatalog(Protocol):
@@ -46,9 +64,13 @@ class MemoryHTTP:
     ``cm.connect()`` use.
     """
 
-    def __init__(self, server: MemoryServer | _HasCatalog | None = None) -> None:
+    def __init__(
+        self, server: MemoryServer | _HasCatalog | None = None, *, streaming: bool = False
+    ) -> None:
         self.server = server
         self.catalog = server.catalog if server is not None else default_catalog()
+        # With streaming, continuous feeds answer an iterator of chunks (a live server).
+        self.streaming = streaming
 
     def handle(
         self,
@@ -102,9 +124,8 @@ class MemoryHTTP:
         if len(raw_segments) == 1:
             return self._database(method, first, params, body, headers)
         database = self.catalog.open(first)
-        return DbRoutes(self.catalog, database, params, body, headers).route(
-            method, raw_segments[1:]
-        )
+        routes = DbRoutes(self.catalog, database, params, body, headers, streaming=self.streaming)
+        return routes.route(method, raw_segments[1:])
 
     def _root(self, method: str) -> Response:
         if method not in ("GET", "HEAD"):
@@ -131,6 +152,15 @@ class MemoryHTTP:
     def _server_endpoint(
         self, method: str, name: str, rest: list[str], params: QueryParams, body: bytes | None
     ) -> Response | None:
+        if name == "_node" and "_config" in rest:
+            return not_implemented(_NOT_IMPLEMENTED["_config"])
+        if name in _NOT_IMPLEMENTED:
+            return not_implemented(_NOT_IMPLEMENTED[name])
+        if name == "_membership" and not rest:
+            nodes = ["couchmapper@127.0.0.1"]
+            return json_response(200, {"all_nodes": nodes, "cluster_nodes": nodes})
+        if name == "_active_tasks" and not rest:
+            return json_response(200, [])
         if name == "_up" and not rest:
             return json_response(200, {"status": "ok", "seeds": {}})
         if name == "_uuids" and not rest:
@@ -197,7 +227,10 @@ class MemoryHTTP:
             return json_response(200, {"ok": True})
         database = self.catalog.open(name)
         if method in ("GET", "HEAD"):
-            return json_response(200, database.info())
+            info = database.info()
+            if compaction.running(database):
+                info["compact_running"] = True
+            return json_response(200, info)
         if method == "POST":
             return DbRoutes(self.catalog, database, params, body, headers).post_doc()
         return not_allowed("DELETE,GET,HEAD,POST")

@@ -13,6 +13,7 @@ __all__ = [
     "json_response",
     "location",
     "not_allowed",
+    "not_implemented",
     "opaque_etag",
     "url_encode",
 ]
@@ -68,6 +69,11 @@ def opaque_etag(body: Any) -> str:
 def not_allowed(allowed: str) -> Response:
     """CouchDB's 405 with its ``Allow`` header."""
     return error_response(405, "method_not_allowed", f"Only {allowed} allowed", {"allow": allowed})
+
+
+def not_implemented(reason: str) -> Response:
+    """A 501 ``not_implemented`` for what the engine does not do."""
+    return error_response(501, "not_implemented", reason)
 
 
 def error_response(

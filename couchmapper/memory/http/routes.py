@@ -25,6 +25,7 @@ from couchmapper.memory.http.responses import (
     json_response,
     location,
     not_allowed,
+    not_implemented,
     opaque_etag,
 )
 
@@ -44,6 +45,18 @@ _DOC_FLAGS = (
 )
 
 
+# Design functions the engine does not run: a clear 501 rather than an attachment's 404.
+_DESIGN_FUNCTIONS = {
+    "_show": "show",
+    "_list": "list",
+    "_update": "update",
+    "_rewrite": "rewrite",
+    "_search": "search",
+    "_search_info": "search",
+    "_nouveau": "nouveau search",
+    "_nouveau_info": "nouveau search",
+}
+
 _META_MEMBERS = ("_revs_info", "_conflicts", "_deleted_conflicts", "_local_seq")
 
 
@@ -57,8 +70,12 @@ class DbRoutes:
         params: QueryParams,
         body: bytes | None,
         headers: dict[str, str],
+        *,
+        streaming: bool = False,
     ) -> None:
         self.catalog = catalog
+        # A live server takes feeds as iterators of chunks; the facade's callers take bytes.
+        self.streaming = streaming
         self.db = db
         self.params = params
         self.body = body
@@ -121,6 +138,9 @@ class DbRoutes:
             return endpoints.view(self, method, doc_id, rest[1:])
         if rest and rest[0] == "_info":
             return json_response(200, design_info(self.db, doc_id))
+        if rest and rest[0] in _DESIGN_FUNCTIONS:
+            kind = _DESIGN_FUNCTIONS[rest[0]]
+            return not_implemented(f"{kind} functions are not implemented by the memory engine")
         return self.document(method, doc_id, rest)
 
     def post_doc(self) -> Response:
