@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, BinaryIO, TypeVar, overload
 
 from blinker import Signal
 
@@ -25,7 +25,9 @@ from couchmapper.exceptions import (
     DocumentNotFound,
     SessionStateError,
 )
+from couchmapper.model.attachments import DEFAULT_INLINE_LIMIT
 from couchmapper.model.base import Document, RawDocument, attach_state, state_of
+from couchmapper.orm.attachments import open_stored
 from couchmapper.orm.database import as_backend
 from couchmapper.orm.dictapi import all_ids, object_from_dict, pending_count, set_body
 from couchmapper.orm.flush import FlushRun, has_changes
@@ -75,6 +77,11 @@ class Session:
         batch_size: split flushes of more documents than this into several requests.
             Without it, a flush sends at most :attr:`max_request_docs` documents and
             :attr:`max_request_bytes` of JSON per request (ordinary flushes: one request).
+        attachment_inline_limit: new attachments up to this many bytes travel inline
+            (base64) in the flush's ``_bulk_docs``; larger ones are streamed after it, one
+            request each (default 64 KiB).
+        max_attachment_size: refuse (before sending) a new attachment larger than this, as
+            CouchDB's ``[couchdb] max_attachment_size`` would (default: no check).
 
     Attributes:
         pending: the session's pending work and identity map (read it; change it through
@@ -101,6 +108,8 @@ class Session:
         rebase_max_delay: float = 0.25,
         hook_rounds: int = 100,
         batch_size: int | None = None,
+        attachment_inline_limit: int = DEFAULT_INLINE_LIMIT,
+        max_attachment_size: int | None = None,
     ) -> None:
         if conflict not in CONFLICT_POLICIES:
             msg = f"conflict must be 'raise', 'rebase' or 'overwrite', not {conflict!r}"
@@ -114,6 +123,8 @@ class Session:
         self.rebase_max_delay = rebase_max_delay
         self.hook_rounds = hook_rounds
         self.batch_size = batch_size
+        self.attachment_inline_limit = attachment_inline_limit
+        self.max_attachment_size = max_attachment_size
         identity: IdentityMap = WeakIdentityMap() if weak_identity_map else StrongIdentityMap()
         # The one owner of every pending table (and of the identity map).
         self.pending = PendingWork(identity)
@@ -174,6 +185,15 @@ class Session:
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self._traffic.call(method, *args, **kwargs)
+
+    def open_attachment(self, obj: Obj, name: str) -> BinaryIO:
+        """A binary stream of stored attachment ``name`` of ``obj`` (``att.open()`` calls it).
+
+        Read in pieces at the revision the object is at; length and digest are checked at
+        the end. Raises :class:`AttachmentError` when it changed on the server.
+        """
+        self._check_open("read an attachment through it")
+        return open_stored(self, self._traffic, obj, name)
 
     def stats(self) -> SessionStats:
         """Counts of objects by state, flushes, requests made and writes only accepted."""
