@@ -36,7 +36,7 @@ def md5(data: bytes) -> str:
 def get_report(s: cm.Session, doc_id: str | None) -> Report:
     """Load a report that must exist."""
     assert doc_id is not None
-    found = get_report(s, doc_id)
+    found = s.get(Report, doc_id)
     assert found is not None
     return found
 
