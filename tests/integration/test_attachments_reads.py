@@ -19,7 +19,7 @@ class Sheet(cm.Document, type_name="att-sheet"):
     count: int = 0
 
 
-def seed(backend: Backend, doc_id: str = "s1", **files: bytes) -> str:
+def seed(backend: Backend, doc_id: str = "s1", files: dict[str, bytes] | None = None) -> str:
     """A sheet with ``files`` (octet-stream) stored straight through the backend; its rev."""
     atts = {
         name: {"content_type": "application/octet-stream", "data": base64.b64encode(data).decode()}
@@ -39,7 +39,7 @@ def load(s: cm.Session, doc_id: str = "s1") -> Sheet:
 
 def test_open_reads_in_pieces(backend: Backend) -> None:
     """``open()`` gives a binary stream; partial reads add up to the body."""
-    seed(backend, b=bytes(range(256)) * 40)
+    seed(backend, files={"b": bytes(range(256)) * 40})
     att = load(cm.Session(backend)).attachments["b"]
     with att.open() as stream:
         first = stream.read(1000)
@@ -125,7 +125,7 @@ def test_an_attachment_edit_on_a_stale_document_conflicts(backend: Backend) -> N
 
 def test_rebase_merges_an_attachment_edit_with_a_field_edit(backend: Backend) -> None:
     """``conflict="rebase"``: our new attachment and their field edit both land."""
-    seed(backend, **{"a.bin": b"alpha", "b.bin": b"beta"})
+    seed(backend, files={"a.bin": b"alpha", "b.bin": b"beta"})
     s = cm.Session(backend, conflict="rebase")
     doc = load(s)
     other = cm.Session(backend)
