@@ -385,6 +385,7 @@ class _Verified(io.RawIOBase):
         self.count = 0
         self.unzip = zlib.decompressobj(31) if body.encoding == "gzip" else None
         self.buffer = b""
+        self.offset = 0
         self.done = False
 
     def readable(self) -> bool:
@@ -392,29 +393,32 @@ class _Verified(io.RawIOBase):
 
     def readinto(self, target: Any) -> int:
         view = memoryview(target).cast("B")
-        while not self.buffer and not self.done:
+        while self.offset >= len(self.buffer) and not self.done:
             self._fill()
-        size = min(len(view), len(self.buffer))
-        view[:size] = self.buffer[:size]
-        self.buffer = self.buffer[size:]
+        size = min(len(view), len(self.buffer) - self.offset)
+        view[:size] = self.buffer[self.offset : self.offset + size]
+        self.offset += size
         return size
 
     def _fill(self) -> None:
+        unzip = self.unzip
+        if unzip is not None and unzip.unconsumed_tail:
+            # At most a piece of output per call: a very compressible body stays bounded.
+            self._take(unzip.decompress(unzip.unconsumed_tail, _PIECE))
+            return
         chunk = self.body.read(_PIECE)
         if not chunk:
-            tail = self.unzip.flush() if self.unzip is not None else b""
-            self._take(tail)
+            self._take(unzip.flush() if unzip is not None else b"")
             self.done = True
             self._check()
             return
         self.wire.update(chunk)
-        self._take(self.unzip.decompress(chunk) if self.unzip is not None else chunk)
+        self._take(unzip.decompress(chunk, _PIECE) if unzip is not None else chunk)
 
     def _take(self, data: bytes) -> None:
-        if data:
-            self.plain.update(data)
-            self.count += len(data)
-            self.buffer += data
+        self.plain.update(data)
+        self.count += len(data)
+        self.buffer, self.offset = data, 0
 
     def _check(self) -> None:
         got = {md5_digest(self.wire), md5_digest(self.plain)}
