@@ -151,3 +151,23 @@ def test_large_and_small_in_one_flush(
     assert put.raw_body == b"L" * 5000 and put.headers["content-length"] == "5000"
     assert sorted(proxied_backend.get("m1")["_attachments"]) == ["large.bin", "small.txt"]
     assert docs[1].rev == proxied_backend.get("m1")["_rev"]
+
+
+def test_rebase_with_a_streamed_attachment(proxied_backend: CouchDBBackend) -> None:
+    """A stale document with a large new attachment: rebased, then the attachment streamed."""
+    s = cm.Session(proxied_backend, conflict="rebase", attachment_inline_limit=100)
+    doc = Export(id="stale", label="a")
+    s.add(doc)
+    s.flush()
+    other = cm.Session(proxied_backend)
+    theirs = other.get(Export, "stale")
+    assert theirs is not None
+    theirs.label = "theirs"
+    other.flush()
+    doc.attachments["big.bin"] = cm.Attachment(io.BytesIO(b"B" * 4000))
+    s.flush()
+    stored = proxied_backend.get("stale")
+    assert stored["label"] == "theirs" and stored["_attachments"]["big.bin"]["length"] == 4000
+    assert doc.rev == stored["_rev"] and stored["_rev"].startswith("4-")
+    assert doc.label == "theirs" and cm.changes(doc) == []
+    assert doc.attachments["big.bin"].read() == b"B" * 4000
