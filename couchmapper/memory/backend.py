@@ -363,12 +363,12 @@ class MemoryBackend:
         return self._db.put_attachment(doc_id, name, bytes(data), content_type, rev)
 
     def open_attachment(
-        self, doc_id: str, name: str, *, rev: str | None = None
+        self, doc_id: str, name: str, *, rev: str | None = None, accept_gzip: bool = False
     ) -> MemoryAttachmentBody:
-        """``GET /db/{doc_id}/{name}?rev=`` with gzip accepted, as a stream of the stored bytes."""
+        """``GET /db/{doc_id}/{name}?rev=`` as a stream (the gzip bytes, when accepted)."""
         check_doc_id(doc_id)
         att = self._db.get_attachment(doc_id, name, rev)
-        if att.gzipped:
+        if att.gzipped and accept_gzip:
             return MemoryAttachmentBody(att.gzip_bytes(), att.content_type, "gzip")
         return MemoryAttachmentBody(att.data, att.content_type, None)
 

@@ -332,15 +332,20 @@ class CouchDBBackend:
         return result
 
     def open_attachment(
-        self, doc_id: str, name: str, *, rev: str | None = None
+        self, doc_id: str, name: str, *, rev: str | None = None, accept_gzip: bool = False
     ) -> AttachmentStream:
-        """``GET /db/{doc_id}/{name}?rev=`` with gzip accepted; the body left unread."""
+        """``GET /db/{doc_id}/{name}?rev=``; the body left unread.
+
+        ``accept_gzip`` sends ``Accept-Encoding: gzip``: CouchDB then sends the gzip bytes it
+        stores for compressible types (pouchdb-server compresses on the fly).
+        """
         check_doc_id(doc_id)
+        wanted = {"Accept": "*/*", "Accept-Encoding": "gzip" if accept_gzip else "identity"}
         headers, data = self._http.send(
             "GET",
             [*doc_path(doc_id), name],
             params=encode_params({"rev": rev}),
-            headers={"Accept": "*/*", "Accept-Encoding": "gzip"},
+            headers=wanted,
             stream=True,
             doc_id=doc_id,
         )
