@@ -30,6 +30,7 @@ __all__ = [
     "Attachments",
     "attachments_of",
     "check_name",
+    "comparable_members",
     "md5_digest",
 ]
 
@@ -53,6 +54,30 @@ def check_name(doc_id: str | None, name: Any) -> str:
         msg = "CouchDB refuses attachment names that start with '_'"
         raise AttachmentError(doc_id, name, msg)
     return name
+
+
+def comparable_members(found: Any) -> Any:
+    """``_attachments`` as both a write and the stored result show it: type and length each.
+
+    What was sent carries inline ``data``, what is stored stubs (whose digest may be of the
+    server's gzip bytes): a write is recognised on the server by name, type and length.
+    """
+    if not isinstance(found, dict):
+        return found
+    out: dict[str, Any] = {}
+    for name, entry in found.items():
+        if not isinstance(entry, dict):
+            out[name] = entry
+            continue
+        length = entry.get("length")
+        data = entry.get("data")
+        if isinstance(data, str):
+            try:
+                length = len(base64.b64decode(data))
+            except ValueError:
+                length = data
+        out[name] = {"content_type": entry.get("content_type"), "length": length}
+    return out
 
 
 def _remaining(source: IO[bytes]) -> int | None:

@@ -171,3 +171,24 @@ def test_rebase_with_a_streamed_attachment(proxied_backend: CouchDBBackend) -> N
     assert doc.rev == stored["_rev"] and stored["_rev"].startswith("4-")
     assert doc.label == "theirs" and cm.changes(doc) == []
     assert doc.attachments["big.bin"].read() == b"B" * 4000
+
+
+def test_a_lost_answer_with_attachments_is_recovered(
+    proxied_backend: CouchDBBackend, proxy: RecordingProxy
+) -> None:
+    """The bulk answer is lost after the server applied it: the retry finds it, sends the rest."""
+    s = cm.Session(proxied_backend, attachment_inline_limit=100)
+    doc = Export(id="lost")
+    doc.attachments["small.txt"] = cm.Attachment(b"inline", "text/plain")
+    doc.attachments["large.bin"] = cm.Attachment(io.BytesIO(b"Z" * 3000))
+    s.add(doc)
+    proxy.cut_after(path_contains="_bulk_docs")
+    with pytest.raises(cm.BackendUnavailable):
+        s.flush()
+    assert sorted(cm.dump(doc)["_attachments"]) == ["large.bin", "small.txt"]
+    s.flush()
+    stored = proxied_backend.get("lost")
+    assert sorted(stored["_attachments"]) == ["large.bin", "small.txt"]
+    assert doc.rev == stored["_rev"] and cm.changes(doc) == []
+    assert proxied_backend.get_attachment("lost", "large.bin")[0] == b"Z" * 3000
+    assert doc.attachments["small.txt"].read() == b"inline"
