@@ -201,8 +201,11 @@ class AttachmentWork:
         their_atts = dict(theirs.get("_attachments") or {})
         overlaps: list[str] = []
         for change in edits:
-            if len(change.path) < 2:
-                overlaps.append("_attachments")
+            if len(change.path) < 2:  # the whole member set through the dict API
+                if _versions(base_atts) != _versions(their_atts):
+                    overlaps.append("_attachments")
+                else:
+                    their_atts = dict(change.value) if isinstance(change.value, dict) else {}
                 continue
             name = str(change.path[1])
             if _written_at(base_atts.get(name)) != _written_at(their_atts.get(name)):
@@ -326,6 +329,10 @@ def _written_at(entry: Any) -> Any:
     if not isinstance(entry, dict):
         return None
     return entry.get("revpos", entry.get("digest", id(entry)))
+
+
+def _versions(found: Any) -> dict[str, Any]:
+    return {name: _written_at(entry) for name, entry in dict(found or {}).items()}
 
 
 def _current_entry(sent: JSONDict, name: str, change: Change) -> Any:

@@ -222,3 +222,20 @@ def test_a_large_compressible_body_streams_back_unzipped(backend: Backend) -> No
             assert len(piece) <= 300_000
             pieces.append(piece)
     assert b"".join(pieces) == text and att.length == len(text)
+
+
+def test_rebase_of_a_whole_member_set_through_the_dict_api(backend: Backend) -> None:
+    """``doc["_attachments"] = {...}`` on a raw document rebases when they left it alone."""
+    atts = {"a.bin": {"content_type": "application/octet-stream", "data": "YQ=="}}
+    backend.bulk_docs([{"_id": "raw", "count": 0, "_attachments": atts}])
+    s = cm.Session(backend, conflict="rebase")
+    doc = s["raw"]
+    other = cm.Session(backend)
+    other["raw"]["count"] = 3
+    other.flush()
+    stub = dict(doc["_attachments"]["a.bin"])
+    doc["_attachments"] = {"a.bin": stub, "c.bin": {"content_type": "text/plain", "data": "Yw=="}}
+    s.flush()
+    stored = backend.get("raw")
+    assert stored["count"] == 3 and sorted(stored["_attachments"]) == ["a.bin", "c.bin"]
+    assert cm.Session(backend)["raw"].attachments["c.bin"].read() == b"c"
