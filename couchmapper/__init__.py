@@ -4,6 +4,7 @@ from couchmapper import query, signals
 from couchmapper.connect import connect
 from couchmapper.design import sync_design
 from couchmapper.exceptions import (
+    AttachmentError,
     BackendError,
     BackendUnavailable,
     ConflictError,
@@ -25,6 +26,7 @@ from couchmapper.exceptions import (
     SessionStateError,
     ValidationError,
 )
+from couchmapper.model.attachments import Attachment, Attachments
 from couchmapper.model.base import Document, Embedded, RawDocument, changes, dump, load
 from couchmapper.model.codecs import MAX_DEPTH
 from couchmapper.model.fields import Field, field
@@ -41,6 +43,9 @@ from couchmapper.tracking import MISSING, Change, ChangeList, apply_json_patch
 __all__ = [
     "MAX_DEPTH",
     "MISSING",
+    "Attachment",
+    "AttachmentError",
+    "Attachments",
     "BackendError",
     "BackendUnavailable",
     "Change",

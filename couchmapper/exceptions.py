@@ -19,6 +19,7 @@ never have to parse messages::
     │   └── SchemaVersionError  doc_id, stored and current schema versions (Meta.version)
     ├── SessionStateError       an illegal lifecycle move; the message says what to do instead
     ├── PageTokenError          a page token that is forged, altered or of another query
+    ├── AttachmentError         doc_id, name: an attachment refused, unreadable or changed
     └── HookLimitError          flush hook rounds kept producing changes past the round limit
 
 Messages never contain credentials: backends strip them from URLs before building errors.
@@ -33,6 +34,7 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "AttachmentError",
     "BackendError",
     "BackendUnavailable",
     "ConflictError",
@@ -426,3 +428,22 @@ class HookLimitError(CouchMapperError):
             f"flush hooks still produced changes after {rounds} rounds; nothing was sent. "
             f"Receivers still changing documents in the last rounds: {names}"
         )
+
+
+class AttachmentError(CouchMapperError):
+    """An attachment was refused before sending, could not be read, or changed on the server.
+
+    Attributes:
+        doc_id: the document's id (None for a document without one yet).
+        name: the attachment's name.
+        problem: what went wrong, in words.
+    """
+
+    def __init__(self, doc_id: str | None, name: str, problem: str) -> None:
+        self.doc_id = doc_id
+        self.name = name
+        self.problem = problem
+        super().__init__(f"attachment {name!r} of document {doc_id!r}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.doc_id, self.name, self.problem))

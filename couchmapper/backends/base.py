@@ -14,9 +14,9 @@ Method names and options follow CouchDB's HTTP API one to one (``all_docs`` is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
-__all__ = ["Backend", "JSONDict"]
+__all__ = ["AttachmentBody", "Backend", "JSONDict", "StreamingAttachments"]
 
 JSONDict = dict[str, Any]
 
@@ -135,4 +135,48 @@ class Backend(Protocol):
 
     def purge(self, revs: JSONDict) -> JSONDict:
         """``POST /db/_purge``: ``{"purge_seq", "purged": {doc_id: [rev, ...]}}``."""
+        ...
+
+
+class AttachmentBody(Protocol):
+    """The body of an attachment as it comes over the wire, read in pieces.
+
+    ``encoding`` is ``"gzip"`` when the server sent the stored gzip bytes (CouchDB's digest
+    of a compressible attachment is the md5 of those), else None.
+    """
+
+    content_type: str
+    encoding: str | None
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes (all that is left when ``size`` is -1); ``b""`` at the end."""
+        ...
+
+    def close(self) -> None:
+        """Give the connection back (reading the rest first) or close it."""
+        ...
+
+
+@runtime_checkable
+class StreamingAttachments(Protocol):
+    """A backend that moves attachment bodies in pieces, never whole in memory."""
+
+    def open_attachment(self, doc_id: str, name: str, *, rev: str | None = None) -> AttachmentBody:
+        """``GET /db/{doc_id}/{name}?rev=`` (gzip accepted), the body left unread."""
+        ...
+
+    def upload_attachment(
+        self,
+        doc_id: str,
+        name: str,
+        source: IO[bytes],
+        content_type: str,
+        *,
+        rev: str | None,
+        length: int | None = None,
+    ) -> JSONDict:
+        """``PUT /db/{doc_id}/{name}?rev=`` streaming ``source``: ``{"ok", "id", "rev"}``.
+
+        ``length`` (when known) goes as ``Content-Length``; otherwise the body is chunked.
+        """
         ...

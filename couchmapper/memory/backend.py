@@ -21,10 +21,11 @@ engine an HTTP-shaped entry point (``handle(method, path, query, body)``).
 from __future__ import annotations
 
 import functools
+import io
 import json
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import IO, Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from couchmapper._couch.checks import (
@@ -79,7 +80,7 @@ def _query(method: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-__all__ = ["MemoryBackend", "MemoryServer", "memory_server"]
+__all__ = ["MemoryAttachmentBody", "MemoryBackend", "MemoryServer", "memory_server"]
 
 
 class MemoryServer:
@@ -361,6 +362,30 @@ class MemoryBackend:
         check_attachment(doc_id, name, data, content_type)
         return self._db.put_attachment(doc_id, name, bytes(data), content_type, rev)
 
+    def open_attachment(
+        self, doc_id: str, name: str, *, rev: str | None = None, accept_gzip: bool = False
+    ) -> MemoryAttachmentBody:
+        """``GET /db/{doc_id}/{name}?rev=`` as a stream (the gzip bytes, when accepted)."""
+        check_doc_id(doc_id)
+        att = self._db.get_attachment(doc_id, name, rev)
+        if att.gzipped and accept_gzip:
+            return MemoryAttachmentBody(att.gzip_bytes(), att.content_type, "gzip")
+        return MemoryAttachmentBody(att.data, att.content_type, None)
+
+    def upload_attachment(
+        self,
+        doc_id: str,
+        name: str,
+        source: IO[bytes],
+        content_type: str,
+        *,
+        rev: str | None,
+        length: int | None = None,
+    ) -> JSONDict:
+        """``PUT /db/{doc_id}/{name}?rev=``: the engine keeps bodies in memory, so it reads all."""
+        data = source.read() if length is None else source.read(length)
+        return self.put_attachment(doc_id, name, bytes(data), content_type, rev=rev)
+
     def delete_attachment(self, doc_id: str, name: str, *, rev: str) -> JSONDict:
         """``DELETE /db/{doc_id}/{name}?rev=``."""
         check_doc_id(doc_id)
@@ -377,3 +402,12 @@ class MemoryBackend:
     def purge(self, revs: JSONDict) -> JSONDict:
         """``POST /db/_purge``: ``{"purge_seq", "purged": {id: [rev, ...]}}``."""
         return replication.purge(self._db, revs)
+
+
+class MemoryAttachmentBody(io.BytesIO):
+    """A stored attachment's bytes as a stream (see ``backends.base.AttachmentBody``)."""
+
+    def __init__(self, data: bytes, content_type: str, encoding: str | None) -> None:
+        super().__init__(data)
+        self.content_type = content_type
+        self.encoding = encoding

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Final, TypeVar, cast, dataclass_transform
 
 import attrs
 
+from couchmapper.model.attachments import Attachments, attachments_of
 from couchmapper.model.codecs import too_deep
 from couchmapper.model.conversion import Invalid, codec_for
 from couchmapper.model.fields import IdField, field, field_descriptor, resolved_fields
@@ -146,6 +147,11 @@ class Document(_Model):
         """The CouchDB revision this object was loaded or last written at."""
         state = self.__dict__.get("_cm_state")
         return state.rev if state is not None else None
+
+    @property
+    def attachments(self) -> Attachments:
+        """The document's attachments by name (tracked: see :class:`cm.Attachment`)."""
+        return attachments_of(self)
 
 
 attrs.define(Document, slots=False, eq=True, weakref_slot=False, on_setattr=attrs.setters.NO_OP)

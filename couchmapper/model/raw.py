@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from couchmapper.exceptions import SessionStateError
+from couchmapper.model.attachments import Attachments, attachments_of
 from couchmapper.model.codecs import item_guard
 from couchmapper.model.conversion import codec_for
 from couchmapper.orm.state import InstanceState
@@ -35,12 +36,18 @@ class RawDocument(TrackedDict):
     by the session; not tracked as changes) and has ``.id`` and ``.rev``.
     """
 
-    __slots__ = ("__weakref__", "_cm_tracker")
+    __slots__ = ("__weakref__", "_cm_attachments", "_cm_tracker")
     _cm_wrap = staticmethod(item_guard(codec_for(Any).prepare))
 
     def __init__(self, items: Mapping[str, Any] | None = None) -> None:
         self._cm_tracker: InstanceState | None = None
+        self._cm_attachments: Attachments | None = None
         super().__init__(items or {})
+
+    @property
+    def attachments(self) -> Attachments:
+        """The document's attachments by name (tracked: see :class:`cm.Attachment`)."""
+        return attachments_of(self)
 
     @property
     def id(self) -> str | None:

@@ -36,6 +36,7 @@ from couchmapper.model.codecs import Invalid, check_json_value
 from couchmapper.model.registry import model_info
 from couchmapper.model.validation import document_errors
 from couchmapper.model.versions import unsettled
+from couchmapper.orm.attachments import AttachmentWork
 from couchmapper.orm.flights import after_lost_answer, remember_flight
 from couchmapper.orm.merge import (
     WriteResult,
@@ -88,6 +89,7 @@ class FlushRun:
         self.expired = False  # the rebase time budget is spent
         # Once the progress callback ran, objects may differ from what was planned for them.
         self.callback_ran = False
+        self.attachments = AttachmentWork(session)  # inline, streamed, settled
 
     def run(self) -> list[WriteResult]:
         """Notify, plan, send, and apply the answers; raise what the flush failed with."""
@@ -106,7 +108,9 @@ class FlushRun:
         try:
             if self.plan:
                 self.write()
+            self.attachments.upload(self)
         except BackendError as exc:
+            self.attachments.keep_pending(self)
             # No (usable) answer: what was not confirmed stays pending; report it per document.
             done = {r.doc_id for r in self.written} | {f.doc_id for f in self.failures}
             self.failures += [
@@ -187,6 +191,7 @@ class FlushRun:
         for doc_id, obj in pending.required.items():
             if doc_id not in plan and doc_id not in pending.new and doc_id not in pending.dirty:
                 add(doc_id, obj)
+        self.attachments.prepare(plan, pending.held, self.failures)
         return plan
 
     def _forget_unwritten(self, doc_id: str, obj: Obj) -> None:
@@ -374,7 +379,9 @@ class FlushRun:
         mine = state.changes if changes is None else changes
         if state.upgraded_from is not None:
             mine = unsettled(base, mine)
-        outcome = rebase(base, sent, mine, theirs, _rule_finder(obj))
+        outcome = self.attachments.rebase(
+            doc_id, base=base, sent=sent, changes=mine, theirs=theirs, rule_for=_rule_finder(obj)
+        )
         if outcome.document is None:
             return None, ConflictError(
                 doc_id,
@@ -494,6 +501,7 @@ class FlushRun:
         self.pending.forget(doc_id)
         stored = sent  # built by this flush and copied by the backend: kept as the loaded state
         stored["_rev"] = result.rev
+        self.attachments.settle(obj, stored, str(result.rev))
         if merged:
             restore(obj, stored)
         state.rev = result.rev

@@ -14,6 +14,7 @@ import attrs
 
 from couchmapper._couch.json import get_path, same_once_stored, set_path
 from couchmapper._types import MergeRule
+from couchmapper.model.attachments import comparable_members
 from couchmapper.tracking import MISSING, Change, PathKey, format_path
 
 __all__ = [
@@ -85,7 +86,10 @@ def without_meta(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _body(doc: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if k not in _SERVER_KEYS}
+    body = {k: v for k, v in doc.items() if k not in _SERVER_KEYS}
+    if "_attachments" in body:  # inline data sent, stubs stored: compare what both tell
+        body["_attachments"] = comparable_members(body["_attachments"])
+    return body
 
 
 def landed(sent: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:

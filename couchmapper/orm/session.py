@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, BinaryIO, TypeVar, overload
 
 from blinker import Signal
 
@@ -25,7 +25,9 @@ from couchmapper.exceptions import (
     DocumentNotFound,
     SessionStateError,
 )
+from couchmapper.model.attachments import DEFAULT_INLINE_LIMIT
 from couchmapper.model.base import Document, RawDocument, attach_state, state_of
+from couchmapper.orm.attachments import open_stored
 from couchmapper.orm.database import as_backend
 from couchmapper.orm.dictapi import all_ids, object_from_dict, pending_count, set_body
 from couchmapper.orm.flush import FlushRun, has_changes
@@ -81,6 +83,11 @@ class Session:
         page_key: the secret that signs :meth:`find_page` tokens; by default
             ``$COUCHMAPPER_PAGE_KEY``, else a random key per process (tokens then work only
             in this process: give every worker of an app the same key).
+        attachment_inline_limit: new attachments up to this many bytes travel inline
+            (base64) in the flush's ``_bulk_docs``; larger ones are streamed after it, one
+            request each (default 64 KiB).
+        max_attachment_size: refuse (before sending) a new attachment larger than this, as
+            CouchDB's ``[couchdb] max_attachment_size`` would (default: no check).
 
     Attributes:
         pending: the session's pending work and identity map (read it; change it through
@@ -109,6 +116,8 @@ class Session:
         batch_size: int | None = None,
         write_upgrades: bool = True,
         page_key: bytes | None = None,
+        attachment_inline_limit: int = DEFAULT_INLINE_LIMIT,
+        max_attachment_size: int | None = None,
     ) -> None:
         if conflict not in CONFLICT_POLICIES:
             msg = f"conflict must be 'raise', 'rebase' or 'overwrite', not {conflict!r}"
@@ -124,6 +133,8 @@ class Session:
         self.batch_size = batch_size
         self.write_upgrades = write_upgrades
         self.page_key = page_key if page_key is not None else default_page_key()
+        self.attachment_inline_limit = attachment_inline_limit
+        self.max_attachment_size = max_attachment_size
         identity: IdentityMap = WeakIdentityMap() if weak_identity_map else StrongIdentityMap()
         # The one owner of every pending table (and of the identity map).
         self.pending = PendingWork(identity)
@@ -184,6 +195,15 @@ class Session:
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self._traffic.call(method, *args, **kwargs)
+
+    def open_attachment(self, obj: Obj, name: str) -> BinaryIO:
+        """A binary stream of stored attachment ``name`` of ``obj`` (``att.open()`` calls it).
+
+        Read in pieces at the revision the object is at; length and digest are checked at
+        the end. Raises :class:`AttachmentError` when it changed on the server.
+        """
+        self._check_open("read an attachment through it")
+        return open_stored(self, self._traffic, obj, name)
 
     def stats(self) -> SessionStats:
         """Counts of objects by state, flushes, requests made and writes only accepted."""

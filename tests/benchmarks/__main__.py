@@ -4,6 +4,7 @@ Each module prints its own table of times and ratios against peers measured in t
 """
 
 from . import (
+    bench_attachments,
     bench_backends,
     bench_chunks,
     bench_contention,
@@ -19,6 +20,7 @@ for module in (
     bench_chunks,
     bench_contention,
     bench_migrate,
+    bench_attachments,
 ):
     print(f"\n=== {module.__name__.rsplit('.', 1)[-1]} ===", flush=True)
     module.main()

@@ -14,7 +14,7 @@ PACKAGE = Path(cm.__file__).parent
 LADDER: list[set[str]] = [
     {"exceptions", "_url", "_couch", "_types", "orm.__init__", "model.__init__"},
     {"mango", "_changelog", "tracking", "signals", "orm.identity", "orm.guard", "model.registry"},
-    {"model.codecs", "model.reserved", "model.validation"},
+    {"model.codecs", "model.reserved", "model.validation", "model.attachments"},
     {"model.containers"},
     {"model.codegen"},
     {"model.conversion"},
@@ -24,7 +24,7 @@ LADDER: list[set[str]] = [
     {"backends", "memory"},
     {"connect", "design"},
     {"orm.pending", "orm.stats", "orm.flights", "orm.database", "orm.subscriptions"},
-    {"orm.part"},
+    {"orm.part", "orm.attachments"},
     {"orm.querying", "orm.notify"},
     {"orm.paging"},
     {"orm.loading"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
 import couchdb
 
@@ -30,7 +30,7 @@ from couchmapper.backends.couchdb.transport import (
 )
 from couchmapper.exceptions import NotFoundError, PreconditionFailed
 
-__all__ = ["CouchDBBackend", "in_request_order"]
+__all__ = ["AttachmentStream", "CouchDBBackend", "in_request_order"]
 
 
 class CouchDBBackend:
@@ -331,6 +331,51 @@ class CouchDBBackend:
         )
         return result
 
+    def open_attachment(
+        self, doc_id: str, name: str, *, rev: str | None = None, accept_gzip: bool = False
+    ) -> AttachmentStream:
+        """``GET /db/{doc_id}/{name}?rev=``; the body left unread.
+
+        ``accept_gzip`` sends ``Accept-Encoding: gzip``: CouchDB then sends the gzip bytes it
+        stores for compressible types (pouchdb-server compresses on the fly).
+        """
+        check_doc_id(doc_id)
+        wanted = {"Accept": "*/*", "Accept-Encoding": "gzip" if accept_gzip else "identity"}
+        headers, data = self._http.send(
+            "GET",
+            [*doc_path(doc_id), name],
+            params=encode_params({"rev": rev}),
+            headers=wanted,
+            stream=True,
+            doc_id=doc_id,
+        )
+        content_type = str(headers.get("content-type") or "application/octet-stream")
+        encoding = headers.get("content-encoding")
+        return AttachmentStream(data, content_type, str(encoding) if encoding else None)
+
+    def upload_attachment(
+        self,
+        doc_id: str,
+        name: str,
+        source: IO[bytes],
+        content_type: str,
+        *,
+        rev: str | None,
+        length: int | None = None,
+    ) -> JSONDict:
+        """``PUT /db/{doc_id}/{name}?rev=`` streaming ``source``: ``{"ok", "id", "rev"}``."""
+        check_attachment(doc_id, name, b"", content_type)
+        result: JSONDict = self._http.send(
+            "PUT",
+            [*doc_path(doc_id), name],
+            params=encode_params({"rev": rev}),
+            headers={"Content-Type": content_type},
+            upload=(source, length),
+            doc_id=doc_id,
+            rev=rev,
+        )
+        return result
+
     def partition_info(self, partition: str) -> JSONDict:
         """``GET /db/_partition/{partition}``: doc_count and doc_del_count of one partition."""
         result: JSONDict = self._http.send("GET", _partition_path(partition), query=True)
@@ -404,3 +449,23 @@ def in_request_order(docs: Sequence[JSONDict], results: list[JSONDict]) -> list[
 
 def _ddoc_name(ddoc: str) -> str:
     return ddoc.removeprefix("_design/")
+
+
+class AttachmentStream:
+    """An attachment body being read from a response (see ``backends.base.AttachmentBody``)."""
+
+    def __init__(self, data: Any, content_type: str, encoding: str | None) -> None:
+        self._data = data
+        self.content_type = content_type
+        self.encoding = encoding
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes of the body as sent (all that is left for -1)."""
+        found = self._data.read() if size is None or size < 0 else self._data.read(size)
+        return bytes(found)
+
+    def close(self) -> None:
+        """Read what is left, so the connection can serve the next request."""
+        close = getattr(self._data, "close", None)
+        if close is not None:
+            close()

@@ -9,13 +9,14 @@ becomes a :mod:`couchmapper.exceptions` error with credentials masked.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import logging
 import os
 import select
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import couchdb.http as couchdb_http
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+_UPLOAD_PIECE = 256 * 1024  # bytes read from an uploaded file at a time
 
 Timeout = float | tuple[float | None, float | None] | None
 """Seconds: one number for connecting and for each answer, ``(connect, read)``, or None."""
@@ -334,12 +337,26 @@ class Requester:
         doc_id: str | None = None,
         rev: str | None = None,
         query: bool = False,
+        stream: bool = False,
+        upload: tuple[IO[bytes], int | None] | None = None,
     ) -> Any:
-        """Send one request; JSON answers are decoded, ``raw`` gives ``(headers, bytes)``."""
+        """Send one request; JSON answers are decoded, ``raw`` gives ``(headers, bytes)``.
+
+        ``stream`` gives ``(headers, file)`` with the body left unread; ``upload`` sends a
+        ``PUT`` whose body is read from a file in pieces (``(file, length or None)``).
+        """
         _log.debug("%s %s %s", method, self.what, "/".join(path))
         if body is not None and not isinstance(body, bytes):
             check_json(body, "the request body")
         try:
+            if upload is not None:
+                return self._upload(list(path), upload, dict(params or {}), headers)
+            if stream:
+                extra = dict(headers) if headers else None
+                _, answer_headers, data = self.resource.get(
+                    list(path), headers=extra, **dict(params or {})
+                )
+                return answer_headers, (data if data is not None else io.BytesIO(b""))
             return self._send(
                 method, list(path), body=body, params=dict(params or {}), headers=headers, raw=raw
             )
@@ -391,6 +408,48 @@ class Requester:
         content_type = answer_headers.get("content-type", "")
         msg = f"expected a JSON answer, got {content_type or 'no content type'}"
         raise BackendError(None, "bad_response", msg)
+
+    def _upload(
+        self,
+        path: list[str],
+        upload: tuple[IO[bytes], int | None],
+        params: dict[str, str],
+        headers: Mapping[str, str] | None,
+    ) -> Any:
+        """``PUT`` a body read from a file in pieces (python-couchdb would chunk it by 8 KiB).
+
+        With a known length the body goes with ``Content-Length``, else chunked.
+        """
+        source, length = upload
+        resource = self.resource
+        session = resource.session
+        url = couchdb_http.urljoin(resource.url, *path, **params)
+        sent = {"Accept": "application/json", "User-Agent": session.user_agent, **(headers or {})}
+        if length is not None:
+            sent["Content-Length"] = str(length)
+        else:
+            sent["Transfer-Encoding"] = "chunked"
+        authorization = couchdb_http.basic_auth(resource.credentials)
+        if authorization:
+            sent["Authorization"] = authorization.decode("ascii")
+        parts = urlsplit(url)
+        conn = session.connection_pool.get(url)
+        conn.putrequest(
+            "PUT", urlunsplit(("", "", parts.path, parts.query, "")), skip_accept_encoding=True
+        )
+        for name, value in sent.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        while chunk := source.read(_UPLOAD_PIECE):
+            conn.send(chunk if length is not None else b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        if length is None:
+            conn.send(b"0\r\n\r\n")
+        response = conn.getresponse()
+        answer = response.read()
+        session.connection_pool.release(url, conn)
+        if response.status >= 400:
+            raise couchdb_http.ServerError((response.status, answer))
+        return json.loads(answer)
 
     def _clean(self, text: str) -> str:
         return redact_text(text, self._secrets)
