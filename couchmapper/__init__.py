@@ -26,6 +26,7 @@ from couchmapper.exceptions import (
 from couchmapper.model.base import Document, Embedded, RawDocument, changes, dump, load
 from couchmapper.model.codecs import MAX_DEPTH
 from couchmapper.model.fields import Field, field
+from couchmapper.orm.conflicts import conflicts
 from couchmapper.orm.merge import WriteResult
 from couchmapper.orm.querying import Row, ViewResult
 from couchmapper.orm.session import Session
@@ -73,6 +74,7 @@ __all__ = [
     "and_",
     "apply_json_patch",
     "changes",
+    "conflicts",
     "connect",
     "dump",
     "field",

@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_DISCRIMINATOR",
     "METADATA_KEY",
     "META_OPTIONS",
+    "RESOLVE_MODES",
     "FieldOptions",
     "ModelInfo",
     "model_info",
@@ -39,8 +40,11 @@ DEFAULT_DISCRIMINATOR: Final = "type"
 METADATA_KEY: Final = "couchmapper"
 """The key of couchmapper's :class:`FieldOptions` in an attrs field's metadata."""
 
-META_OPTIONS: Final = ("conflict", "indexes", "allow_reserved_ids")
+META_OPTIONS: Final = ("conflict", "indexes", "allow_reserved_ids", "resolve")
 """What a model's ``class Meta`` may set."""
+
+RESOLVE_MODES: Final = ("merge", "winner")
+"""The named ``Meta.resolve`` modes (a callable is the third kind)."""
 
 
 @attrs.frozen
@@ -76,6 +80,8 @@ class ModelInfo:
         merge_rules: field name -> merge rule, for the fields that have one.
         allow_reserved_ids: documents of the class may have ``_design/`` and ``_local/`` ids
             (``Meta.allow_reserved_ids``, inherited with ``Meta``).
+        resolution: how stored conflicts of loaded documents are resolved automatically
+            (``Meta.resolve``: ``"merge"``, ``"winner"`` or a callable; None: never).
     """
 
     cls: type
@@ -91,6 +97,7 @@ class ModelInfo:
     index_owner: type | None = None
     merge_rules: dict[str, MergeRule] = attrs.field(factory=dict)
     allow_reserved_ids: bool = False
+    resolution: str | Callable[..., Any] | None = None
     _fields: list[tuple[str, Any, Any]] | None = None
 
     def fields(self) -> list[tuple[str, Any, Any]]:
@@ -162,6 +169,8 @@ def read_meta(info: ModelInfo) -> None:
     info.conflict = policy if policy in CONFLICT_POLICIES else None
     info.indexes = tuple(getattr(meta, "indexes", ()))
     info.allow_reserved_ids = getattr(meta, "allow_reserved_ids", False) is True
+    resolution = getattr(meta, "resolve", None)
+    info.resolution = resolution if resolution in RESOLVE_MODES or callable(resolution) else None
     info.index_owner = next(
         (k for k in cls.__mro__ if getattr(vars(k).get("Meta"), "indexes", None)), None
     )
@@ -184,6 +193,13 @@ def _check_meta(cls: type, meta: type, info: ModelInfo) -> None:
     if policy is not None and policy not in CONFLICT_POLICIES:
         choices = ", ".join(CONFLICT_POLICIES)
         msg = f"{cls.__name__}.Meta.conflict must be one of {choices}, not {policy!r}"
+        raise ValueError(msg)
+    resolution = getattr(meta, "resolve", None)
+    if resolution is not None and resolution not in RESOLVE_MODES and not callable(resolution):
+        msg = (
+            f'{cls.__name__}.Meta.resolve must be "merge", "winner" or a callable '
+            f"(base, winner, losers) -> merged, not {resolution!r}"
+        )
         raise ValueError(msg)
     if not isinstance(getattr(meta, "allow_reserved_ids", False), bool):
         msg = f"{cls.__name__}.Meta.allow_reserved_ids must be True or False"

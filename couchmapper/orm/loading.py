@@ -17,6 +17,7 @@ from couchmapper.exceptions import DocumentNotFound, FieldError, QueryLoadError,
 from couchmapper.model.base import RawDocument, attach_state, load, state_of, with_article
 from couchmapper.model.registry import model_info, registry
 from couchmapper.model.reserved import check_read_id, check_typed_id
+from couchmapper.orm.conflicts import found_conflicts
 from couchmapper.orm.notify import send
 from couchmapper.orm.part import SessionPart
 from couchmapper.orm.state import Lifecycle
@@ -43,7 +44,7 @@ class Loading(SessionPart):
         if found is not None:
             return self.check_type(found, target)
         try:
-            raw = self.traffic.call(self.session.backend.get, doc_id)
+            raw = self.traffic.call(self.session.backend.get, doc_id, conflicts=True)
         except DocumentNotFound:
             return None
         return self.load(raw, target)
@@ -90,6 +91,9 @@ class Loading(SessionPart):
         assert state is not None
         self.pending.adopt(self.session, obj, state, Lifecycle.PERSISTENT)
         send(signals.document_loaded, type(obj), session=self.session, document=obj)
+        losing = raw.get("_conflicts")
+        if isinstance(losing, list) and losing:
+            found_conflicts(self.session, self.pending, doc_id, obj, list(losing))
         return obj
 
     def get_many(self, cls: type | None, ids: Sequence[str]) -> list[Any]:
@@ -108,7 +112,7 @@ class Loading(SessionPart):
         failures: list[ValidationError] = []
         if wanted:
             all_docs: Callable[..., Any] = self.session.backend.all_docs
-            answer = self.traffic.call(all_docs, keys=wanted, include_docs=True)
+            answer = self.traffic.call(all_docs, keys=wanted, include_docs=True, conflicts=True)
             for row in answer.get("rows", ()):
                 doc = row.get("doc")
                 if doc is not None:

@@ -26,6 +26,7 @@ LADDER: list[set[str]] = [
     {"orm.pending", "orm.stats", "orm.flights", "orm.database", "orm.subscriptions"},
     {"orm.part"},
     {"orm.querying", "orm.notify"},
+    {"orm.conflicts"},
     {"orm.loading"},
     {"orm.dictapi"},
     {"orm.flush"},

@@ -139,8 +139,13 @@ class CouchDBBackend:
         revs: bool = False,
         conflicts: bool = False,
         attachments: bool = False,
+        open_revs: str | list[str] | None = None,
     ) -> JSONDict:
-        """``GET /db/{doc_id}``; raises DocumentNotFound (reason "missing" or "deleted")."""
+        """``GET /db/{doc_id}``; raises DocumentNotFound (reason "missing" or "deleted").
+
+        With ``open_revs`` (``"all"`` or a list of revisions) the answer is CouchDB's list of
+        ``{"ok": doc}`` / ``{"missing": rev}`` (typed as a dict only by the protocol).
+        """
         check_doc_id(doc_id)
         params = encode_params(
             {
@@ -148,6 +153,7 @@ class CouchDBBackend:
                 "revs": revs or None,
                 "conflicts": conflicts or None,
                 "attachments": attachments or None,
+                "open_revs": open_revs,
             }
         )
         result: JSONDict = self._http.send("GET", doc_path(doc_id), params=params, doc_id=doc_id)

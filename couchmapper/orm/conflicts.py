@@ -1,0 +1,529 @@
+"""Stored conflicts: seen on load, resolved with the classes' merge rules in a flush.
+
+CouchDB keeps every leaf revision that replication, a cluster or ``new_edits=false`` brings
+in, picks one as the winner and lists the others in ``_conflicts``. Every load path asks
+for them (``conflicts=true``); :func:`conflicts` reads them from a loaded document.
+
+A document marked for resolution (``Meta.resolve`` when it is loaded, or
+``Session.resolve``) is resolved by the next flush: :class:`Resolver` reads its leaves
+(``open_revs=all&revs=true``) and the bodies of their common ancestors (one
+``open_revs=[...]`` request), merges every losing leaf into the revision the session holds,
+and sends the merged document and a deletion of every losing leaf in the flush's one
+``_bulk_docs``.
+
+Write tokens: documents of a class with a non-idempotent merge rule (``"sum"`` or a
+callable, see :func:`needs_token`) carry :data:`TOKEN_FIELD`, a value unique to each write.
+Two writers that make the same edit on the same revision would otherwise send identical
+bodies, get the same revision id from CouchDB, and one edit would vanish while both are told
+it was written; with the token they make two leaves, a stored conflict that a resolution
+adds up. A resolution write also lists the leaves it merged in :data:`MERGED_FIELD`, so a
+later resolution never counts a merged leaf twice (docs/conflicts.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from couchmapper import signals
+from couchmapper._couch.json import get_path, set_path
+from couchmapper._types import JSONDict, Obj
+from couchmapper.exceptions import ConflictError, ValidationError
+from couchmapper.model.base import dump, state_of
+from couchmapper.model.registry import model_info
+from couchmapper.orm.merge import changed_paths, changes_between, rebase
+from couchmapper.orm.notify import send
+from couchmapper.tracking import MISSING, PathKey, format_path
+
+__all__ = [
+    "MERGED_FIELD",
+    "TOKEN_FIELD",
+    "Leaf",
+    "Resolver",
+    "Resolving",
+    "conflicts",
+    "found_conflicts",
+    "mark_resolving",
+    "merge_plan",
+    "needs_token",
+    "parse_leaves",
+    "winner",
+]
+
+TOKEN_FIELD: Final = "cm_write"
+"""The body field that makes each write of a class with ``sum``/callable merge rules unique."""
+
+MERGED_FIELD: Final = "cm_merged"
+"""The body field of a resolution write: the losing leaf revisions it merged."""
+
+_NOT_BODY = frozenset(
+    {"_id", "_rev", "_revisions", "_conflicts", "_deleted_conflicts", TOKEN_FIELD, MERGED_FIELD}
+)
+
+RuleFor = Callable[[tuple[PathKey, ...]], Any]
+Fetch = Callable[..., Any]  # the backend's get, counted: (doc_id, **options) -> JSON
+
+
+def conflicts(doc: Obj) -> list[str]:
+    """The losing revisions of a loaded document (``_conflicts``); empty when there are none.
+
+    The list is what CouchDB answered when the document was loaded (or last written by this
+    session: a resolution write clears it).
+    """
+    state = state_of(doc)
+    loaded = state.loaded if state is not None else None
+    found = loaded.get("_conflicts") if loaded is not None else None
+    return [str(rev) for rev in found] if isinstance(found, list) else []
+
+
+def needs_token(obj: Obj) -> bool:
+    """Whether ``obj``'s class has a non-idempotent merge rule (``"sum"`` or a callable)."""
+    cls = type(obj)
+    found = _TOKEN_CLASSES.get(cls)
+    if found is None:
+        found = _TOKEN_CLASSES[cls] = _needs_token(cls, set())
+    return found
+
+
+_TOKEN_CLASSES: dict[type, bool] = {}
+
+
+def _needs_token(cls: type, seen: set[type]) -> bool:
+    info = model_info(cls)
+    if info is None or cls in seen:
+        return False
+    seen.add(cls)
+    if any(rule != "union" for rule in info.merge_rules.values()):
+        return True
+    nested = [t for _, t, _ in info.fields() if isinstance(t, type)]
+    return any(_needs_token(t, seen) for t in nested)
+
+
+def plain(body: Mapping[str, Any]) -> JSONDict:
+    """A document's fields without CouchDB's members and couchmapper's write bookkeeping."""
+    return {k: v for k, v in body.items() if k not in _NOT_BODY}
+
+
+@attrs.frozen
+class Leaf:
+    """One leaf revision of a document, as ``open_revs=all&revs=true`` answers it.
+
+    Attributes:
+        rev: the leaf's revision.
+        body: the stored JSON (``_id``, ``_rev`` and fields; ``_revisions`` removed).
+        history: the leaf's revision and its ancestors, newest first (as far as CouchDB
+            keeps them, ``_revs_limit``).
+        deleted: the leaf is a deletion.
+    """
+
+    rev: str
+    body: JSONDict
+    history: tuple[str, ...]
+    deleted: bool
+
+    @property
+    def order(self) -> tuple[bool, int, str]:
+        """CouchDB's winner order: live first, then the longer branch, then the larger id."""
+        pos, _, rev_id = self.rev.partition("-")
+        return (not self.deleted, int(pos) if pos.isdigit() else 0, rev_id)
+
+
+def parse_leaves(answer: Any) -> list[Leaf]:
+    """The leaves in an ``open_revs=all&revs=true`` answer (``missing`` rows are skipped)."""
+    leaves = []
+    for row in answer if isinstance(answer, list) else ():
+        doc = row.get("ok") if isinstance(row, dict) else None
+        if not isinstance(doc, dict) or not isinstance(doc.get("_rev"), str):
+            continue
+        revisions = doc.get("_revisions") or {}
+        start, ids = revisions.get("start"), revisions.get("ids")
+        if isinstance(start, int) and isinstance(ids, list):
+            history = tuple(f"{start - i}-{rev_id}" for i, rev_id in enumerate(ids))
+        else:
+            history = (doc["_rev"],)
+        body = {k: v for k, v in doc.items() if k != "_revisions"}
+        leaves.append(Leaf(doc["_rev"], body, history, bool(doc.get("_deleted"))))
+    return leaves
+
+
+def winner(leaves: Iterable[Leaf]) -> Leaf | None:
+    """The leaf CouchDB picks as the winner (None when there are no leaves)."""
+    return max(leaves, key=lambda leaf: leaf.order, default=None)
+
+
+def merge_plan(
+    target: Leaf, losers: Sequence[Leaf], merged: Iterable[str] = ()
+) -> list[tuple[Leaf, str | None]]:
+    """Each losing leaf with the revision to merge it from (None: no common history).
+
+    Losers are taken in CouchDB's order (the strongest first). A loser's base is the newest
+    revision of its history that the result already holds: the target's history, what the
+    target's resolution merged (``merged``), and the losers merged before it. So each edit
+    of the revision tree is counted exactly once, however the branches fork.
+    """
+    known = set(target.history) | set(merged)
+    plan: list[tuple[Leaf, str | None]] = []
+    for leaf in sorted(losers, key=lambda leaf: leaf.order, reverse=True):
+        base = next((rev for rev in leaf.history if rev in known), None)
+        plan.append((leaf, base))
+        known |= set(leaf.history)
+    return plan
+
+
+@attrs.frozen
+class Outcome:
+    """A merge of losing leaves: the document, or why it cannot be written.
+
+    Attributes:
+        document: the merged fields (None when ``overlaps`` or ``unreconciled`` is set).
+        overlaps: field paths both branches changed with no merge rule.
+        unreconciled: field paths a two-way merge (ancestor compacted away) cannot combine.
+    """
+
+    document: JSONDict | None
+    overlaps: tuple[str, ...] = ()
+    unreconciled: tuple[str, ...] = ()
+
+
+def three_way(
+    start: JSONDict,
+    branches: Sequence[tuple[JSONDict, JSONDict | None]],
+    rule_for: RuleFor,
+) -> Outcome:
+    """Merge each ``(leaf, base)`` branch into ``start`` with the class's merge rules.
+
+    A branch whose base body is gone (compacted, or beyond ``_revs_limit``) is merged
+    two-way: fields both sides hold equal, or ``union`` fields, combine; any other
+    difference is named in ``unreconciled``.
+    """
+    result = plain(start)
+    overlaps: list[str] = []
+    unreconciled: list[str] = []
+    for leaf_body, base_body in branches:
+        leaf = plain(leaf_body)
+        if base_body is None:
+            result, missed = _two_way(result, leaf, rule_for)
+            unreconciled += missed
+            continue
+        base = plain(base_body)
+        outcome = rebase(base, leaf, changes_between(base, leaf), result, rule_for)
+        if outcome.document is None:
+            overlaps += outcome.overlaps
+        else:
+            result = outcome.document
+    if overlaps or unreconciled:
+        return Outcome(None, tuple(dict.fromkeys(overlaps)), tuple(dict.fromkeys(unreconciled)))
+    return Outcome(result)
+
+
+def _two_way(result: JSONDict, leaf: JSONDict, rule_for: RuleFor) -> tuple[JSONDict, list[str]]:
+    """Merge ``leaf`` into ``result`` with no common ancestor: only unions combine."""
+    missed: list[str] = []
+    done: set[tuple[PathKey, ...]] = set()
+    for path in sorted(changed_paths(leaf, result), key=lambda p: [str(k) for k in p]):
+        found = rule_for(path)
+        if found is None or found[1] != "union":
+            missed.append(format_path(path))
+            continue
+        field_path = found[0]
+        if field_path in done:
+            continue
+        done.add(field_path)
+        mine, theirs = get_path(leaf, field_path, MISSING), get_path(result, field_path, MISSING)
+        items = list(theirs) if isinstance(theirs, list) else []
+        items += [x for x in (mine if isinstance(mine, list) else []) if x not in items]
+        set_path(result, field_path, items, MISSING)
+    return result, missed
+
+
+@attrs.define
+class Resolving:
+    """A document the next flush resolves, and how.
+
+    Attributes:
+        obj: the document object.
+        how: ``"merge"``, ``"winner"`` or a callable ``(base, winner, losers) -> merged``.
+        merged: the merged document given to ``Session.resolve`` (used instead of ``how``).
+        owed: losing leaves this session deleted whose merged winner was not written (its
+            write met a conflict): merged into the next attempt, never lost.
+    """
+
+    obj: Obj
+    how: str | Callable[..., Any]
+    merged: JSONDict | None = None
+    owed: list[tuple[Leaf, JSONDict | None]] = attrs.field(factory=list)
+
+
+@attrs.define
+class _Sent:
+    """What one resolution sent for a document (for settling after the answers)."""
+
+    doc_id: str
+    branches: list[tuple[Leaf, JSONDict | None]]
+    tombstones: dict[int, Leaf] = attrs.field(factory=dict)  # id(sent JSON) -> loser
+    failed: list[Leaf] = attrs.field(factory=list)
+    deleted: list[Leaf] = attrs.field(factory=list)
+
+
+class Resolver:
+    """The resolution step of one flush (used by :class:`~couchmapper.orm.flush.FlushRun`).
+
+    Args:
+        pending: the session's pending work (its ``resolving`` table).
+        fetch: the counted backend ``get``.
+        rule_finder: a document object -> its merge-rule lookup.
+        unresolved: where conflicts that cannot be merged are reported (doc id -> error).
+    """
+
+    def __init__(
+        self,
+        pending: Any,
+        fetch: Fetch,
+        rule_finder: Callable[[Obj], RuleFor],
+        unresolved: dict[str, ConflictError],
+    ) -> None:
+        self.pending = pending
+        self.fetch = fetch
+        self.rule_finder = rule_finder
+        self.unresolved = unresolved
+        self.sent: dict[str, _Sent] = {}
+        self.outgoing: dict[str, JSONDict] = {}  # doc id -> the JSON sent for it this round
+        self.changed: set[str] = set()  # ids whose sent JSON is a merge (objects take it)
+
+    def prepare(self, to_send: Mapping[str, JSONDict]) -> list[JSONDict]:
+        """The documents to send for ``to_send``: resolved, stamped, tombstones after each.
+
+        A document held only for a resolution that finds nothing left to resolve (another
+        session did it) is not written at all.
+        """
+        self.sent, self.outgoing = {}, {}
+        out: list[JSONDict] = []
+        for doc_id, body in to_send.items():
+            obj = self.pending.held(doc_id)
+            entry = self.pending.resolving.get(doc_id)
+            if entry is not None and not body.get("_deleted"):
+                docs = self._resolve(doc_id, body, entry)
+                if docs is not None:
+                    out += docs
+                    if docs:
+                        self.outgoing[doc_id] = docs[0]
+                    continue
+            self.outgoing[doc_id] = stamp(body, obj)
+            out.append(self.outgoing[doc_id])
+        return out
+
+    def _resolve(self, doc_id: str, body: JSONDict, entry: Resolving) -> list[JSONDict] | None:
+        """The merged winner and the losers' tombstones (None: send ``body`` as it is)."""
+        leaves = parse_leaves(self.fetch(doc_id, open_revs="all", revs=True))
+        live = [leaf for leaf in leaves if not leaf.deleted]
+        target = next((leaf for leaf in live if leaf.rev == body.get("_rev")), None)
+        if target is None:
+            # Written since it was loaded: the write meets a conflict, the rebase brings the
+            # current revision, and the next round resolves on it.
+            return None
+        merged_before = target.body.get(MERGED_FIELD)
+        merged_revs = set(merged_before) if isinstance(merged_before, list) else set()
+        owed = [(leaf, base) for leaf, base in entry.owed if leaf.rev not in merged_revs]
+        losers = [leaf for leaf in live if leaf is not target]
+        if not losers and not owed:
+            self.unresolved.pop(doc_id, None)
+            if self._nothing_else(doc_id, entry.obj):
+                self.pending.forget(doc_id)
+                state = state_of(entry.obj)
+                if state is not None and state.loaded is not None:
+                    state.loaded = {k: v for k, v in state.loaded.items() if k != "_conflicts"}
+                return []
+            return None
+        branches = owed + self._branches(doc_id, target, losers, merged_revs)
+        document = self._merged(doc_id, body, target, branches, entry)
+        if document is None:
+            return None
+        document["_id"], document["_rev"] = doc_id, target.rev
+        obj = entry.obj
+        if needs_token(obj):
+            state = state_of(obj)
+            pure = entry.merged is None and not (state is not None and state.has_changes)
+            revs = sorted(leaf.rev for leaf, _ in branches)
+            document[TOKEN_FIELD] = _token(target.rev, revs) if pure else uuid.uuid4().hex
+            document[MERGED_FIELD] = revs
+        sent = _Sent(doc_id, branches)
+        out = [document]
+        for leaf in losers:
+            tombstone: JSONDict = {"_id": doc_id, "_rev": leaf.rev, "_deleted": True}
+            sent.tombstones[id(tombstone)] = leaf
+            out.append(tombstone)
+        self.sent[doc_id] = sent
+        self.changed.add(doc_id)
+        self.unresolved.pop(doc_id, None)
+        return out
+
+    def _nothing_else(self, doc_id: str, obj: Obj) -> bool:
+        """Whether ``obj`` was planned only for its resolution (no edits, checks or flights)."""
+        state = state_of(obj)
+        if state is None or doc_id in self.pending.required or doc_id in self.pending.new:
+            return False
+        return not (state.has_changes or state.require_rev or state.flights)
+
+    def _branches(
+        self, doc_id: str, target: Leaf, losers: list[Leaf], merged: set[str]
+    ) -> list[tuple[Leaf, JSONDict | None]]:
+        """Each loser with its base body (None when compacted away or unknown)."""
+        plan = merge_plan(target, losers, merged)
+        wanted = sorted({base for leaf, base in plan if base is not None and base != leaf.rev})
+        bodies: dict[str, JSONDict] = {}
+        if wanted:
+            for leaf in parse_leaves(self.fetch(doc_id, open_revs=wanted)):
+                bodies[leaf.rev] = leaf.body
+        return [
+            (leaf, leaf.body if base == leaf.rev else bodies.get(base or "")) for leaf, base in plan
+        ]
+
+    def _merged(
+        self,
+        doc_id: str,
+        body: JSONDict,
+        target: Leaf,
+        branches: list[tuple[Leaf, JSONDict | None]],
+        entry: Resolving,
+    ) -> JSONDict | None:
+        """The resolved document's fields by ``entry``'s mode (None: reported, unresolved)."""
+        if entry.merged is not None:
+            return plain(entry.merged)
+        if entry.how == "winner":
+            return plain(body)
+        if callable(entry.how):
+            return self._by_callable(doc_id, body, target, branches, entry)
+        rule_for = self.rule_finder(entry.obj)
+        outcome = three_way(body, [(leaf.body, base) for leaf, base in branches], rule_for)
+        if outcome.document is not None:
+            return outcome.document
+        if outcome.overlaps:
+            reason = "Stored conflict left unresolved: both branches changed the same field."
+        else:
+            reason = (
+                "Stored conflict left unresolved: the common ancestor was compacted away and a "
+                "two-way merge cannot reconcile these fields."
+            )
+        self.unresolved[doc_id] = ConflictError(
+            doc_id,
+            target.rev,
+            reason,
+            paths=outcome.overlaps + outcome.unreconciled,
+            mine=plain(body),
+            theirs=None,
+        )
+        return None
+
+    def _by_callable(
+        self,
+        doc_id: str,
+        body: JSONDict,
+        target: Leaf,
+        branches: list[tuple[Leaf, JSONDict | None]],
+        entry: Resolving,
+    ) -> JSONDict:
+        """Call ``Meta.resolve(base, winner, losers)``: base is the oldest common ancestor."""
+        base = next((b for _, b in branches if b is not None), None) if len(branches) == 1 else None
+        if len(branches) > 1:
+            common = set(target.history).intersection(*(leaf.history for leaf, _ in branches))
+            newest = max(common, key=lambda rev: int(rev.split("-", 1)[0]), default=None)
+            found = parse_leaves(self.fetch(doc_id, open_revs=[newest])) if newest else []
+            base = found[0].body if found else None
+        how = entry.how
+        assert callable(how)
+        result = how(
+            None if base is None else plain(base),
+            plain(body),
+            [plain(leaf.body) for leaf, _ in branches],
+        )
+        if isinstance(result, Mapping):
+            return plain(result)
+        try:
+            return plain(dump(result))
+        except (ValidationError, TypeError, AttributeError) as exc:
+            msg = f"Meta.resolve of document {doc_id!r} returned {result!r}: not a document"
+            raise TypeError(msg) from exc
+
+    def record(self, sent: JSONDict, ok: bool) -> bool:
+        """Note the answer for ``sent`` if it is a loser's tombstone; True when it was one."""
+        doc_id = sent.get("_id")
+        info = self.sent.get(doc_id) if isinstance(doc_id, str) else None
+        leaf = info.tombstones.get(id(sent)) if info is not None else None
+        if info is None or leaf is None:
+            return False
+        (info.deleted if ok else info.failed).append(leaf)
+        return True
+
+    def settle(self, written: set[str]) -> dict[str, JSONDict]:
+        """After the answers: owed merges kept, and the documents to resolve again now.
+
+        The merged winner written but a loser's deletion refused (another writer extended
+        or deleted that leaf): resolve again on the new revision, whose ``cm_merged`` says
+        what is already counted. The winner refused but losers deleted: their branches are
+        owed to the next attempt (kept on the pending entry, so even a failed flush keeps
+        them).
+        """
+        again: dict[str, JSONDict] = {}
+        for doc_id, info in self.sent.items():
+            entry = self.pending.resolving.get(doc_id)
+            if doc_id in written:
+                if info.failed:
+                    obj = self.pending.held(doc_id)
+                    how: Any = entry.how if entry is not None else "merge"
+                    if obj is not None:
+                        self.pending.mark_resolving(doc_id, Resolving(obj, how))
+                        again[doc_id] = dump(obj)
+                continue
+            if entry is not None and info.deleted:
+                gone = {leaf.rev for leaf in info.deleted}
+                entry.owed += [(leaf, base) for leaf, base in info.branches if leaf.rev in gone]
+        return again
+
+
+def found_conflicts(session: Any, pending: Any, doc_id: str, obj: Obj, revs: list[str]) -> None:
+    """A document with stored conflicts was loaded: mark it by ``Meta.resolve``, then signal.
+
+    Marked first, so a ``conflict_found`` receiver sees it marked and may still override it
+    with ``session.resolve(doc, merged)``.
+    """
+    info = model_info(type(obj))
+    if info is not None and info.resolution is not None:
+        mark_resolving(pending, doc_id, obj)
+    send(signals.conflict_found, type(obj), session=session, document=obj, revisions=revs)
+
+
+def mark_resolving(pending: Any, doc_id: str, obj: Obj, merged: Any = None) -> None:
+    """Mark ``obj`` for resolution by the next flush (``merged``: the winner to write)."""
+    info = model_info(type(obj))
+    how: str | Callable[..., Any] = "merge"
+    if info is not None and info.resolution is not None:
+        how = info.resolution
+    body: JSONDict | None = None
+    if merged is not None:
+        body = dict(merged) if isinstance(merged, Mapping) else dump(merged)
+    previous = pending.resolving.get(doc_id)
+    owed = previous.owed if previous is not None else []
+    pending.mark_resolving(doc_id, Resolving(obj, how, body, owed))
+
+
+def stamp(body: JSONDict, obj: Obj | None) -> JSONDict:
+    """``body`` with a fresh write token when its class needs one (a copy; else ``body``)."""
+    if obj is None or body.get("_deleted") or not needs_token(obj):
+        return body
+    out = {k: v for k, v in body.items() if k != MERGED_FIELD}
+    out[TOKEN_FIELD] = uuid.uuid4().hex
+    return out
+
+
+def _token(target: str, merged: Sequence[str]) -> str:
+    """The token of a resolution with no edits: the same for every session that makes it.
+
+    Two sessions resolving the same conflict send the same body on the same revision, so
+    CouchDB gives both writes one revision id and stores the merge once.
+    """
+    digest = hashlib.sha1(" ".join([target, *merged]).encode(), usedforsecurity=False)
+    return "r" + digest.hexdigest()[:31]
