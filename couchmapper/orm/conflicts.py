@@ -33,7 +33,7 @@ from couchmapper import signals
 from couchmapper._couch.json import get_path, set_path
 from couchmapper._types import JSONDict, Obj
 from couchmapper.exceptions import ConflictError, ValidationError
-from couchmapper.model.base import dump, state_of
+from couchmapper.model.base import dump, restore, state_of
 from couchmapper.model.registry import model_info
 from couchmapper.orm.merge import changed_paths, changes_between, rebase
 from couchmapper.orm.notify import send
@@ -321,6 +321,13 @@ class Resolver:
         leaves = parse_leaves(self.fetch(doc_id, open_revs="all", revs=True))
         live = [leaf for leaf in leaves if not leaf.deleted]
         target = next((leaf for leaf in live if leaf.rev == body.get("_rev")), None)
+        if target is None and self._nothing_else(doc_id, entry.obj):
+            # Written since it was loaded, and nothing of ours to keep: take the winner.
+            target = winner(live)
+            if target is None:
+                return None
+            _refreshed(entry.obj, target.body)
+            body = dict(target.body)
         if target is None:
             # Written since it was loaded: the write meets a conflict, the rebase brings the
             # current revision, and the next round resolves on it.
@@ -494,6 +501,16 @@ def found_conflicts(session: Any, pending: Any, doc_id: str, obj: Obj, revs: lis
     if info is not None and info.resolution is not None:
         mark_resolving(pending, doc_id, obj)
     send(signals.conflict_found, type(obj), session=session, document=obj, revisions=revs)
+
+
+def _refreshed(obj: Obj, raw: JSONDict) -> None:
+    """``obj`` becomes the stored revision ``raw`` (it has no edits of its own)."""
+    state = state_of(obj)
+    assert state is not None
+    restore(obj, raw)
+    state.rev = raw["_rev"]
+    state.loaded = dict(raw)
+    state.reset()
 
 
 def mark_resolving(pending: Any, doc_id: str, obj: Obj, merged: Any = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -153,9 +154,10 @@ class CouchDBBackend:
                 "revs": revs or None,
                 "conflicts": conflicts or None,
                 "attachments": attachments or None,
-                "open_revs": open_revs,
             }
         )
+        if open_revs is not None:  # "all" as it is; a list as JSON
+            params["open_revs"] = open_revs if isinstance(open_revs, str) else json.dumps(open_revs)
         result: JSONDict = self._http.send("GET", doc_path(doc_id), params=params, doc_id=doc_id)
         return result
 

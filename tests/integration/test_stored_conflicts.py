@@ -1,0 +1,367 @@
+"""Stored conflicts: seen on every load path, resolved three-way in the flush's one request.
+
+Conflicts are injected with ``_bulk_docs`` ``new_edits=false`` (a base revision and two
+branches), on the memory engine and on the test server (pouchdb-server, or CouchDB 3.5 with
+COUCHDB_URL).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conflict_models import (
+    BASE_REV,
+    LEFT_REV,
+    RIGHT_REV,
+    CustomTally,
+    MergedTally,
+    Note,
+    Tally,
+    WinnerTally,
+    branches,
+    calls,
+    leaves,
+    stored,
+)
+from session_models import record_bulk_docs
+
+import couchmapper as cm
+from couchmapper import signals
+from couchmapper.backends.base import Backend
+from couchmapper.backends.couchdb import CouchDBBackend
+from couchmapper.memory import MemoryBackend
+
+
+def is_pouchdb(request: pytest.FixtureRequest, backend: Backend) -> bool:
+    """Whether ``backend`` is pouchdb-server (whose documented deviations apply)."""
+    if isinstance(backend, MemoryBackend):
+        return False
+    return bool(request.getfixturevalue("server_kind") == "pouchdb")
+
+
+def merged_body(doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields the stored-conflict fixture's merge decides."""
+    return {k: doc[k] for k in ("count", "title", "note")} | {"tags": sorted(doc["tags"])}
+
+
+EXPECTED = {"count": 18, "title": "T-left", "note": "N-right", "tags": ["x", "y", "z"]}
+
+
+# ------------------------------------------------------------------------------------------
+# Seeing conflicts
+
+
+def test_get_and_get_many_show_conflicts_in_one_request(backend: Backend) -> None:
+    """get and get_many load the losing revisions with the document, one request each."""
+    branches(backend, "conflict-tally")
+    with cm.Session(backend) as s:
+        doc = s.get(Tally, "doc")
+        assert doc is not None and doc.rev == RIGHT_REV
+        assert cm.conflicts(doc) == [LEFT_REV]
+        assert s.stats().requests == 1
+    with cm.Session(backend) as s:
+        (many,) = s.get_many(Tally, ["doc"])
+        assert cm.conflicts(many) == [LEFT_REV]
+        assert s.stats().requests == 1
+
+
+def test_queries_and_views_show_conflicts(request: pytest.FixtureRequest, backend: Backend) -> None:
+    """find, find_iter, all and a view with include_docs carry _conflicts (Mango too)."""
+    branches(backend, "conflict-tally")
+    # pouchdb-server 4.2.0 ignores Mango's "conflicts": true (transcript 06-mango/mango-conflicts).
+    mango = [] if is_pouchdb(request, backend) else [LEFT_REV]
+    loaders: dict[str, tuple[Callable[[cm.Session], Any], list[str]]] = {
+        "find": (lambda s: s.find(Tally)[0], mango),
+        "find_iter": (lambda s: next(iter(s.find_iter(Tally))), mango),
+        "all": (lambda s: next(iter(s.all(Tally))), mango),
+        "view": (lambda s: s.view("_all_docs", include_docs=True)[0].doc, [LEFT_REV]),
+    }
+    for name, (load, expected) in loaders.items():
+        with cm.Session(backend) as s:
+            assert cm.conflicts(load(s)) == expected, name
+            assert s.stats().requests == 1, name
+
+
+def test_conflict_found_payload_and_no_conflicts(backend: Backend) -> None:
+    """conflict_found: sender the class; session, document and revisions; none when clean."""
+    branches(backend, "conflict-tally")
+    backend.bulk_docs([{"_id": "clean", "type": "conflict-tally"}])
+    seen: list[tuple[Any, dict[str, Any]]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        seen.append((sender, kwargs))
+
+    signals.conflict_found.connect(receiver)
+    try:
+        with cm.Session(backend) as s:
+            doc, clean = s.get_many(Tally, ["doc", "clean"])
+    finally:
+        signals.conflict_found.disconnect(receiver)
+    assert seen == [(Tally, {"session": s, "document": doc, "revisions": [LEFT_REV]})]
+    assert cm.conflicts(clean) == []
+
+
+# ------------------------------------------------------------------------------------------
+# Resolving
+
+
+def test_merge_mode_resolves_exactly_in_one_request(backend: Backend) -> None:
+    """Meta.resolve="merge": sum, union and disjoint edits merge; one _bulk_docs; none left."""
+    branches(backend, "conflict-merged")
+    sent = record_bulk_docs(backend)
+    with cm.Session(backend) as s:
+        doc = s.get(MergedTally, "doc")
+        assert doc is not None
+        s.flush()
+        assert merged_body(cm.dump(doc)) == EXPECTED  # the object took the merged values
+        assert cm.conflicts(doc) == []
+    (request,) = sent
+    assert [(d["_rev"], d.get("_deleted", False)) for d in request] == [
+        (RIGHT_REV, False),
+        (LEFT_REV, True),
+    ]
+    assert request[0]["cm_merged"] == [LEFT_REV]
+    after = stored(backend)
+    assert "_conflicts" not in after
+    assert merged_body(after) == EXPECTED
+    assert len(leaves(backend)) == 1
+
+
+def test_resolution_goes_with_the_rest_of_the_flush(backend: Backend) -> None:
+    """Edits of the conflicted document and of others go in the same single request."""
+    branches(backend, "conflict-merged")
+    sent = record_bulk_docs(backend)
+    with cm.Session(backend) as s:
+        doc = s.get(MergedTally, "doc")
+        assert doc is not None
+        doc.count += 1
+        s.add(Note(id="other", text="hello"))
+    (request,) = sent
+    assert sorted((d["_id"], d.get("_deleted", False)) for d in request) == [
+        ("doc", False),
+        ("doc", True),
+        ("other", False),
+    ]
+    assert merged_body(stored(backend)) == {**EXPECTED, "count": 19}
+
+
+def test_without_meta_resolve_nothing_is_automatic(backend: Backend) -> None:
+    """A class without Meta.resolve keeps its conflicts until session.resolve is called."""
+    branches(backend, "conflict-tally")
+    sent = record_bulk_docs(backend)
+    with cm.Session(backend) as s:
+        doc = s.get(Tally, "doc")
+        assert doc is not None
+        s.flush()
+        assert sent == []
+        s.resolve(doc)
+        s.flush()
+    assert len(sent) == 1
+    assert merged_body(stored(backend)) == EXPECTED
+    assert "_conflicts" not in stored(backend)
+
+
+def test_resolve_from_a_conflict_found_receiver(backend: Backend) -> None:
+    """A receiver of conflict_found may resolve the document; the next flush writes it."""
+    branches(backend, "conflict-tally")
+
+    def resolve(sender: Any, *, session: cm.Session, document: Any, **kwargs: Any) -> None:
+        session.resolve(document)
+
+    signals.conflict_found.connect(resolve, sender=Tally)
+    try:
+        with cm.Session(backend) as s:
+            s.get(Tally, "doc")
+    finally:
+        signals.conflict_found.disconnect(resolve, sender=Tally)
+    assert merged_body(stored(backend)) == EXPECTED
+
+
+def test_winner_mode_keeps_the_winner(backend: Backend) -> None:
+    """Meta.resolve="winner": the winner's values stay, every loser is deleted."""
+    branches(backend, "conflict-winner")
+    with cm.Session(backend) as s:
+        s.get(WinnerTally, "doc")
+    after = stored(backend)
+    assert "_conflicts" not in after
+    assert merged_body(after) == {"count": 15, "title": "t", "note": "N-right", "tags": ["x", "z"]}
+
+
+def test_callable_mode_gets_base_winner_losers(backend: Backend) -> None:
+    """A callable Meta.resolve gets (base, winner, losers) as JSON; its result is written."""
+    branches(backend, "conflict-custom")
+    calls.clear()
+    with cm.Session(backend) as s:
+        s.get(CustomTally, "doc")
+    ((base, winner, losers),) = calls
+    assert (base["count"], winner["count"], [d["count"] for d in losers]) == (10, 15, [13])
+    assert "_rev" not in winner and "_conflicts" not in winner
+    after = stored(backend)
+    assert after["count"] == 15 and "_conflicts" not in after
+
+
+def test_manual_resolve_with_a_merged_document(backend: Backend) -> None:
+    """session.resolve(doc, merged) writes the given values as the one winner."""
+    branches(backend, "conflict-tally")
+    with cm.Session(backend) as s:
+        doc = s.get(Tally, "doc")
+        assert doc is not None
+        s.resolve(doc, Tally(id="doc", count=100, title="chosen"))
+        s.flush()
+        assert doc.count == 100 and doc.title == "chosen"
+    after = stored(backend)
+    assert (after["count"], after["title"], "_conflicts" in after) == (100, "chosen", False)
+
+
+def test_overlap_without_a_rule_is_reported_and_left(backend: Backend) -> None:
+    """Both branches change the title (no rule): reported in unresolved, conflict kept."""
+    branches(backend, "conflict-merged", title="T-right")
+    with cm.Session(backend) as s:
+        doc = s.get(MergedTally, "doc")
+        assert doc is not None
+        doc.note = "mine"
+        s.flush()
+        error = s.unresolved["doc"]
+        assert error.paths == ("title",)
+        assert "unresolved" in str(error)
+    after = stored(backend)
+    assert after["_conflicts"] == [LEFT_REV]  # nothing lost
+    assert after["note"] == "mine"  # the session's own edit was written
+
+
+def test_compacted_ancestor_two_way_names_fields(backend: Backend) -> None:
+    """Without the ancestor's body, unions merge and the other differences are named."""
+    branches(backend, "conflict-merged", base_stored=False)
+    with cm.Session(backend) as s:
+        s.get(MergedTally, "doc")
+        s.flush()
+        assert set(s.unresolved["doc"].paths) == {"count", "title", "note"}
+    assert stored(backend)["_conflicts"] == [LEFT_REV]
+
+
+def test_compacted_ancestor_with_only_unions_resolves(backend: Backend) -> None:
+    """Two-way: branches differing only in union fields merge without their ancestor."""
+    branches(backend, "conflict-merged", base_stored=False, count=13, title="T-left", note="n")
+    with cm.Session(backend) as s:
+        s.get(MergedTally, "doc")
+        s.flush()
+        assert s.unresolved == {}
+    after = stored(backend)
+    assert "_conflicts" not in after and sorted(after["tags"]) == ["x", "y", "z"]
+
+
+# ------------------------------------------------------------------------------------------
+# Concurrency and partial failure
+
+
+def test_two_sessions_resolving_count_once(backend: Backend) -> None:
+    """Two sessions resolve the same conflict: the second finds it done; totals counted once."""
+    branches(backend, "conflict-merged")
+    sessions = [cm.Session(backend), cm.Session(backend), cm.Session(backend, conflict="rebase")]
+    docs = [s.get(MergedTally, "doc") for s in sessions]
+    assert all(doc is not None for doc in docs)
+    docs[2].count += 1  # type: ignore[union-attr]  # the third also has an edit of its own
+    sent = record_bulk_docs(backend)
+    for s in sessions:
+        s.flush()
+    assert merged_body(stored(backend)) == {**EXPECTED, "count": 19}
+    assert len(leaves(backend)) == 1 and "_conflicts" not in stored(backend)
+    assert [d.count for d in docs] == [18, 18, 19]  # type: ignore[union-attr]
+    # The second found the conflict resolved and wrote nothing; the third's +1 met the
+    # first's write and was rebased on it.
+    assert [len(docs) for docs in sent] == [2, 1, 1]
+
+
+def test_winner_written_elsewhere_meanwhile(backend: Backend) -> None:
+    """The merged winner refused (winner changed), the loser deleted: its delta is not lost."""
+    branches(backend, "conflict-merged")
+    s = cm.Session(backend)
+    doc = s.get(MergedTally, "doc")
+    assert doc is not None
+    current = backend.get("doc")
+    backend.bulk_docs([{**current, "count": current["count"] + 100}])  # a plain write elsewhere
+    s.flush()
+    assert merged_body(stored(backend)) == {**EXPECTED, "count": 118}
+    assert len(leaves(backend)) == 1
+    assert doc.count == 118
+
+
+def test_loser_extended_meanwhile(backend: Backend) -> None:
+    """The loser's deletion refused (extended elsewhere): merged again from that leaf."""
+    branches(backend, "conflict-merged")
+    s = cm.Session(backend)
+    s.get(MergedTally, "doc")
+    loser = backend.get("doc", rev=LEFT_REV)
+    backend.bulk_docs([{**loser, "count": loser["count"] + 2}])
+    s.flush()
+    assert merged_body(stored(backend)) == {**EXPECTED, "count": 20}
+    assert len(leaves(backend)) == 1
+
+
+# ------------------------------------------------------------------------------------------
+# The write token
+
+
+def test_write_token_only_for_non_idempotent_rules(backend: Backend) -> None:
+    """Classes with sum/callable rules write a fresh cm_write each time; others none."""
+    sent = record_bulk_docs(backend)
+    with cm.Session(backend) as s:
+        s.add(Tally(id="t"))
+        s.add(Note(id="n"))
+    with cm.Session(backend) as s:
+        tally = s.get(Tally, "t")
+        assert tally is not None
+        tally.count += 1
+    first, second = sent
+    tokens = [d.get("cm_write") for d in first] + [second[0]["cm_write"]]
+    assert tokens[1] is None
+    assert isinstance(tokens[0], str) and isinstance(tokens[2], str) and tokens[0] != tokens[2]
+
+
+def test_same_edit_on_same_revision_is_two_writes(backend: Backend) -> None:
+    """Two sessions adding 1 on one revision: with the token both count (rebase), not one."""
+    backend.bulk_docs([{"_id": "t", "type": "conflict-tally", "count": 0}])
+    first, second = cm.Session(backend, conflict="rebase"), cm.Session(backend, conflict="rebase")
+    one, two = first.get(Tally, "t"), second.get(Tally, "t")
+    assert one is not None and two is not None
+    one.count += 1
+    two.count += 1
+    first.flush()
+    second.flush()
+    assert backend.get("t")["count"] == 2
+
+
+@pytest.mark.parametrize("cls", [Tally, MergedTally])
+def test_resolve_refuses_a_new_document(backend: Backend, cls: type[Tally]) -> None:
+    """session.resolve of a never-written document is a SessionStateError."""
+    with cm.Session(backend) as s:
+        doc = s.add(cls(id="fresh"))
+        with pytest.raises(cm.SessionStateError, match="never written"):
+            s.resolve(doc)
+        s.rollback()
+
+
+@pytest.mark.couchdb
+def test_compacted_on_couchdb_falls_back_to_two_way(
+    server_kind: str, couch_backend: CouchDBBackend, couchdb_database: Any
+) -> None:
+    """After CouchDB compacts the ancestor away, the two-way fallback names what it can't merge."""
+    if server_kind != "couchdb":
+        pytest.fail("needs Apache CouchDB: run make test-couchdb with COUCHDB_URL", pytrace=False)
+    branches(couch_backend, "conflict-merged")
+    assert couch_backend.get("doc", rev=BASE_REV)["count"] == 10
+    couchdb_database.compact()
+    for _ in range(600):  # compaction of a tiny database takes well under a minute
+        if not couchdb_database.info()["compact_running"]:
+            break
+        time.sleep(0.1)
+    with pytest.raises(cm.DocumentNotFound):
+        couch_backend.get("doc", rev=BASE_REV)  # the ancestor's body is gone
+    with cm.Session(couch_backend) as s:
+        s.get(MergedTally, "doc")
+        s.flush()
+        assert set(s.unresolved["doc"].paths) == {"count", "title", "note"}
+    assert stored(couch_backend)["_conflicts"] == [LEFT_REV]
