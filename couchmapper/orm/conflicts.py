@@ -532,8 +532,23 @@ def stamp(body: JSONDict, obj: Obj | None) -> JSONDict:
     if obj is None or body.get("_deleted") or not needs_token(obj):
         return body
     out = {k: v for k, v in body.items() if k != MERGED_FIELD}
-    out[TOKEN_FIELD] = uuid.uuid4().hex
+    out[TOKEN_FIELD] = _resent_token(obj, body) or uuid.uuid4().hex
     return out
+
+
+def _resent_token(obj: Obj, body: JSONDict) -> str | None:
+    """The token of an unanswered write of this same body, if there is one.
+
+    A write whose answer was lost may be stored on some copies of a cluster: sent again with
+    the same token it is the same revision there, not a second leaf counting its edit twice.
+    """
+    state = state_of(obj)
+    for flight in reversed(state.flights or ()) if state is not None else ():
+        token = flight.sent.get(TOKEN_FIELD)
+        if isinstance(token, str) and flight.sent.get("_rev") == body.get("_rev"):
+            if plain(flight.sent) == plain(body):
+                return token
+    return None
 
 
 def _token(target: str, merged: Sequence[str]) -> str:

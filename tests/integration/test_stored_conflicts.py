@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from _proxy import RecordingProxy
 from conflict_models import (
     BASE_REV,
     LEFT_REV,
@@ -26,7 +27,7 @@ from conflict_models import (
     leaves,
     stored,
 )
-from session_models import record_bulk_docs
+from session_models import bulk_posts, record_bulk_docs
 
 import couchmapper as cm
 from couchmapper import signals
@@ -365,3 +366,26 @@ def test_compacted_on_couchdb_falls_back_to_two_way(
         s.flush()
         assert set(s.unresolved["doc"].paths) == {"count", "title", "note"}
     assert stored(couch_backend)["_conflicts"] == [LEFT_REV]
+
+
+@pytest.mark.server
+def test_a_resent_write_keeps_its_token(proxied_backend: Backend, proxy: RecordingProxy) -> None:
+    """A write whose answer was lost is sent again with the same token (the same revision)."""
+    proxied_backend.bulk_docs([{"_id": "t", "type": "conflict-tally", "count": 0}])
+    s = cm.Session(proxied_backend)
+    tally = s.get(Tally, "t")
+    assert tally is not None
+    tally.count += 1
+    proxy.cut_after(path_contains="_bulk_docs", method="POST")
+    with pytest.raises(cm.BackendUnavailable):
+        s.flush()
+    (first,) = bulk_posts(proxy)[-1]
+    proxy.clear()
+    s.flush()
+    resent = {d["cm_write"] for docs in bulk_posts(proxy) for d in docs}
+    stored_doc = proxied_backend.get("t", conflicts=True)
+    assert stored_doc["count"] == 1 and "_conflicts" not in stored_doc
+    assert stored_doc["_rev"].startswith("2-")
+    assert stored_doc["cm_write"] == first["cm_write"]
+    assert resent <= {first["cm_write"]}  # if sent again at all, with the same token
+    s.close()
