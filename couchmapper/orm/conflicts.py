@@ -332,8 +332,7 @@ class Resolver:
             # Written since it was loaded: the write meets a conflict, the rebase brings the
             # current revision, and the next round resolves on it.
             return None
-        merged_before = target.body.get(MERGED_FIELD)
-        merged_revs = set(merged_before) if isinstance(merged_before, list) else set()
+        merged_revs = _merged_by(target.body)
         owed = [(leaf, base) for leaf, base in entry.owed if leaf.rev not in merged_revs]
         losers = [leaf for leaf in live if leaf is not target]
         if not losers and not owed:
@@ -345,7 +344,8 @@ class Resolver:
                     state.loaded = {k: v for k, v in state.loaded.items() if k != "_conflicts"}
                 return []
             return None
-        branches = owed + self._branches(doc_id, target, losers, merged_revs)
+        rule_for = self.rule_finder(entry.obj)
+        branches = owed + self._branches(doc_id, target, losers, merged_revs, rule_for)
         document = self._merged(doc_id, body, target, branches, entry)
         if document is None:
             return None
@@ -376,7 +376,7 @@ class Resolver:
         return not (state.has_changes or state.require_rev or state.flights)
 
     def _branches(
-        self, doc_id: str, target: Leaf, losers: list[Leaf], merged: set[str]
+        self, doc_id: str, target: Leaf, losers: list[Leaf], merged: set[str], rule_for: RuleFor
     ) -> list[tuple[Leaf, JSONDict | None]]:
         """Each loser with its base body (None when compacted away or unknown)."""
         plan = merge_plan(target, losers, merged)
@@ -385,9 +385,40 @@ class Resolver:
         if wanted:
             for leaf in parse_leaves(self.fetch(doc_id, open_revs=wanted)):
                 bodies[leaf.rev] = leaf.body
-        return [
-            (leaf, leaf.body if base == leaf.rev else bodies.get(base or "")) for leaf, base in plan
-        ]
+        histories = [target.history, *(leaf.history for leaf in losers)]
+        counted = set(merged)
+        out: list[tuple[Leaf, JSONDict | None]] = []
+        for leaf, base in plan:
+            body = leaf.body if base == leaf.rev else bodies.get(base or "")
+            twice = _merged_by(leaf.body) & counted
+            if twice and body is not None and base is not None:
+                below = next((h[h.index(base) :] for h in histories if base in h), (base,))
+                body = self._counted_base(doc_id, body, set(below), sorted(twice), rule_for)
+            counted |= _merged_by(leaf.body)
+            out.append((leaf, body))
+        return out
+
+    def _counted_base(
+        self, doc_id: str, fork: JSONDict, below: set[str], revs: list[str], rule_for: RuleFor
+    ) -> JSONDict | None:
+        """The base of a resolution leaf whose merged leaves the result already counts.
+
+        Two sessions resolved the same conflict through different cluster nodes, each with
+        edits of its own: both merged winners hold the first conflict's losers. Merging one
+        into the other from their fork would count those losers twice; from the fork plus
+        those losers' edits, only the other session's own edits are added. None (two-way)
+        when a body is gone.
+        """
+        found = parse_leaves(self.fetch(doc_id, open_revs=revs, revs=True))
+        if len(found) != len(revs):
+            return None
+        forks = {leaf.rev: next((r for r in leaf.history if r in below), None) for leaf in found}
+        wanted = sorted({rev for rev in forks.values() if rev is not None})
+        bases = {leaf.rev: leaf.body for leaf in parse_leaves(self.fetch(doc_id, open_revs=wanted))}
+        pairs = [(leaf.body, bases.get(forks[leaf.rev] or "")) for leaf in found]
+        if any(base is None for _, base in pairs):
+            return None
+        return three_way(fork, pairs, rule_for).document
 
     def _merged(
         self,
@@ -545,10 +576,18 @@ def _resent_token(obj: Obj, body: JSONDict) -> str | None:
     state = state_of(obj)
     for flight in reversed(state.flights or ()) if state is not None else ():
         token = flight.sent.get(TOKEN_FIELD)
-        if isinstance(token, str) and flight.sent.get("_rev") == body.get("_rev"):
-            if plain(flight.sent) == plain(body):
-                return token
+        same_write = flight.sent.get("_rev") == body.get("_rev") and plain(flight.sent) == plain(
+            body
+        )
+        if isinstance(token, str) and same_write:
+            return token
     return None
+
+
+def _merged_by(body: Mapping[str, Any]) -> set[str]:
+    """The losing leaves a resolution write merged (its ``cm_merged``)."""
+    found = body.get(MERGED_FIELD)
+    return {str(rev) for rev in found} if isinstance(found, list) else set()
 
 
 def _token(target: str, merged: Sequence[str]) -> str:

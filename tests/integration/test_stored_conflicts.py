@@ -389,3 +389,36 @@ def test_a_resent_write_keeps_its_token(proxied_backend: Backend, proxy: Recordi
     assert stored_doc["cm_write"] == first["cm_write"]
     assert resent <= {first["cm_write"]}  # if sent again at all, with the same token
     s.close()
+
+
+def test_two_resolutions_with_edits_count_once(backend: Backend) -> None:
+    """Two merged winners of one conflict (cluster race): its loser is counted once."""
+
+    def rev(pos: int, char: str) -> str:
+        return f"{pos}-{char * 32}"
+
+    def doc(pos: int, char: str, parents: str, count: int, **extra: Any) -> dict[str, Any]:
+        ids = [c * 32 for c in char + parents]
+        body = {"_id": "doc", "type": "conflict-merged", "count": count, "tags": [], **extra}
+        return {**body, "_rev": rev(pos, char), "_revisions": {"start": pos, "ids": ids}}
+
+    tree = [
+        doc(1, "a", "", 10),
+        doc(2, "e", "a", 15),  # the winner's branch: +5
+        doc(2, "b", "a", 13),  # the first conflict's loser: +3
+        {
+            "_id": "doc",
+            "_deleted": True,
+            "_rev": rev(3, "f"),
+            "_revisions": {"start": 3, "ids": ["f" * 32, "b" * 32, "a" * 32]},
+        },
+        # Two sessions merged +3 into the winner, each with an edit of its own (+1, +2).
+        doc(3, "c", "ea", 19, cm_merged=[rev(2, "b")], cm_write="one"),
+        doc(3, "d", "ea", 20, cm_merged=[rev(2, "b")], cm_write="two"),
+    ]
+    backend.bulk_docs(tree, new_edits=False)
+    with cm.Session(backend) as s:
+        merged = s.get(MergedTally, "doc")
+        assert merged is not None and cm.conflicts(merged) == [rev(3, "c")]
+    after = stored(backend)
+    assert after["count"] == 10 + 5 + 3 + 1 + 2 and "_conflicts" not in after
