@@ -264,6 +264,7 @@ class _Sent:
 
     doc_id: str
     branches: list[tuple[Leaf, JSONDict | None]]
+    deletion: bool = False  # the document itself is deleted: every leaf goes
     tombstones: dict[int, Leaf] = attrs.field(factory=dict)  # id(sent JSON) -> loser
     failed: list[Leaf] = attrs.field(factory=list)
     deleted: list[Leaf] = attrs.field(factory=list)
@@ -305,7 +306,10 @@ class Resolver:
         for doc_id, body in to_send.items():
             obj = self.pending.held(doc_id)
             entry = self.pending.resolving.get(doc_id)
-            if entry is not None and not body.get("_deleted"):
+            if entry is not None and body.get("_deleted"):
+                out += self._delete_all(doc_id, body)
+                continue
+            if entry is not None:
                 docs = self._resolve(doc_id, body, entry)
                 if docs is not None:
                     out += docs
@@ -366,6 +370,23 @@ class Resolver:
         self.sent[doc_id] = sent
         self.changed.add(doc_id)
         self.unresolved.pop(doc_id, None)
+        return out
+
+    def _delete_all(self, doc_id: str, tombstone: JSONDict) -> list[JSONDict]:
+        """A deleted document marked for resolution: every live leaf goes, not just one.
+
+        Deleting only the winner would make a losing leaf the winner: the document would
+        come back with an older version.
+        """
+        self.outgoing[doc_id] = tombstone
+        out = [tombstone]
+        sent = _Sent(doc_id, [], deletion=True)
+        for leaf in parse_leaves(self.fetch(doc_id, open_revs="all")):
+            if not leaf.deleted and leaf.rev != tombstone.get("_rev"):
+                other: JSONDict = {"_id": doc_id, "_rev": leaf.rev, "_deleted": True}
+                sent.tombstones[id(other)] = leaf
+                out.append(other)
+        self.sent[doc_id] = sent
         return out
 
     def _nothing_else(self, doc_id: str, obj: Obj) -> bool:
@@ -508,6 +529,8 @@ class Resolver:
         again: dict[str, JSONDict] = {}
         for doc_id, info in self.sent.items():
             entry = self.pending.resolving.get(doc_id)
+            if info.deletion:
+                continue  # a leaf another writer extended meanwhile stays: it is newer news
             if doc_id in written:
                 if info.failed:
                     obj = self.pending.held(doc_id)

@@ -422,3 +422,19 @@ def test_two_resolutions_with_edits_count_once(backend: Backend) -> None:
         assert merged is not None and cm.conflicts(merged) == [rev(3, "c")]
     after = stored(backend)
     assert after["count"] == 10 + 5 + 3 + 1 + 2 and "_conflicts" not in after
+
+
+def test_deleting_a_resolved_class_deletes_every_leaf(backend: Backend) -> None:
+    """Deleting a document marked for resolution deletes every leaf: no loser comes back."""
+    branches(backend, "conflict-merged")
+    sent = record_bulk_docs(backend)
+    with cm.Session(backend) as s:
+        doc = s.get(MergedTally, "doc")
+        assert doc is not None
+        s.delete(doc)
+    (request,) = sent
+    assert sorted(d["_rev"] for d in request) == [LEFT_REV, RIGHT_REV]
+    assert all(d["_deleted"] for d in request)
+    assert leaves(backend) == []
+    with pytest.raises(cm.DocumentNotFound):
+        backend.get("doc")
