@@ -7,14 +7,8 @@ from typing import Any
 import pytest
 
 import couchmapper as cm
-from couchmapper.orm.conflicts import (
-    Leaf,
-    merge_plan,
-    needs_token,
-    parse_leaves,
-    three_way,
-    winner,
-)
+from couchmapper.orm.branches import Leaf, merge_plan, parse_leaves, three_way, winner
+from couchmapper.orm.conflicts import needs_token
 from couchmapper.tracking import PathKey
 
 

@@ -24,6 +24,7 @@ LADDER: list[set[str]] = [
     {"backends", "memory"},
     {"connect", "design"},
     {"orm.pending", "orm.stats", "orm.flights", "orm.database", "orm.subscriptions"},
+    {"orm.branches"},
     {"orm.part"},
     {"orm.querying", "orm.notify"},
     {"orm.conflicts"},
