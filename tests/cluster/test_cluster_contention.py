@@ -20,7 +20,7 @@ import couchmapper as cm
 from couchmapper.orm.merge import WriteResult
 
 from ._cluster import Cluster
-from .cluster_models import Tally, backend_for, docs_on, figure, wait_for
+from .cluster_models import ResolvingTally, Tally, backend_for, docs_on, figure, wait_for
 
 ROUNDS = 15  # sessions per writer
 TALLIES = 3
@@ -28,14 +28,20 @@ REQUESTS: list[int] = []  # requests per session (a get_many, then _bulk_docs an
 
 
 def writer(
-    cluster: Cluster, node: int, db: str, results: list[WriteResult], errors: list[str]
+    cluster: Cluster,
+    node: int,
+    db: str,
+    results: list[WriteResult],
+    errors: list[str],
+    *,
+    cls: type[Tally | ResolvingTally],
 ) -> None:
     """``ROUNDS`` sessions on ``node``, each adding 1 to every tally and flushing."""
     backend = backend_for(cluster, node, db)
     try:
         for _round in range(ROUNDS):
             s = cm.Session(backend, conflict="rebase")  # default backoff and time budget
-            for tally in s.get_many(Tally, [f"t{i}" for i in range(TALLIES)]):
+            for tally in s.get_many(cls, [f"t{i}" for i in range(TALLIES)]):
                 assert tally is not None
                 tally.hits += 1
             try:
@@ -48,12 +54,16 @@ def writer(
         backend.close()
 
 
-def run_writers(cluster: Cluster, db: str) -> tuple[list[WriteResult], float]:
+def run_writers(
+    cluster: Cluster, db: str, cls: type[Tally | ResolvingTally]
+) -> tuple[list[WriteResult], float]:
     """One writer thread per node, all at once; every result, and the seconds they took."""
     results: dict[int, list[WriteResult]] = {n: [] for n in cluster.nodes}
     errors: list[str] = []
     threads = [
-        threading.Thread(target=writer, args=(cluster, n, db, results[n], errors))
+        threading.Thread(
+            target=writer, args=(cluster, n, db, results[n], errors), kwargs={"cls": cls}
+        )
         for n in cluster.nodes
     ]
     started = time.monotonic()
@@ -67,12 +77,12 @@ def run_writers(cluster: Cluster, db: str) -> tuple[list[WriteResult], float]:
     return [r for rs in results.values() for r in rs], elapsed
 
 
-def resolve_all(cluster: Cluster, db: str) -> tuple[int, int]:
+def resolve_all(cluster: Cluster, db: str, cls: type[Tally | ResolvingTally]) -> tuple[int, int]:
     """Resolve the stored conflicts of every tally through node 1; (tallies, losing leaves)."""
     backend = backend_for(cluster, 1, db)
     try:
         with cm.Session(backend) as s:
-            tallies = s.get_many(Tally, [f"t{i}" for i in range(TALLIES)])
+            tallies = s.get_many(cls, [f"t{i}" for i in range(TALLIES)])
             conflicted = [t for t in tallies if t is not None and cm.conflicts(t)]
             losers = sum(len(cm.conflicts(t)) for t in conflicted)
             for tally in conflicted:
@@ -86,14 +96,25 @@ def resolve_all(cluster: Cluster, db: str) -> tuple[int, int]:
 
 def test_writers_on_every_node_count_exactly(cluster: Cluster, cluster_db: str) -> None:
     """Concurrent rebase+sum writers on 3 nodes, then one resolution: exact totals everywhere."""
+    contend(cluster, cluster_db, Tally)
+
+
+def test_writers_resolving_as_they_go(cluster: Cluster, cluster_db: str) -> None:
+    """Writers whose class resolves conflicts on load (racing each other): still exact."""
+    contend(cluster, cluster_db, ResolvingTally)
+
+
+def contend(cluster: Cluster, cluster_db: str, cls: type[Tally | ResolvingTally]) -> None:
+    """Run the writers with ``cls``, resolve what is left, check exact totals on every node."""
+    REQUESTS.clear()
     seed = cm.Session(backend_for(cluster, 1, cluster_db))
-    seed.add_all([Tally(id=f"t{i}") for i in range(TALLIES)])
+    seed.add_all([cls(id=f"t{i}") for i in range(TALLIES)])
     seed.flush()
     wait_for(
         "every node serves the seeded tallies",
         lambda: all(len(docs_on(cluster, n, cluster_db)) == TALLIES for n in cluster.nodes),
     )
-    written, elapsed = run_writers(cluster, cluster_db)
+    written, elapsed = run_writers(cluster, cluster_db, cls)
     assert len(written) == len(cluster.nodes) * ROUNDS * TALLIES
 
     def same_everywhere() -> bool:
@@ -112,7 +133,7 @@ def test_writers_on_every_node_count_exactly(cluster: Cluster, cluster_db: str) 
     # internal replication, possibly after the nodes seemed to agree: resolve until none is left.
     rounds, conflicted, losers = 0, 0, 0
     while rounds < 5:
-        found, leaves = resolve_all(cluster, cluster_db)
+        found, leaves = resolve_all(cluster, cluster_db, cls)
         if not found:
             break
         rounds, conflicted, losers = rounds + 1, conflicted + found, losers + leaves
@@ -125,7 +146,8 @@ def test_writers_on_every_node_count_exactly(cluster: Cluster, cluster_db: str) 
             assert doc["hits"] == increments, (node, doc_id, doc["hits"])
     accepted = sum(1 for r in written if r.accepted)
     figure(
-        f"contention: 3 writers x {ROUNDS} sessions x {TALLIES} tallies in {elapsed:.1f} s "
+        f"contention ({cls.__name__}): 3 writers x {ROUNDS} sessions x {TALLIES} tallies "
+        f"in {elapsed:.1f} s "
         f"(default rebase settings, requests per session: mean "
         f"{sum(REQUESTS) / len(REQUESTS):.1f}, max {max(REQUESTS)}); "
         f"writes answered accepted: {accepted}; nodes agreed {settle:.1f} s after the last "
