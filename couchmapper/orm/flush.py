@@ -57,6 +57,8 @@ __all__ = ["FlushRun", "chunks", "has_changes", "keep_late"]
 
 Progress = Callable[[int, int], None]
 
+_RESOLVE_AGAIN = 5  # rounds a flush spends on losing leaves extended while it resolved them
+
 
 class FlushRun:
     """One flush: what it planned, what came back, and what it still has to do.
@@ -212,6 +214,9 @@ class FlushRun:
             conflicts = self._send(to_send)
             written = {r.doc_id for r in self.written}
             again = self.resolver.settle(written)
+            if self.rebases >= _RESOLVE_AGAIN:
+                # Leaves extended again and again: left stored, the next load resolves them.
+                again = {}
             if not conflicts and not again:
                 break
             to_send = self._after_conflicts(conflicts) if conflicts else {}
