@@ -35,6 +35,7 @@ from couchmapper.exceptions import (
 from couchmapper.model.base import RawDocument, dump, load, restore, state_of
 from couchmapper.model.codecs import Invalid, check_json_value
 from couchmapper.model.registry import model_info
+from couchmapper.orm.branches import TOKEN_FIELD, parse_leaves
 from couchmapper.orm.conflicts import Resolver
 from couchmapper.orm.flights import after_lost_answer, remember_flight
 from couchmapper.orm.merge import (
@@ -276,6 +277,15 @@ class FlushRun:
                 assert theirs is not None
                 to_send[doc_id] = dict(theirs)  # resolved again on the current revision
                 continue
+            stored_rev = self._stored_anyway(doc_id, theirs)
+            if stored_rev is not None:
+                sent = dict(self.resolver.outgoing[doc_id])
+                merged = doc_id in self.merged or doc_id in self.resolver.changed
+                result = WriteResult(doc_id, stored_rev, accepted=True)
+                self.written.append(
+                    self._written(result, sent, merged=merged, planned=self._planned(doc_id))
+                )
+                continue
             lost = after_lost_answer(obj, doc_id, planned, theirs, fetch)
             if lost is not None and lost.done is not None:
                 assert lost.body is not None
@@ -301,6 +311,28 @@ class FlushRun:
                 self.overlap = error
             self.failures.append(FlushFailure(doc_id, "conflict", error.reason, error))
         return to_send
+
+    def _stored_anyway(self, doc_id: str, theirs: JSONDict | None) -> str | None:
+        """The revision of a write answered 409 that the server stored all the same, if any.
+
+        A cluster coordinator answers 409 when most copies refused a write, though one copy
+        may have stored it: it comes back as a leaf (the winner or a stored conflict). Its
+        ``cm_write`` token, unique to the write, finds it; rebasing it would apply the edit
+        twice.
+        """
+        sent = self.resolver.outgoing.get(doc_id)
+        token = sent.get(TOKEN_FIELD) if sent is not None else None
+        if not isinstance(token, str) or theirs is None:
+            return None
+        if theirs.get(TOKEN_FIELD) == token:
+            return str(theirs["_rev"])
+        others = theirs.get("_conflicts")
+        if not isinstance(others, list) or not others:
+            return None
+        for leaf in parse_leaves(self._fetch(doc_id, open_revs=[str(r) for r in others])):
+            if not leaf.deleted and leaf.body.get(TOKEN_FIELD) == token:
+                return leaf.rev
+        return None
 
     def _resolution_only(self, doc_id: str, obj: Obj | None, theirs: JSONDict | None) -> bool:
         """A stored-conflict resolution with no edits met a conflict: take the current version.

@@ -8,7 +8,7 @@ COUCHDB_URL).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -438,3 +438,42 @@ def test_deleting_a_resolved_class_deletes_every_leaf(backend: Backend) -> None:
     assert leaves(backend) == []
     with pytest.raises(cm.DocumentNotFound):
         backend.get("doc")
+
+
+@pytest.mark.parametrize("mine_id", ["1" * 32, "3" * 32], ids=["loses", "wins"])
+def test_a_409_for_a_stored_write_is_not_applied_twice(backend: Backend, mine_id: str) -> None:
+    """A 409 for a write one copy stored (a cluster's quorum): found by its token, no rebase."""
+    backend.bulk_docs([{"_id": "t", "type": "conflict-tally", "count": 0}])
+    s = cm.Session(backend, conflict="rebase")
+    tally = s.get(Tally, "t")
+    assert tally is not None and tally.rev is not None
+    tally.count += 1
+    parent = tally.rev.split("-")[1]
+    plain_bulk = backend.bulk_docs
+
+    def cluster_like(
+        docs: Sequence[dict[str, Any]], *, new_edits: bool = True
+    ) -> list[dict[str, Any]]:
+        """Store the write beside another writer's revision, and answer 409 for it."""
+        backend.bulk_docs = plain_bulk  # type: ignore[method-assign]  # once
+        (doc,) = docs
+        history = {"start": 2, "ids": [mine_id, parent]}
+        other = {"start": 2, "ids": ["2" * 32, parent]}
+        plain_bulk(
+            [
+                {**doc, "_rev": f"2-{mine_id}", "_revisions": history},
+                {**doc, "cm_write": "another", "_rev": f"2-{'2' * 32}", "_revisions": other},
+            ],
+            new_edits=False,
+        )
+        return [{"id": "t", "error": "conflict", "reason": "Document update conflict."}]
+
+    backend.bulk_docs = cluster_like  # type: ignore[method-assign]
+    (result,) = s.flush()
+    assert (result.rev, result.accepted) == (f"2-{mine_id}", True)
+    assert tally.rev == f"2-{mine_id}" and len(leaves(backend, "t")) == 2
+    with cm.Session(backend) as resolver:
+        found = resolver.get(Tally, "t")
+        assert found is not None
+        resolver.resolve(found)
+    assert stored(backend, "t")["count"] == 2  # two writers, +1 each: not 3
