@@ -31,6 +31,7 @@ from couchmapper.model.base import Document, Embedded, RawDocument, changes, dum
 from couchmapper.model.codecs import MAX_DEPTH
 from couchmapper.model.fields import Field, field
 from couchmapper.model.versions import upgrade
+from couchmapper.orm.conflicts import conflicts
 from couchmapper.orm.merge import WriteResult
 from couchmapper.orm.paging import Page
 from couchmapper.orm.querying import Row, ViewResult
@@ -85,6 +86,7 @@ __all__ = [
     "and_",
     "apply_json_patch",
     "changes",
+    "conflicts",
     "connect",
     "dump",
     "field",

@@ -22,6 +22,7 @@ from blinker import ANY, NamedSignal, Namespace
 __all__ = [
     "after_flush",
     "before_flush",
+    "conflict_found",
     "document_added",
     "document_changed",
     "document_deleted",
@@ -143,6 +144,17 @@ document_deleted = namespace.signal(
 
     Sender: the document's class. Keyword arguments: ``session``, ``document``, ``changes``
     (the changes made before the deletion, if any).
+    """,
+)
+
+conflict_found = namespace.signal(
+    "conflict_found",
+    doc="""A document loaded into a session has stored conflicts (losing leaf revisions).
+
+    Sender: the document's class. Keyword arguments: ``session``, ``document`` and
+    ``revisions`` (the losing revisions, as CouchDB lists them in ``_conflicts``). Sent after
+    ``document_loaded``. Receivers may call ``session.resolve(document)``: the resolution is
+    written by the next flush, in its one ``_bulk_docs`` (see docs/conflicts.md).
     """,
 )
 

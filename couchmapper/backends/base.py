@@ -42,6 +42,7 @@ class Backend(Protocol):
         revs: bool = False,
         conflicts: bool = False,
         attachments: bool = False,
+        open_revs: str | list[str] | None = None,
     ) -> JSONDict:
         """``GET /db/{doc_id}``; raises DocumentNotFound (reason "missing" or "deleted")."""
         ...

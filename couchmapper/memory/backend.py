@@ -219,10 +219,13 @@ class MemoryBackend:
         revs: bool = False,
         conflicts: bool = False,
         attachments: bool = False,
+        open_revs: str | list[str] | None = None,
         **options: Any,
     ) -> JSONDict:
         """``GET /db/{doc_id}``; raises DocumentNotFound ("missing" or "deleted")."""
         check_doc_id(doc_id)
+        if open_revs is not None:
+            options["open_revs"] = open_revs
         found: JSONDict = self._db.get(
             doc_id, rev=rev, revs=revs, conflicts=conflicts, attachments=attachments, **options
         )

@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_DISCRIMINATOR",
     "METADATA_KEY",
     "META_OPTIONS",
+    "RESOLVE_MODES",
     "FieldOptions",
     "ModelInfo",
     "model_info",
@@ -47,8 +48,12 @@ META_OPTIONS: Final = (
     "version",
     "version_field",
     "newer",
+    "resolve",
 )
 """What a model's ``class Meta`` may set."""
+
+RESOLVE_MODES: Final = ("merge", "winner")
+"""The named ``Meta.resolve`` modes (a callable is the third kind)."""
 
 
 @attrs.frozen
@@ -92,6 +97,8 @@ class ModelInfo:
             validators, ``__validate__``, or those of embedded classes); None: not known yet.
         versions: the class's schema version and upgrade steps (``Meta.version``; None: the
             class is not versioned); see :mod:`couchmapper.model.versions`.
+        resolution: how stored conflicts of loaded documents are resolved automatically
+            (``Meta.resolve``: ``"merge"``, ``"winner"`` or a callable; None: never).
     """
 
     cls: type
@@ -110,6 +117,7 @@ class ModelInfo:
     validators: dict[str, tuple[Callable[[Any, Any, Any], Any], ...]] = attrs.field(factory=dict)
     checked: bool | None = None
     versions: Versioning | None = None
+    resolution: str | Callable[..., Any] | None = None
     _fields: list[tuple[str, Any, Any]] | None = None
 
     def fields(self) -> list[tuple[str, Any, Any]]:
@@ -181,6 +189,8 @@ def read_meta(info: ModelInfo) -> None:
     info.conflict = policy if policy in CONFLICT_POLICIES else None
     info.indexes = tuple(getattr(meta, "indexes", ()))
     info.allow_reserved_ids = getattr(meta, "allow_reserved_ids", False) is True
+    resolution = getattr(meta, "resolve", None)
+    info.resolution = resolution if resolution in RESOLVE_MODES or callable(resolution) else None
     info.index_owner = next(
         (k for k in cls.__mro__ if getattr(vars(k).get("Meta"), "indexes", None)), None
     )
@@ -205,6 +215,13 @@ def _check_meta(cls: type, meta: type, info: ModelInfo) -> None:
     if policy is not None and policy not in CONFLICT_POLICIES:
         choices = ", ".join(CONFLICT_POLICIES)
         msg = f"{cls.__name__}.Meta.conflict must be one of {choices}, not {policy!r}"
+        raise ValueError(msg)
+    resolution = getattr(meta, "resolve", None)
+    if resolution is not None and resolution not in RESOLVE_MODES and not callable(resolution):
+        msg = (
+            f'{cls.__name__}.Meta.resolve must be "merge", "winner" or a callable '
+            f"(base, winner, losers) -> merged, not {resolution!r}"
+        )
         raise ValueError(msg)
     if not isinstance(getattr(meta, "allow_reserved_ids", False), bool):
         msg = f"{cls.__name__}.Meta.allow_reserved_ids must be True or False"

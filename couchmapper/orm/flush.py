@@ -13,6 +13,7 @@ through its :class:`~couchmapper.orm.pending.PendingWork`.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -37,6 +38,8 @@ from couchmapper.model.registry import model_info
 from couchmapper.model.validation import document_errors
 from couchmapper.model.versions import unsettled
 from couchmapper.orm.attachments import AttachmentWork
+from couchmapper.orm.branches import TOKEN_FIELD, parse_leaves
+from couchmapper.orm.conflicts import Resolver
 from couchmapper.orm.flights import after_lost_answer, remember_flight
 from couchmapper.orm.merge import (
     WriteResult,
@@ -57,6 +60,8 @@ if TYPE_CHECKING:
 __all__ = ["FlushRun", "chunks", "has_changes", "keep_late"]
 
 Progress = Callable[[int, int], None]
+
+_RESOLVE_AGAIN = 5  # rounds a flush spends on losing leaves extended while it resolved them
 
 
 class FlushRun:
@@ -90,6 +95,9 @@ class FlushRun:
         # Once the progress callback ran, objects may differ from what was planned for them.
         self.callback_ran = False
         self.attachments = AttachmentWork(session)  # inline, streamed, settled
+        # The counted get, not a bound method of the run: no reference cycle.
+        fetch = functools.partial(traffic.call, session.backend.get)
+        self.resolver = Resolver(pending, fetch, _rule_finder, session.unresolved)
 
     def run(self) -> list[WriteResult]:
         """Notify, plan, send, and apply the answers; raise what the flush failed with."""
@@ -191,6 +199,9 @@ class FlushRun:
         for doc_id, obj in pending.required.items():
             if doc_id not in plan and doc_id not in pending.new and doc_id not in pending.dirty:
                 add(doc_id, obj)
+        for doc_id, entry in pending.resolving.items():
+            if doc_id not in plan:  # stored conflicts to resolve, with no edits of its own
+                add(doc_id, entry.obj)
         self.attachments.prepare(plan, pending.held, self.failures)
         return plan
 
@@ -213,22 +224,33 @@ class FlushRun:
         to_send = self.plan
         while to_send:
             conflicts = self._send(to_send)
-            if not conflicts:
+            written = {r.doc_id for r in self.written}
+            again = self.resolver.settle(written)
+            if self.rebases >= _RESOLVE_AGAIN:
+                # Leaves extended again and again: left stored, the next load resolves them.
+                again = {}
+            if not conflicts and not again:
                 break
-            to_send = self._after_conflicts(conflicts)
+            to_send = self._after_conflicts(conflicts) if conflicts else {}
+            to_send.update(again)
             self.rebases += 1
 
     def _send(self, to_send: dict[str, JSONDict]) -> list[str]:
         """Send ``to_send``, apply the answers; the ids that met a conflict."""
         conflicts: list[str] = []
         answered_ids: set[str] = set()
+        resolver = self.resolver
+        # Resolutions of stored conflicts: merged winners, losers' tombstones after each.
+        docs = resolver.prepare(to_send)
         try:
-            for chunk, answered in self._send_bulk(list(to_send.values())):
+            for chunk, answered in self._send_bulk(docs):
                 # Applied chunk by chunk: a failure in a later request keeps these.
                 for sent, result in zip(chunk, answered, strict=True):
+                    if resolver.record(sent, result.ok):
+                        continue
                     answered_ids.add(result.doc_id)
                     if result.ok:
-                        merged = result.doc_id in self.merged
+                        merged = result.doc_id in self.merged or result.doc_id in resolver.changed
                         planned = self._planned(result.doc_id)
                         self.written.append(
                             self._written(result, sent, merged=merged, planned=planned)
@@ -245,7 +267,8 @@ class FlushRun:
                 # sent, so the next flush can recognise it (a rebase's merge especially).
                 for doc_id, sent in to_send.items():
                     if doc_id not in answered_ids:
-                        remember_flight(self.pending.held(doc_id), self.plan[doc_id], sent)
+                        out = resolver.outgoing.get(doc_id, sent)  # stamped with its token
+                        remember_flight(self.pending.held(doc_id), self.plan[doc_id], out)
             raise
         return conflicts
 
@@ -261,6 +284,19 @@ class FlushRun:
             theirs = current.get(doc_id)
             planned = self.plan[doc_id]
             obj = self.pending.held(doc_id)
+            if self._resolution_only(doc_id, obj, theirs):
+                assert theirs is not None
+                to_send[doc_id] = dict(theirs)  # resolved again on the current revision
+                continue
+            stored_rev = self._stored_anyway(doc_id, theirs)
+            if stored_rev is not None:
+                sent = dict(self.resolver.outgoing[doc_id])
+                merged = doc_id in self.merged or doc_id in self.resolver.changed
+                result = WriteResult(doc_id, stored_rev, accepted=True)
+                self.written.append(
+                    self._written(result, sent, merged=merged, planned=self._planned(doc_id))
+                )
+                continue
             lost = after_lost_answer(obj, doc_id, planned, theirs, fetch)
             if lost is not None and lost.done is not None:
                 assert lost.body is not None
@@ -286,6 +322,45 @@ class FlushRun:
                 self.overlap = error
             self.failures.append(FlushFailure(doc_id, "conflict", error.reason, error))
         return to_send
+
+    def _stored_anyway(self, doc_id: str, theirs: JSONDict | None) -> str | None:
+        """The revision of a write answered 409 that the server stored all the same, if any.
+
+        A cluster coordinator answers 409 when most copies refused a write, though one copy
+        may have stored it: it comes back as a leaf (the winner or a stored conflict). Its
+        ``cm_write`` token, unique to the write, finds it; rebasing it would apply the edit
+        twice.
+        """
+        sent = self.resolver.outgoing.get(doc_id)
+        token = sent.get(TOKEN_FIELD) if sent is not None else None
+        if not isinstance(token, str) or theirs is None:
+            return None
+        if theirs.get(TOKEN_FIELD) == token:
+            return str(theirs["_rev"])
+        others = theirs.get("_conflicts")
+        if not isinstance(others, list) or not others:
+            return None
+        for leaf in parse_leaves(self._fetch(doc_id, open_revs=[str(r) for r in others])):
+            if not leaf.deleted and leaf.body.get(TOKEN_FIELD) == token:
+                return leaf.rev
+        return None
+
+    def _resolution_only(self, doc_id: str, obj: Obj | None, theirs: JSONDict | None) -> bool:
+        """A stored-conflict resolution with no edits met a conflict: take the current version.
+
+        The object becomes the server's current version (as a refresh would) and the next
+        round resolves its conflicts, if any are left, on it.
+        """
+        state = state_of(obj) if obj is not None else None
+        if doc_id not in self.pending.resolving or theirs is None or state is None:
+            return False
+        if has_changes(obj) or doc_id in self.pending.required:
+            return False
+        restore(obj, theirs)
+        state.rev = theirs["_rev"]
+        state.loaded = dict(theirs)
+        state.reset()
+        return True
 
     def _back_off(self, conflicts: list[str], started: float) -> bool:
         """Wait before another attempt at conflicting writes; True once the time budget is spent.
@@ -328,7 +403,8 @@ class FlushRun:
 
     def _fetch_current(self, ids: list[str]) -> dict[str, JSONDict | None]:
         """The server's current version of each document (None when deleted or missing)."""
-        answer = self.traffic.call(self.session.backend.all_docs, keys=ids, include_docs=True)
+        all_docs = self.session.backend.all_docs
+        answer = self.traffic.call(all_docs, keys=ids, include_docs=True, conflicts=True)
         current: dict[str, JSONDict | None] = {}
         for row in answer.get("rows", ()):
             key = row.get("key")

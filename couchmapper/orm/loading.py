@@ -25,6 +25,7 @@ from couchmapper.model.base import (
 from couchmapper.model.registry import model_info, registry
 from couchmapper.model.reserved import check_read_id, check_typed_id
 from couchmapper.model.versions import upgrade_changes
+from couchmapper.orm.conflicts import found_conflicts
 from couchmapper.orm.notify import send
 from couchmapper.orm.part import SessionPart
 from couchmapper.orm.state import Lifecycle
@@ -51,7 +52,7 @@ class Loading(SessionPart):
         if found is not None:
             return self.check_type(found, target)
         try:
-            raw = self.traffic.call(self.session.backend.get, doc_id)
+            raw = self.traffic.call(self.session.backend.get, doc_id, conflicts=True)
         except DocumentNotFound:
             return None
         return self.load(raw, target)
@@ -107,6 +108,9 @@ class Loading(SessionPart):
                 state.log_roots = {change.path[0] for change in upgrade}
                 state.report_change()
         send(signals.document_loaded, type(obj), session=self.session, document=obj)
+        losing = raw.get("_conflicts")
+        if isinstance(losing, list) and losing:
+            found_conflicts(self.session, self.pending, doc_id, obj, list(losing))
         return obj
 
     def get_many(self, cls: type | None, ids: Sequence[str]) -> list[Any]:
@@ -125,7 +129,7 @@ class Loading(SessionPart):
         failures: list[ValidationError] = []
         if wanted:
             all_docs: Callable[..., Any] = self.session.backend.all_docs
-            answer = self.traffic.call(all_docs, keys=wanted, include_docs=True)
+            answer = self.traffic.call(all_docs, keys=wanted, include_docs=True, conflicts=True)
             for row in answer.get("rows", ()):
                 doc = row.get("doc")
                 if doc is not None:

@@ -59,6 +59,7 @@ class PendingWork:
         "_notices",
         "_replaced",
         "_required",
+        "_resolving",
         "_unnotified",
         "flushing",
         "guard",
@@ -72,6 +73,8 @@ class PendingWork:
         self._dirty: dict[str, Obj] = {}
         self._deleted: dict[str, Obj] = {}
         self._required: dict[str, Obj] = {}
+        # Documents whose stored conflicts the next flush resolves (orm.conflicts.Resolving).
+        self._resolving: dict[str, Any] = {}
         # Objects deleted and then re-created under the same id as another object, until the
         # write: rollback() brings them back.
         self._replaced: dict[str, Obj] = {}
@@ -95,6 +98,8 @@ class PendingWork:
     """Documents to delete."""
     required = _Table[Obj]("_required")
     """Documents whose revision the flush checks (``require_current``)."""
+    resolving = _Table[Any]("_resolving")
+    """Documents whose stored conflicts the next flush resolves, with how (orm.conflicts)."""
     replaced = _Table[Obj]("_replaced")
     """Deleted objects whose id a new object took, until the write."""
     unnotified = _Table[Obj]("_unnotified")
@@ -111,11 +116,14 @@ class PendingWork:
             found = table.get(doc_id)
             if found is not None:
                 return found
+        resolving = self._resolving.get(doc_id)
+        if resolving is not None:
+            return resolving.obj
         return self.identity.get(doc_id)
 
     def has_work(self, changed: Callable[[Obj], bool]) -> bool:
         """Whether a flush would write anything (``changed`` tells a dirty object's news)."""
-        return bool(self._new or self._deleted or self._required) or any(
+        return bool(self._new or self._deleted or self._required or self._resolving) or any(
             changed(obj) for obj in self._dirty.values()
         )
 
@@ -200,6 +208,10 @@ class PendingWork:
         """A document whose revision the flush checks."""
         self._required[doc_id] = obj
 
+    def mark_resolving(self, doc_id: str, resolving: Any) -> None:
+        """A document whose stored conflicts the next flush resolves (held strongly)."""
+        self._resolving[doc_id] = resolving
+
     def keep_deletion(self, doc_id: str) -> None:
         """A document written by a flush but deleted meanwhile: only its deletion is pending."""
         for table in (self._new, self._dirty, self._required):
@@ -257,6 +269,7 @@ class PendingWork:
             self._dirty,
             self._deleted,
             self._required,
+            self._resolving,
             self._replaced,
             self._unnotified,
             self._notices,

@@ -106,6 +106,8 @@ class Find:
             if sort_fields and self.sort:
                 names += [n for n in _sort_names(self.sort) if n not in names]
             query["fields"] = names
+        else:
+            query["conflicts"] = True  # whole documents: their stored conflicts come along
         if limit is not None:
             query["limit"] = limit
         return query
@@ -415,6 +417,8 @@ class Querying(SessionPart):
             ddoc, _, name = view.partition("/")
             cls = None
         keys = options.pop("keys", None)
+        if options.get("include_docs") and "conflicts" not in options:
+            options["conflicts"] = True  # loaded documents show their stored conflicts
         if options.get("partition") is None:
             options.pop("partition", None)
         try:

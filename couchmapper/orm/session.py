@@ -22,12 +22,14 @@ from blinker import Signal
 from couchmapper._types import CONFLICT_POLICIES, ConflictPolicy, JSONDict, Obj
 from couchmapper.backends.base import Backend
 from couchmapper.exceptions import (
+    ConflictError,
     DocumentNotFound,
     SessionStateError,
 )
 from couchmapper.model.attachments import DEFAULT_INLINE_LIMIT
 from couchmapper.model.base import Document, RawDocument, attach_state, state_of
 from couchmapper.orm.attachments import open_stored
+from couchmapper.orm.conflicts import mark_resolving
 from couchmapper.orm.database import as_backend
 from couchmapper.orm.dictapi import all_ids, object_from_dict, pending_count, set_body
 from couchmapper.orm.flush import FlushRun, has_changes
@@ -145,6 +147,8 @@ class Session:
         self._loading = Loading(self, self.pending, self._traffic)
         self._subscriptions = Subscriptions(self)
         self._closed = False
+        #: Stored conflicts a flush could not resolve, by document id (docs/conflicts.md).
+        self.unresolved: dict[str, ConflictError] = {}
 
     # ------------------------------------------------------------------------------------
     # Basics.
@@ -319,6 +323,25 @@ class Session:
             raise SessionStateError(msg)
         return state
 
+    def resolve(self, obj: Obj, merged: Any = None) -> None:
+        """Resolve the stored conflicts of a loaded document in the next flush.
+
+        ``merged`` (a mapping or an object of the document's class) is written as the
+        winner; without it the class's ``Meta.resolve`` mode applies (``"merge"`` when it has
+        none). The merged winner and the deletion of every losing leaf go in the flush's one
+        ``_bulk_docs``. A conflict that cannot be merged stays and is reported in
+        :attr:`unresolved`. See docs/conflicts.md.
+
+        Raises:
+            SessionStateError: the object is not a stored document of this session.
+        """
+        self._check_open()
+        state = self._own_state(obj, "resolve")
+        if state.doc_id is None or state.rev is None:
+            msg = f"cannot resolve {describe(obj)}: it was never written, so it has no conflicts"
+            raise SessionStateError(msg)
+        mark_resolving(self.pending, state.doc_id, obj, merged)
+
     def expunge(self, obj: Obj) -> None:
         """Remove an object from this session (its pending work is dropped); it becomes detached."""
         self._check_open()
@@ -387,7 +410,7 @@ class Session:
             )
             raise SessionStateError(msg)
         try:
-            raw = self._call(self.backend.get, doc_id)
+            raw = self._call(self.backend.get, doc_id, conflicts=True)
         except DocumentNotFound:
             self.expunge(obj)
             raise

@@ -32,6 +32,17 @@ class Tally(cm.Document, type_name="cluster-tally"):
         conflict = "rebase"
 
 
+class ResolvingTally(cm.Document, type_name="cluster-resolving-tally"):
+    """A counter whose sessions resolve the stored conflicts they load (``Meta.resolve``)."""
+
+    hits: int = cm.field(default=0, merge="sum")
+    label: str = ""
+
+    class Meta:
+        conflict = "rebase"
+        resolve = "merge"
+
+
 class Item(cm.Document, type_name="cluster-item"):
     """A plain document, many of which a test writes."""
 

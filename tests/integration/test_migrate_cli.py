@@ -90,7 +90,7 @@ def test_cli_takes_a_file_path(tmp_path: Path) -> None:
     [
         ("json", "has no document class with `class Meta: version = N`"),
         ("no_such_module_here", "cannot import no_such_module_here"),
-        ("missing/file.py", "no Python file at missing/file.py"),
+        ("missing/file.py", "no such file: missing/file.py"),
     ],
 )
 def test_cli_refuses_modules_without_versioned_classes(module: str, message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -139,8 +140,13 @@ class CouchDBBackend:
         revs: bool = False,
         conflicts: bool = False,
         attachments: bool = False,
+        open_revs: str | list[str] | None = None,
     ) -> JSONDict:
-        """``GET /db/{doc_id}``; raises DocumentNotFound (reason "missing" or "deleted")."""
+        """``GET /db/{doc_id}``; raises DocumentNotFound (reason "missing" or "deleted").
+
+        With ``open_revs`` (``"all"`` or a list of revisions) the answer is CouchDB's list of
+        ``{"ok": doc}`` / ``{"missing": rev}`` (typed as a dict only by the protocol).
+        """
         check_doc_id(doc_id)
         params = encode_params(
             {
@@ -150,6 +156,8 @@ class CouchDBBackend:
                 "attachments": attachments or None,
             }
         )
+        if open_revs is not None:  # "all" as it is; a list as JSON
+            params["open_revs"] = open_revs if isinstance(open_revs, str) else json.dumps(open_revs)
         result: JSONDict = self._http.send("GET", doc_path(doc_id), params=params, doc_id=doc_id)
         return result
 

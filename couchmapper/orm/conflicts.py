@@ -1,0 +1,485 @@
+"""Stored conflicts: seen on load, resolved with the classes' merge rules in a flush.
+
+CouchDB keeps every leaf revision that replication, a cluster or ``new_edits=false`` brings
+in, picks one as the winner and lists the others in ``_conflicts``. Every load path asks
+for them (``conflicts=true``); :func:`conflicts` reads them from a loaded document.
+
+A document marked for resolution (``Meta.resolve`` when it is loaded, or
+``Session.resolve``) is resolved by the next flush: :class:`Resolver` reads its leaves
+(``open_revs=all&revs=true``) and the bodies of their common ancestors (one
+``open_revs=[...]`` request), merges every losing leaf into the revision the session holds,
+and sends the merged document and a deletion of every losing leaf in the flush's one
+``_bulk_docs``.
+
+Write tokens: documents of a class with a non-idempotent merge rule (``"sum"`` or a
+callable, see :func:`needs_token`) carry :data:`TOKEN_FIELD`, a value unique to each write.
+Two writers that make the same edit on the same revision would otherwise send identical
+bodies, get the same revision id from CouchDB, and one edit would vanish while both are told
+it was written; with the token they make two leaves, a stored conflict that a resolution
+adds up. A resolution write also lists the leaves it merged in :data:`MERGED_FIELD`, so a
+later resolution never counts a merged leaf twice (docs/conflicts.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from couchmapper import signals
+from couchmapper._types import JSONDict, Obj
+from couchmapper.exceptions import ConflictError, NotFoundError, ValidationError
+from couchmapper.model.base import dump, restore, state_of
+from couchmapper.model.registry import model_info
+from couchmapper.orm.branches import (
+    MERGED_FIELD,
+    TOKEN_FIELD,
+    Leaf,
+    RuleFor,
+    merge_plan,
+    parse_leaves,
+    plain,
+    three_way,
+    winner,
+)
+from couchmapper.orm.notify import send
+
+__all__ = [
+    "Resolver",
+    "Resolving",
+    "conflicts",
+    "found_conflicts",
+    "mark_resolving",
+    "needs_token",
+    "stamp",
+]
+
+Fetch = Callable[..., Any]  # the backend's get, counted: (doc_id, **options) -> JSON
+
+
+def conflicts(doc: Obj) -> list[str]:
+    """The losing revisions of a loaded document (``_conflicts``); empty when there are none.
+
+    The list is what CouchDB answered when the document was loaded (or last written by this
+    session: a resolution write clears it).
+    """
+    state = state_of(doc)
+    loaded = state.loaded if state is not None else None
+    found = loaded.get("_conflicts") if loaded is not None else None
+    return [str(rev) for rev in found] if isinstance(found, list) else []
+
+
+def needs_token(obj: Obj) -> bool:
+    """Whether ``obj``'s class has a non-idempotent merge rule (``"sum"`` or a callable)."""
+    cls = type(obj)
+    found = _TOKEN_CLASSES.get(cls)
+    if found is None:
+        found = _TOKEN_CLASSES[cls] = _needs_token(cls, set())
+    return found
+
+
+_TOKEN_CLASSES: dict[type, bool] = {}
+
+
+def _needs_token(cls: type, seen: set[type]) -> bool:
+    info = model_info(cls)
+    if info is None or cls in seen:
+        return False
+    seen.add(cls)
+    if any(rule != "union" for rule in info.merge_rules.values()):
+        return True
+    nested = [t for _, t, _ in info.fields() if isinstance(t, type)]
+    return any(_needs_token(t, seen) for t in nested)
+
+
+@attrs.define
+class Resolving:
+    """A document the next flush resolves, and how.
+
+    Attributes:
+        obj: the document object.
+        how: ``"merge"``, ``"winner"`` or a callable ``(base, winner, losers) -> merged``.
+        merged: the merged document given to ``Session.resolve`` (used instead of ``how``).
+        owed: losing leaves this session deleted whose merged winner was not written (its
+            write met a conflict): merged into the next attempt, never lost.
+    """
+
+    obj: Obj
+    how: str | Callable[..., Any]
+    merged: JSONDict | None = None
+    owed: list[tuple[Leaf, JSONDict | None]] = attrs.field(factory=list)
+
+
+@attrs.define
+class _Sent:
+    """What one resolution sent for a document (for settling after the answers)."""
+
+    doc_id: str
+    branches: list[tuple[Leaf, JSONDict | None]]
+    deletion: bool = False  # the document itself is deleted: every leaf goes
+    tombstones: dict[int, Leaf] = attrs.field(factory=dict)  # id(sent JSON) -> loser
+    failed: list[Leaf] = attrs.field(factory=list)
+    deleted: list[Leaf] = attrs.field(factory=list)
+
+
+class Resolver:
+    """The resolution step of one flush (used by :class:`~couchmapper.orm.flush.FlushRun`).
+
+    Args:
+        pending: the session's pending work (its ``resolving`` table).
+        fetch: the counted backend ``get``.
+        rule_finder: a document object -> its merge-rule lookup.
+        unresolved: where conflicts that cannot be merged are reported (doc id -> error).
+    """
+
+    def __init__(
+        self,
+        pending: Any,
+        fetch: Fetch,
+        rule_finder: Callable[[Obj], RuleFor],
+        unresolved: dict[str, ConflictError],
+    ) -> None:
+        self.pending = pending
+        self.fetch = fetch
+        self.rule_finder = rule_finder
+        self.unresolved = unresolved
+        self.sent: dict[str, _Sent] = {}
+        self.outgoing: dict[str, JSONDict] = {}  # doc id -> the JSON sent for it this round
+        self.changed: set[str] = set()  # ids whose sent JSON is a merge (objects take it)
+
+    def prepare(self, to_send: Mapping[str, JSONDict]) -> list[JSONDict]:
+        """The documents to send for ``to_send``: resolved, stamped, tombstones after each.
+
+        A document held only for a resolution that finds nothing left to resolve (another
+        session did it) is not written at all.
+        """
+        self.sent, self.outgoing = {}, {}
+        out: list[JSONDict] = []
+        for doc_id, body in to_send.items():
+            obj = self.pending.held(doc_id)
+            entry = self.pending.resolving.get(doc_id)
+            if entry is not None and body.get("_deleted"):
+                out += self._delete_all(doc_id, body)
+                continue
+            if entry is not None:
+                docs = self._resolve(doc_id, body, entry)
+                if docs is not None:
+                    out += docs
+                    if docs:
+                        self.outgoing[doc_id] = docs[0]
+                    continue
+            self.outgoing[doc_id] = stamp(body, obj)
+            out.append(self.outgoing[doc_id])
+        return out
+
+    def _resolve(self, doc_id: str, body: JSONDict, entry: Resolving) -> list[JSONDict] | None:
+        """The merged winner and the losers' tombstones (None: send ``body`` as it is)."""
+        leaves = self._leaves(doc_id, revs=True)
+        live = [leaf for leaf in leaves if not leaf.deleted]
+        target = next((leaf for leaf in live if leaf.rev == body.get("_rev")), None)
+        if target is None and self._nothing_else(doc_id, entry.obj):
+            # Written since it was loaded, and nothing of ours to keep: take the winner.
+            target = winner(live)
+            if target is None:
+                return None
+            _refreshed(entry.obj, target.body)
+            body = dict(target.body)
+        if target is None:
+            # Written since it was loaded: the write meets a conflict, the rebase brings the
+            # current revision, and the next round resolves on it.
+            return None
+        merged_revs = _merged_by(target.body)
+        owed = [(leaf, base) for leaf, base in entry.owed if leaf.rev not in merged_revs]
+        losers = [leaf for leaf in live if leaf is not target]
+        if not losers and not owed:
+            self.unresolved.pop(doc_id, None)
+            if self._nothing_else(doc_id, entry.obj):
+                self.pending.forget(doc_id)
+                state = state_of(entry.obj)
+                if state is not None and state.loaded is not None:
+                    state.loaded = {k: v for k, v in state.loaded.items() if k != "_conflicts"}
+                return []
+            return None
+        rule_for = self.rule_finder(entry.obj)
+        branches = owed + self._branches(doc_id, target, losers, merged_revs, rule_for)
+        document = self._merged(doc_id, body, target, branches, entry)
+        if document is None:
+            return None
+        document["_id"], document["_rev"] = doc_id, target.rev
+        obj = entry.obj
+        if needs_token(obj):
+            state = state_of(obj)
+            pure = entry.merged is None and not (state is not None and state.has_changes)
+            revs = sorted(leaf.rev for leaf, _ in branches)
+            document[TOKEN_FIELD] = _token(target.rev, revs) if pure else uuid.uuid4().hex
+            document[MERGED_FIELD] = revs
+        sent = _Sent(doc_id, branches)
+        out = [document]
+        for leaf in losers:
+            tombstone: JSONDict = {"_id": doc_id, "_rev": leaf.rev, "_deleted": True}
+            sent.tombstones[id(tombstone)] = leaf
+            out.append(tombstone)
+        self.sent[doc_id] = sent
+        self.changed.add(doc_id)
+        self.unresolved.pop(doc_id, None)
+        return out
+
+    def _delete_all(self, doc_id: str, tombstone: JSONDict) -> list[JSONDict]:
+        """A deleted document marked for resolution: every live leaf goes, not just one.
+
+        Deleting only the winner would make a losing leaf the winner: the document would
+        come back with an older version.
+        """
+        self.outgoing[doc_id] = tombstone
+        out = [tombstone]
+        sent = _Sent(doc_id, [], deletion=True)
+        for leaf in self._leaves(doc_id):
+            if not leaf.deleted and leaf.rev != tombstone.get("_rev"):
+                other: JSONDict = {"_id": doc_id, "_rev": leaf.rev, "_deleted": True}
+                sent.tombstones[id(other)] = leaf
+                out.append(other)
+        self.sent[doc_id] = sent
+        return out
+
+    def _leaves(self, doc_id: str, *, revs: bool = False) -> list[Leaf]:
+        """Every leaf of the document (none when it is gone: purged, or never stored)."""
+        try:
+            return parse_leaves(self.fetch(doc_id, open_revs="all", revs=revs))
+        except NotFoundError:
+            return []
+
+    def _nothing_else(self, doc_id: str, obj: Obj) -> bool:
+        """Whether ``obj`` was planned only for its resolution (no edits, checks or flights)."""
+        state = state_of(obj)
+        if state is None or doc_id in self.pending.required or doc_id in self.pending.new:
+            return False
+        return not (state.has_changes or state.require_rev or state.flights)
+
+    def _branches(
+        self, doc_id: str, target: Leaf, losers: list[Leaf], merged: set[str], rule_for: RuleFor
+    ) -> list[tuple[Leaf, JSONDict | None]]:
+        """Each loser with its base body (None when compacted away or unknown)."""
+        plan = merge_plan(target, losers, merged)
+        wanted = sorted({base for leaf, base in plan if base is not None and base != leaf.rev})
+        bodies: dict[str, JSONDict] = {}
+        if wanted:
+            for leaf in parse_leaves(self.fetch(doc_id, open_revs=wanted)):
+                bodies[leaf.rev] = leaf.body
+        histories = [target.history, *(leaf.history for leaf in losers)]
+        counted = set(merged)
+        out: list[tuple[Leaf, JSONDict | None]] = []
+        for leaf, base in plan:
+            body = leaf.body if base == leaf.rev else bodies.get(base or "")
+            twice = _merged_by(leaf.body) & counted
+            if twice and body is not None and base is not None:
+                below = next((h[h.index(base) :] for h in histories if base in h), (base,))
+                body = self._counted_base(doc_id, body, set(below), sorted(twice), rule_for)
+            counted |= _merged_by(leaf.body)
+            out.append((leaf, body))
+        return out
+
+    def _counted_base(
+        self, doc_id: str, fork: JSONDict, below: set[str], revs: list[str], rule_for: RuleFor
+    ) -> JSONDict | None:
+        """The base of a resolution leaf whose merged leaves the result already counts.
+
+        Two sessions resolved the same conflict through different cluster nodes, each with
+        edits of its own: both merged winners hold the first conflict's losers. Merging one
+        into the other from their fork would count those losers twice; from the fork plus
+        those losers' edits, only the other session's own edits are added. None (two-way)
+        when a body is gone.
+        """
+        found = parse_leaves(self.fetch(doc_id, open_revs=revs, revs=True))
+        if len(found) != len(revs):
+            return None
+        forks = {leaf.rev: next((r for r in leaf.history if r in below), None) for leaf in found}
+        wanted = sorted({rev for rev in forks.values() if rev is not None})
+        bases = {leaf.rev: leaf.body for leaf in parse_leaves(self.fetch(doc_id, open_revs=wanted))}
+        pairs = [(leaf.body, bases.get(forks[leaf.rev] or "")) for leaf in found]
+        if any(base is None for _, base in pairs):
+            return None
+        return three_way(fork, pairs, rule_for).document
+
+    def _merged(
+        self,
+        doc_id: str,
+        body: JSONDict,
+        target: Leaf,
+        branches: list[tuple[Leaf, JSONDict | None]],
+        entry: Resolving,
+    ) -> JSONDict | None:
+        """The resolved document's fields by ``entry``'s mode (None: reported, unresolved)."""
+        if entry.merged is not None:
+            return plain(entry.merged)
+        if entry.how == "winner":
+            return plain(body)
+        if callable(entry.how):
+            return self._by_callable(doc_id, body, target, branches, entry)
+        rule_for = self.rule_finder(entry.obj)
+        outcome = three_way(body, [(leaf.body, base) for leaf, base in branches], rule_for)
+        if outcome.document is not None:
+            return outcome.document
+        if outcome.overlaps:
+            reason = "Stored conflict left unresolved: both branches changed the same field."
+        else:
+            reason = (
+                "Stored conflict left unresolved: the common ancestor was compacted away and a "
+                "two-way merge cannot reconcile these fields."
+            )
+        self.unresolved[doc_id] = ConflictError(
+            doc_id,
+            target.rev,
+            reason,
+            paths=outcome.overlaps + outcome.unreconciled,
+            mine=plain(body),
+            theirs=None,
+        )
+        return None
+
+    def _by_callable(
+        self,
+        doc_id: str,
+        body: JSONDict,
+        target: Leaf,
+        branches: list[tuple[Leaf, JSONDict | None]],
+        entry: Resolving,
+    ) -> JSONDict:
+        """Call ``Meta.resolve(base, winner, losers)``: base is the oldest common ancestor."""
+        base = next((b for _, b in branches if b is not None), None) if len(branches) == 1 else None
+        if len(branches) > 1:
+            common = set(target.history).intersection(*(leaf.history for leaf, _ in branches))
+            newest = max(common, key=lambda rev: int(rev.split("-", 1)[0]), default=None)
+            found = parse_leaves(self.fetch(doc_id, open_revs=[newest])) if newest else []
+            base = found[0].body if found else None
+        how = entry.how
+        assert callable(how)
+        result = how(
+            None if base is None else plain(base),
+            plain(body),
+            [plain(leaf.body) for leaf, _ in branches],
+        )
+        if isinstance(result, Mapping):
+            return plain(result)
+        try:
+            return plain(dump(result))
+        except (ValidationError, TypeError, AttributeError) as exc:
+            msg = f"Meta.resolve of document {doc_id!r} returned {result!r}: not a document"
+            raise TypeError(msg) from exc
+
+    def record(self, sent: JSONDict, ok: bool) -> bool:
+        """Note the answer for ``sent`` if it is a loser's tombstone; True when it was one."""
+        doc_id = sent.get("_id")
+        info = self.sent.get(doc_id) if isinstance(doc_id, str) else None
+        leaf = info.tombstones.get(id(sent)) if info is not None else None
+        if info is None or leaf is None:
+            return False
+        (info.deleted if ok else info.failed).append(leaf)
+        return True
+
+    def settle(self, written: set[str]) -> dict[str, JSONDict]:
+        """After the answers: owed merges kept, and the documents to resolve again now.
+
+        The merged winner written but a loser's deletion refused (another writer extended
+        or deleted that leaf): resolve again on the new revision, whose ``cm_merged`` says
+        what is already counted. The winner refused but losers deleted: their branches are
+        owed to the next attempt (kept on the pending entry, so even a failed flush keeps
+        them).
+        """
+        again: dict[str, JSONDict] = {}
+        for doc_id, info in self.sent.items():
+            entry = self.pending.resolving.get(doc_id)
+            if info.deletion:
+                continue  # a leaf another writer extended meanwhile stays: it is newer news
+            if doc_id in written:
+                if info.failed:
+                    obj = self.pending.held(doc_id)
+                    how: Any = entry.how if entry is not None else "merge"
+                    if obj is not None:
+                        self.pending.mark_resolving(doc_id, Resolving(obj, how))
+                        again[doc_id] = dump(obj)
+                continue
+            if entry is not None and info.deleted:
+                gone = {leaf.rev for leaf in info.deleted}
+                entry.owed += [(leaf, base) for leaf, base in info.branches if leaf.rev in gone]
+        return again
+
+
+def found_conflicts(session: Any, pending: Any, doc_id: str, obj: Obj, revs: list[str]) -> None:
+    """A document with stored conflicts was loaded: mark it by ``Meta.resolve``, then signal.
+
+    Marked first, so a ``conflict_found`` receiver sees it marked and may still override it
+    with ``session.resolve(doc, merged)``.
+    """
+    info = model_info(type(obj))
+    if info is not None and info.resolution is not None:
+        mark_resolving(pending, doc_id, obj)
+    send(signals.conflict_found, type(obj), session=session, document=obj, revisions=revs)
+
+
+def _refreshed(obj: Obj, raw: JSONDict) -> None:
+    """``obj`` becomes the stored revision ``raw`` (it has no edits of its own)."""
+    state = state_of(obj)
+    assert state is not None
+    restore(obj, raw)
+    state.rev = raw["_rev"]
+    state.loaded = dict(raw)
+    state.reset()
+
+
+def mark_resolving(pending: Any, doc_id: str, obj: Obj, merged: Any = None) -> None:
+    """Mark ``obj`` for resolution by the next flush (``merged``: the winner to write)."""
+    info = model_info(type(obj))
+    how: str | Callable[..., Any] = "merge"
+    if info is not None and info.resolution is not None:
+        how = info.resolution
+    body: JSONDict | None = None
+    if merged is not None:
+        body = dict(merged) if isinstance(merged, Mapping) else dump(merged)
+    previous = pending.resolving.get(doc_id)
+    owed = previous.owed if previous is not None else []
+    pending.mark_resolving(doc_id, Resolving(obj, how, body, owed))
+
+
+def stamp(body: JSONDict, obj: Obj | None) -> JSONDict:
+    """``body`` with a fresh write token when its class needs one (a copy; else ``body``)."""
+    if obj is None or body.get("_deleted") or not needs_token(obj):
+        return body
+    out = {k: v for k, v in body.items() if k != MERGED_FIELD}
+    out[TOKEN_FIELD] = _resent_token(obj, body) or uuid.uuid4().hex
+    return out
+
+
+def _resent_token(obj: Obj, body: JSONDict) -> str | None:
+    """The token of an unanswered write of this same body, if there is one.
+
+    A write whose answer was lost may be stored on some copies of a cluster: sent again with
+    the same token it is the same revision there, not a second leaf counting its edit twice.
+    """
+    state = state_of(obj)
+    for flight in reversed(state.flights or ()) if state is not None else ():
+        token = flight.sent.get(TOKEN_FIELD)
+        same_write = flight.sent.get("_rev") == body.get("_rev") and plain(flight.sent) == plain(
+            body
+        )
+        if isinstance(token, str) and same_write:
+            return token
+    return None
+
+
+def _merged_by(body: Mapping[str, Any]) -> set[str]:
+    """The losing leaves a resolution write merged (its ``cm_merged``)."""
+    found = body.get(MERGED_FIELD)
+    return {str(rev) for rev in found} if isinstance(found, list) else set()
+
+
+def _token(target: str, merged: Sequence[str]) -> str:
+    """The token of a resolution with no edits: the same for every session that makes it.
+
+    Two sessions resolving the same conflict send the same body on the same revision, so
+    CouchDB gives both writes one revision id and stores the merge once.
+    """
+    digest = hashlib.sha1(" ".join([target, *merged]).encode(), usedforsecurity=False)
+    return "r" + digest.hexdigest()[:31]

@@ -1,0 +1,479 @@
+"""Stored conflicts: seen on every load path, resolved three-way in the flush's one request.
+
+Conflicts are injected with ``_bulk_docs`` ``new_edits=false`` (a base revision and two
+branches), on the memory engine and on the test server (pouchdb-server, or CouchDB 3.5 with
+COUCHDB_URL).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from _proxy import RecordingProxy
+from conflict_models import (
+    BASE_REV,
+    LEFT_REV,
+    RIGHT_REV,
+    CustomTally,
+    MergedTally,
+    Note,
+    Tally,
+    WinnerTally,
+    branches,
+    calls,
+    leaves,
+    stored,
+)
+from session_models import bulk_posts, record_bulk_docs
+
+import couchmapper as cm
+from couchmapper import signals
+from couchmapper.backends.base import Backend
+from couchmapper.backends.couchdb import CouchDBBackend
+from couchmapper.memory import MemoryBackend
+
+
+def is_pouchdb(request: pytest.FixtureRequest, backend: Backend) -> bool:
+    """Whether ``backend`` is pouchdb-server (whose documented deviations apply)."""
+    if isinstance(backend, MemoryBackend):
+        return False
+    return bool(request.getfixturevalue("server_kind") == "pouchdb")
+
+
+def merged_body(doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields the stored-conflict fixture's merge decides."""
+    return {k: doc[k] for k in ("count", "title", "note")} | {"tags": sorted(doc["tags"])}
+
+
+EXPECTED = {"count": 18, "title": "T-left", "note": "N-right", "tags": ["x", "y", "z"]}
+
+
+# ------------------------------------------------------------------------------------------
+# Seeing conflicts
+
+
+def test_get_and_get_many_show_conflicts_in_one_request(backend: Backend) -> None:
+    """get and get_many load the losing revisions with the document, one request each."""
+    branches(backend, "conflict-tally")
+    with cm.Session(backend) as s:
+        doc = s.get(Tally, "doc")
+        assert doc is not None and doc.rev == RIGHT_REV
+        assert cm.conflicts(doc) == [LEFT_REV]
+        assert s.stats().requests == 1
+    with cm.Session(backend) as s:
+        (many,) = s.get_many(Tally, ["doc"])
+        assert cm.conflicts(many) == [LEFT_REV]
+        assert s.stats().requests == 1
+
+
+def test_queries_and_views_show_conflicts(request: pytest.FixtureRequest, backend: Backend) -> None:
+    """find, find_iter, all and a view with include_docs carry _conflicts (Mango too)."""
+    branches(backend, "conflict-tally")
+    # pouchdb-server 4.2.0 ignores Mango's "conflicts": true (transcript 06-mango/mango-conflicts).
+    mango = [] if is_pouchdb(request, backend) else [LEFT_REV]
+    loaders: dict[str, tuple[Callable[[cm.Session], Any], list[str]]] = {
+        "find": (lambda s: s.find(Tally)[0], mango),
+        "find_iter": (lambda s: next(iter(s.find_iter(Tally))), mango),
+        "all": (lambda s: next(iter(s.all(Tally))), mango),
+        "view": (lambda s: s.view("_all_docs", include_docs=True)[0].doc, [LEFT_REV]),
+    }
+    for name, (load, expected) in loaders.items():
+        with cm.Session(backend) as s:
+            assert cm.conflicts(load(s)) == expected, name
+            assert s.stats().requests == 1, name
+
+
+def test_conflict_found_payload_and_no_conflicts(backend: Backend) -> None:
+    """conflict_found: sender the class; session, document and revisions; none when clean."""
+    branches(backend, "conflict-tally")
+    backend.bulk_docs([{"_id": "clean", "type": "conflict-tally"}])
+    seen: list[tuple[Any, dict[str, Any]]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        seen.append((sender, kwargs))
+
+    signals.conflict_found.connect(receiver)
+    try:
+        with cm.Session(backend) as s:
+            doc, clean = s.get_many(Tally, ["doc", "clean"])
+    finally:
+        signals.conflict_found.disconnect(receiver)
+    assert seen == [(Tally, {"session": s, "document": doc, "revisions": [LEFT_REV]})]
+    assert cm.conflicts(clean) == []
+
+
+# ------------------------------------------------------------------------------------------
+# Resolving
+
+
+def test_merge_mode_resolves_exactly_in_one_request(backend: Backend) -> None:
+    """Meta.resolve="merge": sum, union and disjoint edits merge; one _bulk_docs; none left."""
+    branches(backend, "conflict-merged")
+    sent = record_bulk_docs(backend)
+    with cm.Session(backend) as s:
+        doc = s.get(MergedTally, "doc")
+        assert doc is not None
+        s.flush()
+        assert merged_body(cm.dump(doc)) == EXPECTED  # the object took the merged values
+        assert cm.conflicts(doc) == []
+    (request,) = sent
+    assert [(d["_rev"], d.get("_deleted", False)) for d in request] == [
+        (RIGHT_REV, False),
+        (LEFT_REV, True),
+    ]
+    assert request[0]["cm_merged"] == [LEFT_REV]
+    after = stored(backend)
+    assert "_conflicts" not in after
+    assert merged_body(after) == EXPECTED
+    assert len(leaves(backend)) == 1
+
+
+def test_resolution_goes_with_the_rest_of_the_flush(backend: Backend) -> None:
+    """Edits of the conflicted document and of others go in the same single request."""
+    branches(backend, "conflict-merged")
+    sent = record_bulk_docs(backend)
+    with cm.Session(backend) as s:
+        doc = s.get(MergedTally, "doc")
+        assert doc is not None
+        doc.count += 1
+        s.add(Note(id="other", text="hello"))
+    (request,) = sent
+    assert sorted((d["_id"], d.get("_deleted", False)) for d in request) == [
+        ("doc", False),
+        ("doc", True),
+        ("other", False),
+    ]
+    assert merged_body(stored(backend)) == {**EXPECTED, "count": 19}
+
+
+def test_without_meta_resolve_nothing_is_automatic(backend: Backend) -> None:
+    """A class without Meta.resolve keeps its conflicts until session.resolve is called."""
+    branches(backend, "conflict-tally")
+    sent = record_bulk_docs(backend)
+    with cm.Session(backend) as s:
+        doc = s.get(Tally, "doc")
+        assert doc is not None
+        s.flush()
+        assert sent == []
+        s.resolve(doc)
+        s.flush()
+    assert len(sent) == 1
+    assert merged_body(stored(backend)) == EXPECTED
+    assert "_conflicts" not in stored(backend)
+
+
+def test_resolve_from_a_conflict_found_receiver(backend: Backend) -> None:
+    """A receiver of conflict_found may resolve the document; the next flush writes it."""
+    branches(backend, "conflict-tally")
+
+    def resolve(sender: Any, *, session: cm.Session, document: Any, **kwargs: Any) -> None:
+        session.resolve(document)
+
+    signals.conflict_found.connect(resolve, sender=Tally)
+    try:
+        with cm.Session(backend) as s:
+            s.get(Tally, "doc")
+    finally:
+        signals.conflict_found.disconnect(resolve, sender=Tally)
+    assert merged_body(stored(backend)) == EXPECTED
+
+
+def test_winner_mode_keeps_the_winner(backend: Backend) -> None:
+    """Meta.resolve="winner": the winner's values stay, every loser is deleted."""
+    branches(backend, "conflict-winner")
+    with cm.Session(backend) as s:
+        s.get(WinnerTally, "doc")
+    after = stored(backend)
+    assert "_conflicts" not in after
+    assert merged_body(after) == {"count": 15, "title": "t", "note": "N-right", "tags": ["x", "z"]}
+
+
+def test_callable_mode_gets_base_winner_losers(backend: Backend) -> None:
+    """A callable Meta.resolve gets (base, winner, losers) as JSON; its result is written."""
+    branches(backend, "conflict-custom")
+    calls.clear()
+    with cm.Session(backend) as s:
+        s.get(CustomTally, "doc")
+    ((base, winner, losers),) = calls
+    assert (base["count"], winner["count"], [d["count"] for d in losers]) == (10, 15, [13])
+    assert "_rev" not in winner and "_conflicts" not in winner
+    after = stored(backend)
+    assert after["count"] == 15 and "_conflicts" not in after
+
+
+def test_manual_resolve_with_a_merged_document(backend: Backend) -> None:
+    """session.resolve(doc, merged) writes the given values as the one winner."""
+    branches(backend, "conflict-tally")
+    with cm.Session(backend) as s:
+        doc = s.get(Tally, "doc")
+        assert doc is not None
+        s.resolve(doc, Tally(id="doc", count=100, title="chosen"))
+        s.flush()
+        assert doc.count == 100 and doc.title == "chosen"
+    after = stored(backend)
+    assert (after["count"], after["title"], "_conflicts" in after) == (100, "chosen", False)
+
+
+def test_overlap_without_a_rule_is_reported_and_left(backend: Backend) -> None:
+    """Both branches change the title (no rule): reported in unresolved, conflict kept."""
+    branches(backend, "conflict-merged", title="T-right")
+    with cm.Session(backend) as s:
+        doc = s.get(MergedTally, "doc")
+        assert doc is not None
+        doc.note = "mine"
+        s.flush()
+        error = s.unresolved["doc"]
+        assert error.paths == ("title",)
+        assert "unresolved" in str(error)
+    after = stored(backend)
+    assert after["_conflicts"] == [LEFT_REV]  # nothing lost
+    assert after["note"] == "mine"  # the session's own edit was written
+
+
+def test_compacted_ancestor_two_way_names_fields(backend: Backend) -> None:
+    """Without the ancestor's body, unions merge and the other differences are named."""
+    branches(backend, "conflict-merged", base_stored=False)
+    with cm.Session(backend) as s:
+        s.get(MergedTally, "doc")
+        s.flush()
+        assert set(s.unresolved["doc"].paths) == {"count", "title", "note"}
+    assert stored(backend)["_conflicts"] == [LEFT_REV]
+
+
+def test_compacted_ancestor_with_only_unions_resolves(backend: Backend) -> None:
+    """Two-way: branches differing only in union fields merge without their ancestor."""
+    branches(backend, "conflict-merged", base_stored=False, count=13, title="T-left", note="n")
+    with cm.Session(backend) as s:
+        s.get(MergedTally, "doc")
+        s.flush()
+        assert s.unresolved == {}
+    after = stored(backend)
+    assert "_conflicts" not in after and sorted(after["tags"]) == ["x", "y", "z"]
+
+
+# ------------------------------------------------------------------------------------------
+# Concurrency and partial failure
+
+
+def test_two_sessions_resolving_count_once(backend: Backend) -> None:
+    """Two sessions resolve the same conflict: the second finds it done; totals counted once."""
+    branches(backend, "conflict-merged")
+    sessions = [cm.Session(backend), cm.Session(backend), cm.Session(backend, conflict="rebase")]
+    docs = [s.get(MergedTally, "doc") for s in sessions]
+    assert all(doc is not None for doc in docs)
+    docs[2].count += 1  # type: ignore[union-attr]  # the third also has an edit of its own
+    sent = record_bulk_docs(backend)
+    for s in sessions:
+        s.flush()
+    assert merged_body(stored(backend)) == {**EXPECTED, "count": 19}
+    assert len(leaves(backend)) == 1 and "_conflicts" not in stored(backend)
+    assert [d.count for d in docs] == [18, 18, 19]  # type: ignore[union-attr]
+    # The second found the conflict resolved and wrote nothing; the third's +1 met the
+    # first's write and was rebased on it.
+    assert [len(docs) for docs in sent] == [2, 1, 1]
+
+
+def test_winner_written_elsewhere_meanwhile(backend: Backend) -> None:
+    """The merged winner refused (winner changed), the loser deleted: its delta is not lost."""
+    branches(backend, "conflict-merged")
+    s = cm.Session(backend)
+    doc = s.get(MergedTally, "doc")
+    assert doc is not None
+    current = backend.get("doc")
+    backend.bulk_docs([{**current, "count": current["count"] + 100}])  # a plain write elsewhere
+    s.flush()
+    assert merged_body(stored(backend)) == {**EXPECTED, "count": 118}
+    assert len(leaves(backend)) == 1
+    assert doc.count == 118
+
+
+def test_loser_extended_meanwhile(backend: Backend) -> None:
+    """The loser's deletion refused (extended elsewhere): merged again from that leaf."""
+    branches(backend, "conflict-merged")
+    s = cm.Session(backend)
+    s.get(MergedTally, "doc")
+    loser = backend.get("doc", rev=LEFT_REV)
+    backend.bulk_docs([{**loser, "count": loser["count"] + 2}])
+    s.flush()
+    assert merged_body(stored(backend)) == {**EXPECTED, "count": 20}
+    assert len(leaves(backend)) == 1
+
+
+# ------------------------------------------------------------------------------------------
+# The write token
+
+
+def test_write_token_only_for_non_idempotent_rules(backend: Backend) -> None:
+    """Classes with sum/callable rules write a fresh cm_write each time; others none."""
+    sent = record_bulk_docs(backend)
+    with cm.Session(backend) as s:
+        s.add(Tally(id="t"))
+        s.add(Note(id="n"))
+    with cm.Session(backend) as s:
+        tally = s.get(Tally, "t")
+        assert tally is not None
+        tally.count += 1
+    first, second = sent
+    tokens = [d.get("cm_write") for d in first] + [second[0]["cm_write"]]
+    assert tokens[1] is None
+    assert isinstance(tokens[0], str) and isinstance(tokens[2], str) and tokens[0] != tokens[2]
+
+
+def test_same_edit_on_same_revision_is_two_writes(backend: Backend) -> None:
+    """Two sessions adding 1 on one revision: with the token both count (rebase), not one."""
+    backend.bulk_docs([{"_id": "t", "type": "conflict-tally", "count": 0}])
+    first, second = cm.Session(backend, conflict="rebase"), cm.Session(backend, conflict="rebase")
+    one, two = first.get(Tally, "t"), second.get(Tally, "t")
+    assert one is not None and two is not None
+    one.count += 1
+    two.count += 1
+    first.flush()
+    second.flush()
+    assert backend.get("t")["count"] == 2
+
+
+@pytest.mark.parametrize("cls", [Tally, MergedTally])
+def test_resolve_refuses_a_new_document(backend: Backend, cls: type[Tally]) -> None:
+    """session.resolve of a never-written document is a SessionStateError."""
+    with cm.Session(backend) as s:
+        doc = s.add(cls(id="fresh"))
+        with pytest.raises(cm.SessionStateError, match="never written"):
+            s.resolve(doc)
+        s.rollback()
+
+
+@pytest.mark.couchdb
+def test_compacted_on_couchdb_falls_back_to_two_way(
+    server_kind: str, couch_backend: CouchDBBackend, couchdb_database: Any
+) -> None:
+    """After CouchDB compacts the ancestor away, the two-way fallback names what it can't merge."""
+    if server_kind != "couchdb":
+        pytest.fail("needs Apache CouchDB: run make test-couchdb with COUCHDB_URL", pytrace=False)
+    branches(couch_backend, "conflict-merged")
+    assert couch_backend.get("doc", rev=BASE_REV)["count"] == 10
+    couchdb_database.compact()
+    for _ in range(600):  # compaction of a tiny database takes well under a minute
+        if not couchdb_database.info()["compact_running"]:
+            break
+        time.sleep(0.1)
+    with pytest.raises(cm.DocumentNotFound):
+        couch_backend.get("doc", rev=BASE_REV)  # the ancestor's body is gone
+    with cm.Session(couch_backend) as s:
+        s.get(MergedTally, "doc")
+        s.flush()
+        assert set(s.unresolved["doc"].paths) == {"count", "title", "note"}
+    assert stored(couch_backend)["_conflicts"] == [LEFT_REV]
+
+
+@pytest.mark.server
+def test_a_resent_write_keeps_its_token(proxied_backend: Backend, proxy: RecordingProxy) -> None:
+    """A write whose answer was lost is sent again with the same token (the same revision)."""
+    proxied_backend.bulk_docs([{"_id": "t", "type": "conflict-tally", "count": 0}])
+    s = cm.Session(proxied_backend)
+    tally = s.get(Tally, "t")
+    assert tally is not None
+    tally.count += 1
+    proxy.cut_after(path_contains="_bulk_docs", method="POST")
+    with pytest.raises(cm.BackendUnavailable):
+        s.flush()
+    (first,) = bulk_posts(proxy)[-1]
+    proxy.clear()
+    s.flush()
+    resent = {d["cm_write"] for docs in bulk_posts(proxy) for d in docs}
+    stored_doc = proxied_backend.get("t", conflicts=True)
+    assert stored_doc["count"] == 1 and "_conflicts" not in stored_doc
+    assert stored_doc["_rev"].startswith("2-")
+    assert stored_doc["cm_write"] == first["cm_write"]
+    assert resent <= {first["cm_write"]}  # if sent again at all, with the same token
+    s.close()
+
+
+def test_two_resolutions_with_edits_count_once(backend: Backend) -> None:
+    """Two merged winners of one conflict (cluster race): its loser is counted once."""
+
+    def rev(pos: int, char: str) -> str:
+        return f"{pos}-{char * 32}"
+
+    def doc(pos: int, char: str, parents: str, count: int, **extra: Any) -> dict[str, Any]:
+        ids = [c * 32 for c in char + parents]
+        body = {"_id": "doc", "type": "conflict-merged", "count": count, "tags": [], **extra}
+        return {**body, "_rev": rev(pos, char), "_revisions": {"start": pos, "ids": ids}}
+
+    tree = [
+        doc(1, "a", "", 10),
+        doc(2, "e", "a", 15),  # the winner's branch: +5
+        doc(2, "b", "a", 13),  # the first conflict's loser: +3
+        {
+            "_id": "doc",
+            "_deleted": True,
+            "_rev": rev(3, "f"),
+            "_revisions": {"start": 3, "ids": ["f" * 32, "b" * 32, "a" * 32]},
+        },
+        # Two sessions merged +3 into the winner, each with an edit of its own (+1, +2).
+        doc(3, "c", "ea", 19, cm_merged=[rev(2, "b")], cm_write="one"),
+        doc(3, "d", "ea", 20, cm_merged=[rev(2, "b")], cm_write="two"),
+    ]
+    backend.bulk_docs(tree, new_edits=False)
+    with cm.Session(backend) as s:
+        merged = s.get(MergedTally, "doc")
+        assert merged is not None and cm.conflicts(merged) == [rev(3, "c")]
+    after = stored(backend)
+    assert after["count"] == 10 + 5 + 3 + 1 + 2 and "_conflicts" not in after
+
+
+def test_deleting_a_resolved_class_deletes_every_leaf(backend: Backend) -> None:
+    """Deleting a document marked for resolution deletes every leaf: no loser comes back."""
+    branches(backend, "conflict-merged")
+    sent = record_bulk_docs(backend)
+    with cm.Session(backend) as s:
+        doc = s.get(MergedTally, "doc")
+        assert doc is not None
+        s.delete(doc)
+    (request,) = sent
+    assert sorted(d["_rev"] for d in request) == [LEFT_REV, RIGHT_REV]
+    assert all(d["_deleted"] for d in request)
+    assert leaves(backend) == []
+    with pytest.raises(cm.DocumentNotFound):
+        backend.get("doc")
+
+
+@pytest.mark.parametrize("mine_id", ["1" * 32, "3" * 32], ids=["loses", "wins"])
+def test_a_409_for_a_stored_write_is_not_applied_twice(backend: Backend, mine_id: str) -> None:
+    """A 409 for a write one copy stored (a cluster's quorum): found by its token, no rebase."""
+    backend.bulk_docs([{"_id": "t", "type": "conflict-tally", "count": 0}])
+    s = cm.Session(backend, conflict="rebase")
+    tally = s.get(Tally, "t")
+    assert tally is not None and tally.rev is not None
+    tally.count += 1
+    parent = tally.rev.split("-")[1]
+    plain_bulk = backend.bulk_docs
+
+    def cluster_like(
+        docs: Sequence[dict[str, Any]], *, new_edits: bool = True
+    ) -> list[dict[str, Any]]:
+        """Store the write beside another writer's revision, and answer 409 for it."""
+        backend.bulk_docs = plain_bulk  # type: ignore[method-assign]  # once
+        (doc,) = docs
+        history = {"start": 2, "ids": [mine_id, parent]}
+        other = {"start": 2, "ids": ["2" * 32, parent]}
+        plain_bulk(
+            [
+                {**doc, "_rev": f"2-{mine_id}", "_revisions": history},
+                {**doc, "cm_write": "another", "_rev": f"2-{'2' * 32}", "_revisions": other},
+            ],
+            new_edits=False,
+        )
+        return [{"id": "t", "error": "conflict", "reason": "Document update conflict."}]
+
+    backend.bulk_docs = cluster_like  # type: ignore[method-assign]
+    (result,) = s.flush()
+    assert (result.rev, result.accepted) == (f"2-{mine_id}", True)
+    assert tally.rev == f"2-{mine_id}" and len(leaves(backend, "t")) == 2
+    with cm.Session(backend) as resolver:
+        found = resolver.get(Tally, "t")
+        assert found is not None
+        resolver.resolve(found)
+    assert stored(backend, "t")["count"] == 2  # two writers, +1 each: not 3
