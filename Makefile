@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@# compat mode: a plain .pth entry, which type checkers of other projects can follow.
-	$(PY) -m pip install --quiet -e '.[dev,js]' --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet -e '.[dev,js,docs]' --config-settings editable_mode=compat
 	touch $@
 
 devserver: $(DEVSERVER)/node_modules/.installed
