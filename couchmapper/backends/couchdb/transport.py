@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import couchdb.http as couchdb_http
 
 from couchmapper._couch.checks import check_json
+from couchmapper._log import timed as _timed
 from couchmapper._url import MASK, Credentials, redact_text, warn_if_insecure
 from couchmapper.exceptions import (
     BackendError,
@@ -181,6 +182,7 @@ class CouchSession(couchdb_http.Session):  # type: ignore[misc]
         self.cache = _NoCache()
         self._disable_ssl_verification = disable_ssl_verification
         self.connection_pool = _ConnectionPool(timeout, disable_ssl_verification)
+        self.request = _timed(super().request, _STATUS_OF)  # one DEBUG record per request
 
     def disable_ssl_verification(self) -> None:
         self._disable_ssl_verification = True
@@ -336,7 +338,6 @@ class Requester:
         query: bool = False,
     ) -> Any:
         """Send one request; JSON answers are decoded, ``raw`` gives ``(headers, bytes)``."""
-        _log.debug("%s %s %s", method, self.what, "/".join(path))
         if body is not None and not isinstance(body, bytes):
             check_json(body, "the request body")
         try:
