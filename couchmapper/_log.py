@@ -35,6 +35,9 @@ __all__ = ["FLUSH", "HTTP", "Thresholds", "counts_conflicts", "logged_flush", "t
 
 HTTP = logging.getLogger("couchmapper.http")
 FLUSH = logging.getLogger("couchmapper.flush")
+# A library leaves the output to the application: without this, records of WARNING and up
+# would go to stderr through logging's last-resort handler when nothing is configured.
+logging.getLogger("couchmapper").addHandler(logging.NullHandler())
 
 _R = TypeVar("_R")
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -173,3 +175,18 @@ def test_a_slow_request_is_a_warning(
     assert re.fullmatch(
         r"slow request: GET [\w.\-]+:\d+ /cm-test-\w+ -> 200 in \S+ s \(over -1 s\)", message
     ), message
+
+
+def test_nothing_reaches_stderr_unless_configured() -> None:
+    """A WARNING with no logging configured goes nowhere (NullHandler), not to stderr."""
+    code = (
+        "import couchmapper as cm\n"
+        "from couchmapper import _log\n"
+        "_log.thresholds.flush = -1.0\n"
+        "with cm.Session(cm.connect()) as s:\n"
+        "    s.create({'_id': 'x'})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stderr == ""
