@@ -41,7 +41,6 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 # autodoc + napoleon: Google-style docstrings, signatures with their annotations.
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
-autodoc_preserve_defaults = True
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import enum
 import inspect
+import sys
 import types
 from typing import Any
 
@@ -20,6 +21,8 @@ import blinker
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx import addnodes
+from sphinx.pycode import ModuleAnalyzer
+from sphinx.errors import PycodeError
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
@@ -40,7 +43,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Sessions": ("Session", "Lifecycle", "SessionStats", "WriteResult", "Row", "ViewResult"),
     "Queries, indexes and views": ("Expression", "Index", "View", "and_", "or_"),
     "Change tracking": ("Change", "ChangeList", "MISSING", "apply_json_patch"),
-    "Exceptions and warnings": (),  # every exception class or warning lands here
+    "Exceptions and warnings": ("FlushFailure", "FieldError"),  # and every exception class
     "Modules": (),  # every module lands here
 }
 OTHER = "Other names"
@@ -83,7 +86,27 @@ def _directive(qualified: str, value: Any) -> list[str]:
         doc = value.__doc__ or ""
         body = inspect.cleandoc(doc).splitlines()
         return [f".. py:data:: {qualified}", "", *("   " + line for line in body), ""]
-    return [f".. autodata:: {qualified}", "   :annotation:", ""]
+    doc = _attribute_doc(qualified.rpartition(".")[2], value)
+    return [f".. py:data:: {qualified}", "", *("   " + line for line in doc), ""]
+
+
+def _attribute_doc(name: str, value: Any) -> list[str]:
+    """The docstring written under ``name = ...`` in the couchmapper module defining it.
+
+    autodoc would look in the package's ``__init__`` (which only imports the name) and fall
+    back to the docstring of the value's type (``int``'s, for ``MAX_DEPTH``).
+    """
+    for module_name, module in sorted(sys.modules.items()):
+        if not module_name.startswith("couchmapper") or getattr(module, name, None) is not value:
+            continue
+        try:
+            docs = ModuleAnalyzer.for_module(module_name).find_attr_docs()
+        except PycodeError:
+            continue
+        if ("", name) in docs:
+            return [line for line in docs[("", name)] if line is not None]
+    msg = f"couchmapper.{name} has no docstring under its assignment"
+    raise ValueError(msg)
 
 
 def _module_lines(package: Any, name: str, module: types.ModuleType) -> list[str]:
