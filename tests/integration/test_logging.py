@@ -20,7 +20,7 @@ from models import Person
 
 import couchmapper as cm
 from couchmapper import _log
-from couchmapper.backends.couchdb import CouchDBBackend
+from couchmapper.backends.couchdb import CouchDBBackend, CouchDBServer
 
 _REQUEST = re.compile(
     r"^(GET|PUT|POST|DELETE|HEAD) [\w.\-]+:\d+ (/\S*) -> (\d{3}) in \d+\.\d{3} s$"
@@ -143,9 +143,13 @@ def test_requests_log_neither_credentials_nor_bodies(
     parts = urlsplit(server_url)
     secret_user, secret_password = "log-user-x7q", "pw-Zz9-never-logged"
     netloc = f"{secret_user}:{secret_password}@{parts.hostname}:{parts.port}"
-    wrong = urlunsplit((parts.scheme, netloc, f"/{db_name}", "", ""))
-    with pytest.raises(cm.BackendError):
-        cm.connect(wrong, create=False).info()
+    refused = CouchDBServer(urlunsplit((parts.scheme, netloc, "", "", ""))).database(db_name)
+    try:
+        with pytest.raises(cm.BackendError) as caught:
+            refused.info()
+        assert caught.value.status == 401
+    finally:
+        refused.close()
     db = CouchDBBackend.from_url(f"{server_url}/{db_name}", timeout=60)
     try:
         db.bulk_docs([{"_id": "p1", "marker": "body-marker-Qx3"}])
