@@ -31,7 +31,15 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from couchmapper.orm.flush import FlushRun
 
-__all__ = ["FLUSH", "HTTP", "Thresholds", "counts_conflicts", "logged_flush", "thresholds", "timed"]
+__all__ = [
+    "FLUSH",
+    "HTTP",
+    "Thresholds",
+    "counts_conflicts",
+    "logged_flush",
+    "thresholds",
+    "timed_request",
+]
 
 HTTP = logging.getLogger("couchmapper.http")
 FLUSH = logging.getLogger("couchmapper.flush")
@@ -74,28 +82,36 @@ def _status_of(exc: BaseException, statuses: Mapping[type, int]) -> str:
     return type(exc).__name__
 
 
-def timed(
-    request: Callable[..., tuple[Any, ...]], statuses: Mapping[type, int]
-) -> Callable[..., tuple[Any, ...]]:
-    """Wrap python-couchdb's ``Session.request`` so that each request is logged.
+def timed_request(
+    request: Callable[..., tuple[Any, ...]],
+    statuses: Mapping[type, int],
+    method: str,
+    url: str,
+    *args: Any,
+    **kwargs: Any,
+) -> tuple[Any, ...]:
+    """Call python-couchdb's ``Session.request`` and log the request.
+
+    Called from an overriding method (not stored on the session as a wrapper: a bound
+    method kept on its own object is a reference cycle, which would leave the connection
+    pool, and its sockets, to the cyclic garbage collector).
 
     Args:
-        request: the bound ``request(method, url, ...)`` that answers ``(status, ...)``.
+        request: the parent's ``request(method, url, ...)``, answering ``(status, ...)``.
         statuses: the HTTP status of each exception class that stands for one.
+        method: the HTTP method.
+        url: the URL requested.
+        args: passed on to ``request``.
+        kwargs: passed on to ``request``.
     """
-
-    @functools.wraps(request)
-    def logged(method: str, url: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        started = time.perf_counter()
-        try:
-            answer = request(method, url, *args, **kwargs)
-        except BaseException as exc:
-            _request_done(method, url, _status_of(exc, statuses), started)
-            raise
-        _request_done(method, url, str(answer[0]), started)
-        return answer
-
-    return logged
+    started = time.perf_counter()
+    try:
+        answer = request(method, url, *args, **kwargs)
+    except BaseException as exc:
+        _request_done(method, url, _status_of(exc, statuses), started)
+        raise
+    _request_done(method, url, str(answer[0]), started)
+    return answer
 
 
 def _request_done(method: str, url: str, status: str, started: float) -> None:

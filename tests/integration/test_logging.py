@@ -8,10 +8,12 @@ use the test server.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -194,3 +196,20 @@ def test_nothing_reaches_stderr_unless_configured() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stderr == ""
+
+
+def test_logged_requests_leave_no_reference_cycle(server_url: str, db_name: str) -> None:
+    """A dropped backend's HTTP session is freed at once, not left to the cyclic GC.
+
+    The request logging sits in an overriding method: a wrapper kept on the session would
+    make a cycle, and the pool's sockets would be closed by some later test's collection.
+    """
+    gc.disable()
+    try:
+        backend = CouchDBBackend.from_url(f"{server_url}/{db_name}", timeout=60)
+        backend.info()
+        session = weakref.ref(backend._http.resource.session)
+        del backend
+        assert session() is None
+    finally:
+        gc.enable()

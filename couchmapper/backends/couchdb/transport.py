@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import couchdb.http as couchdb_http
 
 from couchmapper._couch.checks import check_json
-from couchmapper._log import timed as _timed
+from couchmapper._log import timed_request
 from couchmapper._url import MASK, Credentials, redact_text, warn_if_insecure
 from couchmapper.exceptions import (
     BackendError,
@@ -182,7 +182,10 @@ class CouchSession(couchdb_http.Session):  # type: ignore[misc]
         self.cache = _NoCache()
         self._disable_ssl_verification = disable_ssl_verification
         self.connection_pool = _ConnectionPool(timeout, disable_ssl_verification)
-        self.request = _timed(super().request, _STATUS_OF)  # one DEBUG record per request
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        """python-couchdb's request, logged (couchmapper._log: DEBUG, WARNING when slow)."""
+        return timed_request(super().request, _STATUS_OF, method, url, *args, **kwargs)
 
     def disable_ssl_verification(self) -> None:
         self._disable_ssl_verification = True
