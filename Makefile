@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEVSERVER := tests/devserver
 
-.PHONY: demo test test-couchdb test-cluster fuzz lint typecheck bench devserver venv clean peer-suite
+.PHONY: demo test test-couchdb test-cluster fuzz lint typecheck bench devserver venv clean docs linkcheck peer-suite
 
 venv: $(VENV)/.installed
 
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@# compat mode: a plain .pth entry, which type checkers of other projects can follow.
-	$(PY) -m pip install --quiet -e '.[dev,js]' --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet -e '.[dev,js,docs]' --config-settings editable_mode=compat
 	touch $@
 
 devserver: $(DEVSERVER)/node_modules/.installed
@@ -41,7 +41,7 @@ typecheck: venv
 
 # When the dev server cannot be installed, the rest still runs: the tests that need the
 # server then fail, each saying what to install, and `make test` fails.
-test: venv lint typecheck
+test: venv lint typecheck docs
 	@$(MAKE) --no-print-directory devserver || echo "make devserver failed: tests that need the CouchDB-compatible server will fail" >&2
 	@# Tests marked couchdb (the differential fuzzer) need Apache CouchDB itself and tests marked
 	@# cluster need a 3-node cluster: `make test-couchdb` and `make test-cluster` run them.
@@ -70,6 +70,7 @@ bench: venv devserver
 
 clean:
 	rm -rf $(VENV) $(DEVSERVER)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf docs/_build docs/_static/vendor $(DOCS_JS)/node_modules
 
 # python-couchdb 1.2's own test suite (from its sdist) against `couchmapper serve` and Apache
 # CouchDB 3.5; COUCHDB_RUN names a script `run --port P --dir D --admin user:pass` that starts
@@ -77,3 +78,27 @@ clean:
 peer-suite: venv
 	@test -n "$(COUCHDB_RUN)" || { echo "set COUCHDB_RUN to a CouchDB 3.5 run script (run --port P --dir D --admin user:pass)" >&2; exit 2; }
 	COUCHDB_RUN="$(COUCHDB_RUN)" $(PY) -m tests.peer
+
+# The documentation site, in docs/_build/html (open docs/_build/html/index.html; it works
+# offline, from file:// too). Sphinx warnings are errors (-W), every cross-reference must
+# resolve (-n), and docs/_ext/check_site.py checks every link, image and #anchor of the built
+# HTML. External links are counted, not fetched (no network needed): `make linkcheck`.
+# Diagrams are drawn in the browser by mermaid, vendored from the npm package pinned in
+# docs/_mermaid (no CDN).
+DOCS_JS := docs/_mermaid
+
+docs: venv $(DOCS_JS)/node_modules/.installed
+	@mkdir -p docs/_static/vendor
+	cp $(DOCS_JS)/node_modules/mermaid/dist/mermaid.min.js docs/_static/vendor/mermaid.min.js
+	rm -rf docs/_build/html docs/_build/doctrees
+	$(PY) -m sphinx -b html -W --keep-going -n -q -d docs/_build/doctrees docs docs/_build/html
+	$(PY) docs/_ext/check_site.py docs/_build/html
+
+$(DOCS_JS)/node_modules/.installed: $(DOCS_JS)/package.json $(DOCS_JS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20 (with npm) to build the docs" >&2; exit 1; }
+	cd $(DOCS_JS) && npm ci --no-audit --no-fund --loglevel=error --ignore-scripts
+	touch $@
+
+# External links of the site, fetched (needs a network).
+linkcheck: docs
+	$(PY) -m sphinx -b linkcheck -q -d docs/_build/doctrees docs docs/_build/linkcheck

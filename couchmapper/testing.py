@@ -10,12 +10,14 @@ blinker's ``connected_to``, for several signals at once)::
         session.flush()
     assert [(c.name, c.kwargs["document"].id) for c in calls] == [("document_changed", "t1")]
 
-Used as a pytest plugin (``pytest_plugins = ["couchmapper.testing"]`` in a ``conftest.py``),
-this module also provides fixtures:
+This module is also a pytest plugin, registered through the ``pytest11`` entry point: once
+couchmapper is installed, every test can ask for these fixtures, with no configuration::
 
     memory_db        a fresh in-memory database (``cm.connect()``), dropped after the test
     memory_session   a :class:`~couchmapper.orm.session.Session` over ``memory_db``, closed after
     signal_log       every couchmapper signal sent during the test (a list of SignalCall)
+    couchdb_url      the URL of a throwaway database: on the CouchDB that ``COUCHDB_URL`` names
+                     when it is set, in memory (``memory://...``) otherwise; dropped after
 
 The fixtures need pytest; ``capture_signals`` does not.
 """
@@ -23,6 +25,8 @@ The fixtures need pytest; ``capture_signals`` does not.
 from __future__ import annotations
 
 import contextlib
+import os
+import uuid
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -34,7 +38,7 @@ from couchmapper.connect import connect
 from couchmapper.memory import MemoryBackend, memory_server
 from couchmapper.orm.session import Session
 
-__all__ = ["ALL_SIGNALS", "SignalCall", "capture_signals"]
+__all__ = ["ALL_SIGNALS", "SignalCall", "capture_signals", "throwaway_database_url"]
 
 ALL_SIGNALS: tuple[Signal, ...] = (
     signals.document_loaded,
@@ -97,6 +101,36 @@ def _drop(db: Backend) -> None:
             memory_server().delete(db.name)
 
 
+@contextlib.contextmanager
+def throwaway_database_url(server_url: str | None = None) -> Iterator[str]:
+    """Create a uniquely named database, yield its URL, and delete it afterwards.
+
+    Args:
+        server_url: a CouchDB server (``http(s)://[user:password@]host:port``); None for the
+            process-wide memory server (the URL yielded is then ``memory://name``).
+    """
+    name = f"cm-test-{uuid.uuid4().hex}"
+    if not server_url:
+        memory_server().create(name)
+        try:
+            yield f"memory://{name}"
+        finally:
+            with contextlib.suppress(Exception):
+                memory_server().delete(name)
+        return
+    from couchmapper.backends.couchdb import CouchDBServer
+
+    server = CouchDBServer(server_url.rstrip("/"))
+    try:
+        server.create_database(name)
+        try:
+            yield f"{server_url.rstrip('/')}/{name}"
+        finally:
+            server.delete_database(name, missing_ok=True)
+    finally:
+        server.close()
+
+
 try:
     import pytest
 except ImportError:  # pragma: no cover - the fixtures need pytest, capture_signals does not
@@ -122,3 +156,9 @@ else:
         """Every couchmapper signal sent during the test, in order."""
         with capture_signals() as calls:
             yield calls
+
+    @pytest.fixture
+    def couchdb_url() -> Iterator[str]:
+        """A throwaway database's URL: on ``COUCHDB_URL``'s server when set, else in memory."""
+        with throwaway_database_url(os.environ.get("COUCHDB_URL", "").strip() or None) as url:
+            yield url

@@ -150,7 +150,10 @@ class Document(_Model):
 
     @property
     def attachments(self) -> Attachments:
-        """The document's attachments by name (tracked: see :class:`cm.Attachment`)."""
+        """The document's attachments by name, tracked like its fields.
+
+        Each value is a :class:`~couchmapper.Attachment`; see docs/attachments.md.
+        """
         return attachments_of(self)
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from couchmapper import signals
 from couchmapper._couch.checks import check_json
+from couchmapper._log import counts_conflicts, logged_flush
 from couchmapper._types import ConflictPolicy, JSONDict, Obj
 from couchmapper.exceptions import (
     BackendError,
@@ -99,6 +100,7 @@ class FlushRun:
         fetch = functools.partial(traffic.call, session.backend.get)
         self.resolver = Resolver(pending, fetch, _rule_finder, session.unresolved)
 
+    @logged_flush
     def run(self) -> list[WriteResult]:
         """Notify, plan, send, and apply the answers; raise what the flush failed with."""
         session = self.session
@@ -272,6 +274,7 @@ class FlushRun:
             raise
         return conflicts
 
+    @counts_conflicts
     def _after_conflicts(self, conflicts: list[str]) -> dict[str, JSONDict]:
         """Decide, for each conflicting document, what to send next (or record a failure)."""
         if self.conflicts_since is None:

@@ -98,7 +98,7 @@ class Session:
 
     #: Without ``batch_size``, the most documents one ``_bulk_docs`` request of a flush holds.
     max_request_docs: int = 5_000
-    #: Without ``batch_size``, the most JSON one request holds: 16 MiB, twice CouchDB's default
+    #: Without ``batch_size``, the most JSON one request holds; 16 MiB is twice CouchDB's default
     #: ``max_document_size`` (8,000,000 bytes), so the largest storable documents still go two
     #: at a time; a larger document is sent alone (and refused by the server, by itself).
     max_request_bytes: int = 16 * 1024 * 1024
@@ -641,7 +641,7 @@ class Session:
         limit: int = 20,
         page_token: str | None = None,
     ) -> Page[D]:
-        """One page of a query, for stateless web APIs (see :mod:`couchmapper.orm.paging`).
+        """One page of a query, for stateless web APIs (see :class:`~couchmapper.Page`).
 
         Args:
             cls: the document class (subclasses included).

@@ -27,6 +27,8 @@ from couchmapper.backends.base import Backend
 from couchmapper.backends.couchdb import CouchDBServer
 from couchmapper.backends.memory import MemoryServer
 
+from ._report import ratio as report_ratio
+
 DOCS = 10_000
 ROUNDS = 3
 
@@ -115,6 +117,7 @@ def main(rounds: int = ROUNDS, count: int = DOCS) -> dict[str, float]:
         print(f"  {label:10} {write:9.3f}s {read:9.3f}s {total:9.3f}s")
     print(f"  http server: {what}")
     print(f"  memory is {ratio:.1f}x as fast as the server over HTTP")
+    report_ratio("backends", f"_bulk_docs + _all_docs, {count:,} docs", memory[2], what, http[2])
     return {"memory_s": memory[2], "http_s": http[2], "ratio": ratio}
 
 

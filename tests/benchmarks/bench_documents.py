@@ -25,6 +25,8 @@ from sqlalchemy import orm
 
 import couchmapper as cm
 
+from ._report import ratio
+
 SET_TARGET = 0.4
 LOAD_TARGET = 1.0
 DOCS = 10_000
@@ -239,6 +241,28 @@ def main() -> None:
     print(f"  ours/cattrs     = {cattrs_ratio:.2f}x")
     couch_ratio = loads["couchmapper cm.load"] / loads["couchdb.mapping wrap"]
     print(f"  ours/couchdb    = {couch_ratio:.2f}x")
+    ours_set, ours_load = sets["couchmapper"], loads["couchmapper cm.load"]
+    ratio(
+        "documents",
+        "field set",
+        ours_set,
+        "SQLAlchemy 2 ORM",
+        sets["SQLAlchemy 2 ORM"],
+        goal=SET_TARGET,
+    )
+    ratio("documents", "field set", ours_set, "plain attrs", sets["attrs (plain)"])
+    for peer, goal in (
+        ("pydantic v2 model_validate", LOAD_TARGET),
+        ("cattrs structure (attrs)", None),
+    ):
+        ratio("documents", f"load {DOCS:,} documents", ours_load, peer, loads[peer], goal=goal)
+    ratio(
+        "documents",
+        f"load {DOCS:,} documents",
+        ours_load,
+        "python-couchdb mapping",
+        loads["couchdb.mapping wrap"],
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import couchdb
 import couchmapper as cm
 from couchmapper.backends.couchdb import CouchDBBackend, CouchDBServer
 
+from ._report import ratio
 from .bench_backends import http_server
 
 CLEAN = 100_000
@@ -154,6 +155,22 @@ def main() -> None:
     print(f"  couchmapper Session:        {session_time * 1e3:8.1f} ms")
     print(f"  python-couchdb + db.update: {dict_time * 1e3:8.1f} ms")
     print(f"  ratio {session_time / dict_time:.2f} (target <= 1.25)")
+    ratio(
+        "session",
+        f"flush {DIRTY} among {CLEAN:,} loaded",
+        large,
+        f"among {DIRTY} loaded",
+        small,
+        goal=1.2,
+    )
+    ratio(
+        "session",
+        f"load, change, flush {E2E_DOCS:,} ({what})",
+        session_time,
+        "python-couchdb dicts",
+        dict_time,
+        goal=1.25,
+    )
 
 
 if __name__ == "__main__":

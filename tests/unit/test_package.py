@@ -12,7 +12,7 @@ PACKAGE = Path(cm.__file__).parent
 
 # Lower layers first; a module may import only from its own layer or below.
 LADDER: list[set[str]] = [
-    {"exceptions", "_url", "_couch", "_types", "orm.__init__", "model.__init__"},
+    {"exceptions", "_url", "_couch", "_types", "orm.__init__", "model.__init__", "_log"},
     {"mango", "_changelog", "tracking", "signals", "orm.identity", "orm.guard", "model.registry"},
     {"model.codecs", "model.reserved", "model.validation", "model.attachments"},
     {"model.containers"},

@@ -15,6 +15,7 @@ import logging
 import os
 import select
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -22,6 +23,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import couchdb.http as couchdb_http
 
 from couchmapper._couch.checks import check_json
+from couchmapper._log import request_done, timed_request
 from couchmapper._url import MASK, Credentials, redact_text, warn_if_insecure
 from couchmapper.exceptions import (
     BackendError,
@@ -185,6 +187,10 @@ class CouchSession(couchdb_http.Session):  # type: ignore[misc]
         self._disable_ssl_verification = disable_ssl_verification
         self.connection_pool = _ConnectionPool(timeout, disable_ssl_verification)
 
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        """python-couchdb's request, logged (couchmapper._log: DEBUG, WARNING when slow)."""
+        return timed_request(super().request, _STATUS_OF, method, url, *args, **kwargs)
+
     def disable_ssl_verification(self) -> None:
         self._disable_ssl_verification = True
         self.connection_pool = _ConnectionPool(self._timeout, disable_ssl_verification=True)
@@ -345,7 +351,6 @@ class Requester:
         ``stream`` gives ``(headers, file)`` with the body left unread; ``upload`` sends a
         ``PUT`` whose body is read from a file in pieces (``(file, length or None)``).
         """
-        _log.debug("%s %s %s", method, self.what, "/".join(path))
         if body is not None and not isinstance(body, bytes):
             check_json(body, "the request body")
         try:
@@ -433,19 +438,24 @@ class Requester:
         if authorization:
             sent["Authorization"] = authorization.decode("ascii")
         parts = urlsplit(url)
+        started, status = time.perf_counter(), "no answer"
         conn = session.connection_pool.get(url)
-        conn.putrequest(
-            "PUT", urlunsplit(("", "", parts.path, parts.query, "")), skip_accept_encoding=True
-        )
-        for name, value in sent.items():
-            conn.putheader(name, value)
-        conn.endheaders()
-        while chunk := source.read(_UPLOAD_PIECE):
-            conn.send(chunk if length is not None else b"%x\r\n%b\r\n" % (len(chunk), chunk))
-        if length is None:
-            conn.send(b"0\r\n\r\n")
-        response = conn.getresponse()
-        answer = response.read()
+        try:
+            conn.putrequest(
+                "PUT", urlunsplit(("", "", parts.path, parts.query, "")), skip_accept_encoding=True
+            )
+            for name, value in sent.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            while chunk := source.read(_UPLOAD_PIECE):
+                conn.send(chunk if length is not None else b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            if length is None:
+                conn.send(b"0\r\n\r\n")
+            response = conn.getresponse()
+            status = str(response.status)
+            answer = response.read()
+        finally:
+            request_done("PUT", url, status, started)  # streamed: not through CouchSession
         session.connection_pool.release(url, conn)
         if response.status >= 400:
             raise couchdb_http.ServerError((response.status, answer))
