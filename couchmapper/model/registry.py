@@ -49,6 +49,7 @@ META_OPTIONS: Final = (
     "version_field",
     "newer",
     "resolve",
+    "attachment_merge",
 )
 """What a model's ``class Meta`` may set."""
 
@@ -99,6 +100,9 @@ class ModelInfo:
             class is not versioned); see :mod:`couchmapper.model.versions`.
         resolution: how stored conflicts of loaded documents are resolved automatically
             (``Meta.resolve``: ``"merge"``, ``"winner"`` or a callable; None: never).
+        attachment_merge: what a ``"rebase"`` does when this session and another writer
+            both changed the same attachment (``Meta.attachment_merge``): ``"ours"`` (this
+            session's edit wins, last writer wins per attachment) or None (a conflict).
     """
 
     cls: type
@@ -118,6 +122,7 @@ class ModelInfo:
     checked: bool | None = None
     versions: Versioning | None = None
     resolution: str | Callable[..., Any] | None = None
+    attachment_merge: str | None = None
     _fields: list[tuple[str, Any, Any]] | None = None
 
     def fields(self) -> list[tuple[str, Any, Any]]:
@@ -191,6 +196,7 @@ def read_meta(info: ModelInfo) -> None:
     info.allow_reserved_ids = getattr(meta, "allow_reserved_ids", False) is True
     resolution = getattr(meta, "resolve", None)
     info.resolution = resolution if resolution in RESOLVE_MODES or callable(resolution) else None
+    info.attachment_merge = "ours" if getattr(meta, "attachment_merge", None) == "ours" else None
     info.index_owner = next(
         (k for k in cls.__mro__ if getattr(vars(k).get("Meta"), "indexes", None)), None
     )
@@ -221,6 +227,12 @@ def _check_meta(cls: type, meta: type, info: ModelInfo) -> None:
         msg = (
             f'{cls.__name__}.Meta.resolve must be "merge", "winner" or a callable '
             f"(base, winner, losers) -> merged, not {resolution!r}"
+        )
+        raise ValueError(msg)
+    if getattr(meta, "attachment_merge", None) not in (None, "ours"):
+        msg = (
+            f'{cls.__name__}.Meta.attachment_merge must be "ours" (or left out: a concurrent '
+            f"edit of the same attachment is then a conflict), not {meta.attachment_merge!r}"
         )
         raise ValueError(msg)
     if not isinstance(getattr(meta, "allow_reserved_ids", False), bool):

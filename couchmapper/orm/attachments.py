@@ -41,6 +41,7 @@ from couchmapper.model.attachments import (
     set_members,
 )
 from couchmapper.model.base import state_of
+from couchmapper.model.registry import model_info
 from couchmapper.orm.merge import RebaseResult, rebase
 from couchmapper.tracking import Change, PathKey
 
@@ -200,15 +201,18 @@ class AttachmentWork:
         base_atts = base.get("_attachments") or {}
         their_atts = dict(theirs.get("_attachments") or {})
         overlaps: list[str] = []
+        obj = self.session.pending.held(doc_id)
+        info = model_info(type(obj)) if obj is not None else None
+        ours = info is not None and info.attachment_merge == "ours"
         for change in edits:
             if len(change.path) < 2:  # the whole member set through the dict API
-                if _versions(base_atts) != _versions(their_atts):
+                if not ours and _versions(base_atts) != _versions(their_atts):
                     overlaps.append("_attachments")
                 else:
                     their_atts = dict(change.value) if isinstance(change.value, dict) else {}
                 continue
             name = str(change.path[1])
-            if _written_at(base_atts.get(name)) != _written_at(their_atts.get(name)):
+            if not ours and _written_at(base_atts.get(name)) != _written_at(their_atts.get(name)):
                 overlaps.append(f"_attachments.{name}")
             elif change.op == "remove":
                 their_atts.pop(name, None)
@@ -220,7 +224,6 @@ class AttachmentWork:
             result["_attachments"] = their_atts
         else:
             result.pop("_attachments", None)
-        obj = self.session.pending.held(doc_id)
         mapping = existing(obj) if obj is not None else None
         if mapping is not None:
             result = self.encode(doc_id, result, mapping.pending())

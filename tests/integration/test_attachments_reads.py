@@ -163,6 +163,59 @@ def test_rebase_of_the_same_attachment_on_both_sides_is_a_conflict(backend: Back
     assert doc.attachments["a.bin"].read() == b"mine"
 
 
+class LastWriterSheet(cm.Document, type_name="att-sheet-ours"):
+    """A sheet whose class lets this session's attachment edit win a same-name rebase."""
+
+    title: str = ""
+    count: int = 0
+
+    class Meta:
+        attachment_merge = "ours"
+
+
+def test_attachment_merge_ours_lets_our_edit_of_the_same_attachment_win(
+    backend: Backend,
+) -> None:
+    """``Meta.attachment_merge = "ours"``: a same-name overlap rebases; their field edit stays."""
+    backend.bulk_docs(
+        [
+            {
+                "_id": "o1",
+                "type": "att-sheet-ours",
+                "_attachments": {
+                    "a.bin": {
+                        "content_type": "application/octet-stream",
+                        "data": base64.b64encode(b"alpha").decode(),
+                    }
+                },
+            }
+        ]
+    )
+    s = cm.Session(backend, conflict="rebase")
+    doc = s.get(LastWriterSheet, "o1")
+    other = cm.Session(backend)
+    theirs = other.get(LastWriterSheet, "o1")
+    assert doc is not None and theirs is not None
+    theirs.attachments["a.bin"] = cm.Attachment(b"theirs")
+    theirs.count = 3
+    other.flush()
+    doc.attachments["a.bin"] = cm.Attachment(b"mine")
+    s.flush()
+    assert not cm.changes(doc)
+    fresh = cm.Session(backend).get(LastWriterSheet, "o1")
+    assert fresh is not None and fresh.count == 3
+    assert fresh.attachments["a.bin"].read() == b"mine"
+
+
+def test_attachment_merge_accepts_only_ours() -> None:
+    """Any other ``Meta.attachment_merge`` is refused when the class is defined, named."""
+    with pytest.raises(ValueError, match=r'Bad.Meta.attachment_merge must be "ours"'):
+
+        class Bad(cm.Document, type_name="att-bad"):
+            class Meta:
+                attachment_merge = "theirs"
+
+
 @pytest.fixture
 def server_kind_or_memory(backend: Backend, request: pytest.FixtureRequest) -> str:
     """``"memory"``, or the kind of the test server behind ``backend``."""
