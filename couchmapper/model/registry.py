@@ -229,10 +229,11 @@ def _check_meta(cls: type, meta: type, info: ModelInfo) -> None:
             f"(base, winner, losers) -> merged, not {resolution!r}"
         )
         raise ValueError(msg)
-    if getattr(meta, "attachment_merge", None) not in (None, "ours"):
+    attachment_merge = getattr(meta, "attachment_merge", None)
+    if attachment_merge not in (None, "ours"):
         msg = (
             f'{cls.__name__}.Meta.attachment_merge must be "ours" (or left out: a concurrent '
-            f"edit of the same attachment is then a conflict), not {meta.attachment_merge!r}"
+            f"edit of the same attachment is then a conflict), not {attachment_merge!r}"
         )
         raise ValueError(msg)
     if not isinstance(getattr(meta, "allow_reserved_ids", False), bool):
