@@ -88,6 +88,7 @@ class CouchDBBackend:
             backend._http.send("HEAD", [])
         except NotFoundError:
             if not create:
+                backend.close()  # not left to the garbage collector (ResourceWarning)
                 raise NotFoundError("not_found", f"database {name!r} does not exist") from None
             server = Requester(make_resource(server_url, credentials, timeout=timeout), "server")
             try:
@@ -95,6 +96,9 @@ class CouchDBBackend:
                     server.send("PUT", [name])
             finally:
                 server.close()
+        except BaseException:
+            backend.close()
+            raise
         return backend
 
     def __repr__(self) -> str:
