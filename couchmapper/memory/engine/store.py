@@ -66,6 +66,9 @@ class Database:
         self.view_state: dict[Any, Any] = {}
         # Set by MemoryServer.delete: handles still held answer 404 from then on.
         self.deleted = False
+        # _find's sorted structures (see ordered.py) and the ids each has yet to apply.
+        self.find_state: dict[Any, Any] = {}
+        self.dirty_sets: list[dict[str, None]] = []
 
     # -- writes -------------------------------------------------------------------------
 
@@ -140,7 +143,13 @@ class Database:
                 self.design_ids[item.doc_id] = None
         record.revs[node.rev] = node
         record.seq = self.seq
+        self.touched(item.doc_id)
         return node
+
+    def touched(self, doc_id: str) -> None:
+        """Note a written (or purged) id for the structures ``_find`` keeps in order."""
+        for dirty in self.dirty_sets:
+            dirty[doc_id] = None
 
     def _parent_for(self, record: DocRecord | None, item: ParsedDoc) -> str | None:
         prev = item.rev
@@ -282,6 +291,7 @@ class Database:
                 node.atts = atts
             record.revs[rev] = node
         record.seq = self.seq
+        self.touched(item.doc_id)
         return None
 
     def _write_local(self, item: ParsedDoc) -> dict[str, Any]:

@@ -1,0 +1,344 @@
+"""The memory engine against its peers: writes, indexed ``_find``, ``s.all()`` and streaming.
+
+Every row is a ratio against a peer measured in the same run (best of ``ROUNDS``), so the
+figures hold on any machine:
+
+1. **Bulk insert** of 10,000 documents of 10 fields: ``MemoryBackend.bulk_docs`` vs mongomock
+   ``insert_many`` and SQLite in-memory (one JSON text column, ``executemany``).
+2. **Update all** 10,000 (full writes with their ``_rev``) vs the JSON floor: ``json.dumps`` +
+   ``json.loads`` of the same documents.
+3. **Indexed ``_find``** (``age == 42`` with a JSON index on ``age``) vs the same query with no
+   index, SQLite with an expression index, and mongomock.
+4. **``s.all()`` per document** at 1k, 10k and 100k (should be flat), and ``s.all()`` vs
+   ``s.view("_all_docs", include_docs=True)`` on the same engine.
+5. **Streaming** 5,000 and 20,000 documents through ``find_iter``: the tracemalloc peak
+   (should not grow with N).
+
+Run ``python -m tests.benchmarks.bench_engine``, or call :func:`main`. ``BENCH_ENGINE_MAX``
+caps the largest scaling size (default 100,000).
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import json
+import os
+import sqlite3
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import mongomock
+
+import couchmapper as cm
+from couchmapper.backends.memory import MemoryBackend, MemoryServer
+
+DOCS = 10_000
+ROUNDS = 5
+SCALES = (1_000, 10_000, 100_000)
+STREAM_SIZES = (5_000, 20_000)
+
+
+class EnginePerson(cm.Document, type_name="bench-engine-person"):
+    """A typed document of ten fields."""
+
+    name: str
+    age: int
+    city: str
+    zip: str
+    score: float
+    active: bool
+    tags: list[str] = cm.field(factory=list)
+    level: int = 0
+    note: str = ""
+
+
+def make_docs(count: int = DOCS) -> list[dict[str, Any]]:
+    """``count`` documents of 10 fields (``_id`` included) with sortable ids."""
+    return [
+        {
+            "_id": f"p-{i:07d}",
+            "type": "bench-engine-person",
+            "name": f"Person {i}",
+            "age": 18 + i % 60,
+            "city": "Oslo" if i % 3 else "Rome",
+            "zip": f"{i % 10000:04d}",
+            "score": i / 7,
+            "active": bool(i % 2),
+            "tags": ["a", "b"] if i % 2 else ["c"],
+            "level": i % 5,
+        }
+        for i in range(count)
+    ]
+
+
+def fresh_backend() -> MemoryBackend:
+    """A new memory database on its own server."""
+    return MemoryServer().create("bench-engine")
+
+
+def best(rounds: int, run: Callable[[], float]) -> float:
+    """The smallest of ``rounds`` timings (least noise on a shared machine)."""
+    return min(run() for _ in range(rounds))
+
+
+def timed(action: Callable[[], Any]) -> float:
+    """Seconds ``action`` takes, with the collector run before and paused during it."""
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.perf_counter()
+        action()
+        return time.perf_counter() - started
+    finally:
+        gc.enable()
+
+
+# -- writes --------------------------------------------------------------------------
+
+
+def engine_insert(docs: list[dict[str, Any]]) -> float:
+    """One ``bulk_docs`` of every document into a fresh database."""
+    db = fresh_backend()
+    return timed(lambda: _check_ok(db.bulk_docs(docs), len(docs)))
+
+
+def mongomock_insert(docs: list[dict[str, Any]]) -> float:
+    """mongomock ``insert_many`` into a fresh collection."""
+    collection = mongomock.MongoClient().db.people
+    plain = [{k: v for k, v in d.items() if k != "_id"} | {"_id": d["_id"]} for d in docs]
+    return timed(lambda: collection.insert_many(plain))
+
+
+def sqlite_insert(docs: list[dict[str, Any]]) -> float:
+    """SQLite in-memory: ``(id, body)`` rows with the JSON text of each document."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE docs (id TEXT PRIMARY KEY, body TEXT NOT NULL)")
+
+    def run() -> None:
+        rows = [(d["_id"], json.dumps(d)) for d in docs]
+        conn.executemany("INSERT INTO docs VALUES (?, ?)", rows)
+        conn.commit()
+
+    return timed(run)
+
+
+def engine_update(docs: list[dict[str, Any]]) -> float:
+    """Write every document again (a changed field, the current ``_rev``)."""
+    db = fresh_backend()
+    results = db.bulk_docs(docs)
+    updated = [
+        {**d, "_rev": r["rev"], "level": d["level"] + 1} for d, r in zip(docs, results, strict=True)
+    ]
+    return timed(lambda: _check_ok(db.bulk_docs(updated), len(docs)))
+
+
+def json_floor(docs: list[dict[str, Any]]) -> float:
+    """``json.loads(json.dumps(doc))`` of every document: the cost of one JSON copy."""
+    return timed(lambda: [json.loads(json.dumps(d)) for d in docs])
+
+
+def _check_ok(results: list[dict[str, Any]], count: int) -> None:
+    if len(results) != count or not all(r.get("ok") for r in results):
+        msg = "bulk_docs did not write every document"
+        raise RuntimeError(msg)
+
+
+# -- indexed _find -------------------------------------------------------------------
+
+QUERY_REPEAT = 20  # queries per timing: one indexed query is well under a millisecond
+
+
+def find_times(docs: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds per ``age == 42`` query: engine indexed and unindexed, SQLite, mongomock."""
+    expected = sum(1 for d in docs if d["age"] == 42)
+    plain = fresh_backend()
+    plain.bulk_docs(docs)
+    indexed = fresh_backend()
+    indexed.bulk_docs(docs)
+    indexed.create_index({"index": {"fields": ["age"]}, "name": "by-age"})
+    query = {"selector": {"age": 42}, "limit": 1000}
+
+    def engine(db: MemoryBackend) -> Callable[[], float]:
+        def run() -> float:
+            def queries() -> None:
+                for _ in range(QUERY_REPEAT):
+                    _check_count(len(db.find(query)["docs"]), expected)
+
+            return timed(queries) / QUERY_REPEAT
+
+        return run
+
+    indexed.find(query)  # the first query builds the index, as on CouchDB
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE docs (id TEXT PRIMARY KEY, body TEXT NOT NULL)")
+    conn.executemany("INSERT INTO docs VALUES (?, ?)", [(d["_id"], json.dumps(d)) for d in docs])
+    conn.execute("CREATE INDEX by_age ON docs (json_extract(body, '$.age'))")
+    conn.commit()
+
+    def sqlite_run() -> float:
+        def queries() -> None:
+            for _ in range(QUERY_REPEAT):
+                sql = "SELECT body FROM docs WHERE json_extract(body, '$.age') = ?"
+                rows = [json.loads(b) for (b,) in conn.execute(sql, (42,))]
+                _check_count(len(rows), expected)
+
+        return timed(queries) / QUERY_REPEAT
+
+    collection = mongomock.MongoClient().db.people
+    collection.insert_many([dict(d) for d in docs])
+    collection.create_index("age")
+
+    def mongo_run() -> float:
+        def queries() -> None:
+            for _ in range(QUERY_REPEAT):
+                _check_count(len(list(collection.find({"age": 42}))), expected)
+
+        return timed(queries) / QUERY_REPEAT
+
+    return {
+        "indexed": best(ROUNDS, engine(indexed)),
+        "unindexed": best(ROUNDS, engine(plain)),
+        "sqlite": best(ROUNDS, sqlite_run),
+        "mongomock": best(ROUNDS, mongo_run),
+    }
+
+
+def _check_count(found: int, expected: int) -> None:
+    if found != expected:
+        msg = f"the query found {found} documents, not {expected}"
+        raise RuntimeError(msg)
+
+
+# -- s.all() -------------------------------------------------------------------------
+
+
+def loaded_backend(count: int) -> MemoryBackend:
+    """A memory database holding ``count`` person documents."""
+    db = fresh_backend()
+    docs = make_docs(count)
+    for start in range(0, count, 10_000):
+        _check_ok(db.bulk_docs(docs[start : start + 10_000]), len(docs[start : start + 10_000]))
+    return db
+
+
+def all_time(db: MemoryBackend, count: int) -> float:
+    """Seconds for ``list(s.all(EnginePerson))`` in a fresh session."""
+
+    def run() -> None:
+        with cm.Session(db) as s:
+            _check_count(sum(1 for _ in s.all(EnginePerson)), count)
+
+    return timed(run)
+
+
+def all_docs_time(db: MemoryBackend, count: int) -> float:
+    """Seconds for ``s.view("_all_docs", include_docs=True)`` loading the same documents."""
+
+    def run() -> None:
+        with cm.Session(db) as s:
+            rows = s.view("_all_docs", include_docs=True)
+            _check_count(sum(1 for row in rows if row.doc is not None), count)
+
+    return timed(run)
+
+
+def scaling(sizes: tuple[int, ...]) -> dict[int, float]:
+    """Seconds per document of ``s.all()`` at each size (fewer rounds for the largest)."""
+    out: dict[int, float] = {}
+    for size in sizes:
+        db = loaded_backend(size)
+        rounds = ROUNDS if size <= 10_000 else 1
+        out[size] = min(all_time(db, size) for _ in range(rounds)) / size
+        db.drop()
+    return out
+
+
+# -- streaming -----------------------------------------------------------------------
+
+
+def stream_peak(count: int) -> int:
+    """The tracemalloc peak (bytes) of streaming ``count`` documents through ``find_iter``."""
+    db = loaded_backend(count)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        with cm.Session(db) as s:
+            seen = sum(1 for _ in s.find_iter(EnginePerson, batch=1000))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    _check_count(seen, count)
+    db.drop()
+    return peak
+
+
+# -- report --------------------------------------------------------------------------
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:9.3f} ms"
+
+
+def main() -> None:
+    """Run every row and print its figures with the ratio against its peer."""
+    docs = make_docs()
+    insert = best(ROUNDS, lambda: engine_insert(docs))
+    mongo = best(ROUNDS, lambda: mongomock_insert(docs))
+    lite = best(ROUNDS, lambda: sqlite_insert(docs))
+    print(f"bulk insert {DOCS:,} documents (best of {ROUNDS})")
+    print(f"  memory engine bulk_docs:   {_ms(insert)}")
+    print(f"  mongomock insert_many:     {_ms(mongo)}")
+    print(f"  SQLite in-memory JSON:     {_ms(lite)}")
+    print(f"  ratio {insert / mongo:.2f}x mongomock (target <= 1.0), {insert / lite:.2f}x SQLite")
+    print("  (target <= 3)")
+
+    update = best(ROUNDS, lambda: engine_update(docs))
+    floor = best(ROUNDS, lambda: json_floor(docs))
+    print(f"update all {DOCS:,} documents (best of {ROUNDS})")
+    print(f"  memory engine bulk_docs:   {_ms(update)}")
+    print(f"  json dumps+loads floor:    {_ms(floor)}")
+    print(f"  ratio {update / floor:.2f}x the JSON floor (target <= 3)")
+
+    found = find_times(docs)
+    print(f"_find age == 42 over {DOCS:,} documents (per query, best of {ROUNDS})")
+    print(f"  memory engine, indexed:    {_ms(found['indexed'])}")
+    print(f"  memory engine, no index:   {_ms(found['unindexed'])}")
+    print(f"  SQLite with an index:      {_ms(found['sqlite'])}")
+    print(f"  mongomock:                 {_ms(found['mongomock'])}")
+    print(
+        f"  ratio {found['indexed'] / found['unindexed']:.3f}x the scan (target <= 0.05), "
+        f"{found['indexed'] / found['sqlite']:.2f}x SQLite (target <= 2), "
+        f"{found['indexed'] / found['mongomock']:.3f}x mongomock"
+    )
+
+    limit = int(os.environ.get("BENCH_ENGINE_MAX", SCALES[-1]))
+    per_doc = scaling(tuple(n for n in SCALES if n <= limit))
+    print("s.all() per document (best of 5; 1 round above 10k)")
+    sizes = sorted(per_doc)
+    for size in sizes:
+        print(f"  {size:>7,} documents:   {per_doc[size] * 1e6:9.2f} us")
+    for small, large in itertools.pairwise(sizes):
+        growth = per_doc[large] / per_doc[small]
+        print(f"  growth {small:,} -> {large:,}: x{growth:.2f} (target <= 1.2)")
+
+    db = loaded_backend(DOCS)
+    every = best(ROUNDS, lambda: all_time(db, DOCS))
+    listed = best(ROUNDS, lambda: all_docs_time(db, DOCS))
+    print(f"s.all() vs _all_docs + load, {DOCS:,} documents (best of {ROUNDS})")
+    print(f"  s.all():                   {_ms(every)}")
+    print(f"  _all_docs include_docs:    {_ms(listed)}")
+    print(f"  ratio {every / listed:.2f} (target <= 1.3)")
+
+    peaks = {n: stream_peak(n) for n in STREAM_SIZES}
+    print("streaming through find_iter (batch 1000): tracemalloc peak")
+    for n, peak in peaks.items():
+        print(f"  {n:>7,} documents:   {peak / 2**20:9.2f} MiB")
+    first, last = STREAM_SIZES[0], STREAM_SIZES[-1]
+    print(f"  ratio {peaks[last] / peaks[first]:.2f} for {last // first}x N (target: flat, ~1)")
+
+
+if __name__ == "__main__":
+    main()
