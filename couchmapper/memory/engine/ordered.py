@@ -33,7 +33,15 @@ if TYPE_CHECKING:
     from couchmapper.memory.engine.revs import DocRecord, RevNode
     from couchmapper.memory.engine.store import Database
 
-__all__ = ["IdOrder", "IndexOrder", "id_order", "index_order", "match_view", "walk"]
+__all__ = [
+    "IdOrder",
+    "IndexOrder",
+    "forget_dropped",
+    "id_order",
+    "index_order",
+    "match_view",
+    "walk",
+]
 
 IndexKey = tuple[str, str, tuple[tuple[str, str], ...], str]
 
@@ -141,13 +149,18 @@ def id_order(db: Database) -> list[str]:
     return ids
 
 
-def index_order(db: Database, index: Index, every: list[Index]) -> list[tuple[Any, ...]]:
-    """The synced rows of ``index`` (built on first use); drops the rows of removed indexes."""
+def forget_dropped(db: Database, every: list[Index]) -> None:
+    """Drop the rows of indexes that are gone (deleted or redefined)."""
     state = db.find_state
     current = {index_key(i) for i in every}
     for key in [k for k in state if k != "ids" and k not in current]:
         stale = state.pop(key).dirty
         db.dirty_sets[:] = [d for d in db.dirty_sets if d is not stale]
+
+
+def index_order(db: Database, index: Index) -> list[tuple[Any, ...]]:
+    """The synced rows of ``index`` (built on first use)."""
+    state = db.find_state
     key = index_key(index)
     order = state.get(key)
     if order is None:

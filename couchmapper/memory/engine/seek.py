@@ -18,7 +18,7 @@ from couchmapper._couch import mango
 from couchmapper._couch.collation import collate, raw_key
 from couchmapper.exceptions import QueryError
 from couchmapper.memory.engine.indexes import Index, indexes
-from couchmapper.memory.engine.ordered import id_order, index_order, walk
+from couchmapper.memory.engine.ordered import forget_dropped, id_order, index_order, walk
 
 if TYPE_CHECKING:
     from couchmapper.memory.engine.revs import DocRecord, RevNode
@@ -48,6 +48,7 @@ def fast_rows(
     limit = query.get("limit", 25)
     if query.get("execution_stats") or limit == 0 or not _plain_selector(selector, matcher):
         return None
+    forget_dropped(db, indexes(db))
     if index is None:
         ids = id_order(db)
         lo, hi = 0, len(ids)
@@ -100,7 +101,7 @@ def _index_rows(db: Database, index: Index) -> list[tuple[Any, ...]] | None:
         return None
     if index.partial and not _plain_selector(index.partial, mango.compile_selector(index.partial)):
         return None
-    return index_order(db, index, indexes(db))
+    return index_order(db, index)
 
 
 def _key_range(
