@@ -23,6 +23,7 @@ from couchmapper.exceptions import (
 from couchmapper.memory.engine import js
 from couchmapper.memory.engine.docs import (
     ParsedDoc,
+    Prepared,
     parse_doc,
     validate_docid,
 )
@@ -72,14 +73,28 @@ class Database:
 
     # -- writes -------------------------------------------------------------------------
 
-    def bulk_docs(self, docs: Sequence[Any], *, new_edits: bool = True) -> list[dict[str, Any]]:
+    def bulk_docs(
+        self,
+        docs: Sequence[Any],
+        *,
+        new_edits: bool = True,
+        prepared: Sequence[Prepared] | None = None,
+    ) -> list[dict[str, Any]]:
         """``_bulk_docs``: parse and check everything first (a bad doc rejects all), then write.
 
         As in CouchDB, a request-level error (a bad ``_local`` rev, a missing attachment stub
         of a replicated doc, a doc without a rev under ``new_edits=false``) changes nothing.
+        ``prepared`` holds :func:`~couchmapper.memory.engine.docs.stored_body` of each doc
+        when the caller has already checked them.
         """
         with self.lock:
-            parsed = [parse_doc(doc, partitioned=self.partitioned) for doc in docs]
+            if prepared is None:
+                parsed = [parse_doc(doc, partitioned=self.partitioned) for doc in docs]
+            else:
+                parsed = [
+                    parse_doc(doc, partitioned=self.partitioned, prepared=ready)
+                    for doc, ready in zip(docs, prepared, strict=True)
+                ]
             for item in parsed:
                 if item.doc_id.startswith("_local/"):
                     _local_number(item)
@@ -302,10 +317,17 @@ class Database:
         self.local[item.doc_id] = (number + 1, item.body)
         return {"ok": True, "id": item.doc_id, "rev": f"0-{number + 1}"}
 
-    def put(self, doc: Any, doc_id: str | None = None, *, new_edits: bool = True) -> dict[str, Any]:
+    def put(
+        self,
+        doc: Any,
+        doc_id: str | None = None,
+        *,
+        new_edits: bool = True,
+        prepared: Prepared | None = None,
+    ) -> dict[str, Any]:
         """``PUT /db/doc``: one write that raises instead of returning a per-doc error."""
         with self.lock:
-            item = parse_doc(doc, doc_id, partitioned=self.partitioned)
+            item = parse_doc(doc, doc_id, partitioned=self.partitioned, prepared=prepared)
             if not new_edits:
                 if item.rev is None and item.revisions is None:
                     raise bad_request(
