@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from couchmapper._couch.checks import check_json
 from couchmapper._couch.erlang import erlang_float, term_to_binary
-from couchmapper._couch.json import same_json
+from couchmapper._couch.json import json_copy, same_json
 from couchmapper.exceptions import BackendError, EncodingError
-from couchmapper.memory.engine.docs import parse_doc, stored_body
+from couchmapper.memory.engine.docs import copy_into, parse_doc, stored_body
 from couchmapper.memory.engine.revs import parse_rev, rev_hash
 
 scalars = (
@@ -134,3 +134,31 @@ def test_special_members_are_checked_but_not_stored() -> None:
     assert parsed.rev == "1-" + "a" * 32
     with pytest.raises(BackendError):
         stored_body({"_id": "x", "_revisions": {"start": 1, "ids": [math.nan]}})
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=bodies)
+def test_read_copy_equals_json_copy_and_shares_no_container(body: dict[str, Any]) -> None:
+    """Reads copy stored bodies like json_copy; no dict or list of the copy is stored."""
+    stored = reference_body(body)[0]
+    copied = copy_into({}, stored)
+    assert same_json(copied, json_copy(stored))
+    stack: list[tuple[Any, Any]] = [(copied, stored)]
+    while stack:
+        mine, theirs = stack.pop()
+        if isinstance(mine, dict | list):
+            assert mine is not theirs
+            if isinstance(mine, dict):
+                stack.extend(zip(mine.values(), theirs.values(), strict=True))
+            else:
+                stack.extend(zip(mine, theirs, strict=True))
+
+
+def test_read_copy_of_a_deep_body() -> None:
+    """A body nested past the fast copy's depth is copied whole."""
+    deep: Any = {"leaf": [1]}
+    for _ in range(500):
+        deep = {"d": deep}
+    copied = copy_into({}, {"top": deep})
+    assert json.dumps(copied) == json.dumps({"top": deep})
+    assert copied["top"] is not deep

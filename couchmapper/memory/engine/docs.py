@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from couchmapper._couch.checks import check_json
 from couchmapper._couch.erlang import erlang_float
+from couchmapper._couch.json import json_copy
 from couchmapper.exceptions import BackendError
 from couchmapper.memory.engine.errors import bad_request
 from couchmapper.memory.engine.revs import parse_rev
@@ -22,6 +23,7 @@ __all__ = [
     "MAX_DOCUMENT_SIZE",
     "ParsedDoc",
     "Prepared",
+    "copy_into",
     "parse_doc",
     "stored_body",
     "validate_docid",
@@ -164,6 +166,43 @@ def _stored(value: Any, depth: int) -> Any:
     if kind is list:
         return [_stored(item, depth + 1) for item in value]
     raise _Careful
+
+
+def copy_into(out: dict[str, Any], body: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    """Copy a stored body's members into ``out``: containers copied, scalars shared.
+
+    As :func:`~couchmapper._couch.json.json_copy`, with the scalars of stored bodies handled
+    in line (a read copies every document it returns); deep values go to ``json_copy``.
+    """
+    for key, value in body.items():
+        kind = type(value)
+        if kind is str or kind is int or kind is float or kind is bool or value is None:
+            out[key] = value
+        else:
+            out[key] = _copy_container(value, depth)
+    return out
+
+
+def _copy_list(items: list[Any], depth: int) -> list[Any]:
+    out = []
+    for value in items:
+        kind = type(value)
+        if kind is str or kind is int or kind is float or kind is bool or value is None:
+            out.append(value)
+        else:
+            out.append(_copy_container(value, depth))
+    return out
+
+
+def _copy_container(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if depth >= _MAX_FAST_DEPTH:
+        return json_copy(value)
+    if kind is dict:
+        return copy_into({}, value, depth + 1)
+    if kind is list:
+        return _copy_list(value, depth + 1)
+    return json_copy(value)
 
 
 def _encodable(text: str) -> bool:

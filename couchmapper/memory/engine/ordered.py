@@ -73,22 +73,23 @@ class IdOrder:
 
     def __init__(self, db: Database) -> None:
         self.dirty: dict[str, None] = {}
-        self.ids = sorted(doc_id for doc_id in db.docs if _live_doc(db, doc_id) is not None)
-        self.members = set(self.ids)
+        self.ids = [doc_id for doc_id in db.docs if _live_doc(db, doc_id) is not None]
+        self.ids.sort()
         db.dirty_sets.append(self.dirty)
 
     def sync(self, db: Database) -> list[str]:
         """Apply the writes noted since the last read; return the sorted ids."""
+        ids = self.ids
         for doc_id in self.dirty:
             live = _live_doc(db, doc_id) is not None
-            if live and doc_id not in self.members:
-                insort(self.ids, doc_id)
-                self.members.add(doc_id)
-            elif not live and doc_id in self.members:
-                del self.ids[bisect_left(self.ids, doc_id)]
-                self.members.discard(doc_id)
+            at = bisect_left(ids, doc_id)
+            present = at < len(ids) and ids[at] == doc_id
+            if live and not present:
+                ids.insert(at, doc_id)
+            elif present and not live:
+                del ids[at]
         self.dirty.clear()
-        return self.ids
+        return ids
 
 
 class IndexOrder:

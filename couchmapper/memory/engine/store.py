@@ -24,6 +24,7 @@ from couchmapper.memory.engine import js
 from couchmapper.memory.engine.docs import (
     ParsedDoc,
     Prepared,
+    copy_into,
     parse_doc,
     validate_docid,
 )
@@ -380,7 +381,8 @@ class Database:
     ) -> dict[str, Any]:
         """The JSON of one revision (``_id``, ``_rev``, body, ``_deleted``, ``_attachments``)."""
         out: dict[str, Any] = {"_id": record.doc_id, "_rev": node.rev}
-        out.update(json_copy(node.body or {}))
+        if node.body:
+            copy_into(out, node.body)
         if node.deleted:
             out["_deleted"] = True
         if node.atts:
