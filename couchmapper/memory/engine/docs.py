@@ -118,6 +118,8 @@ def stored_body(doc: dict[str, Any]) -> Prepared:
         bytes of compact JSON.
     """
     body: dict[str, Any] = {}
+    # The members as given, for their size (a subnormal counts as written, not as stored).
+    members: dict[str, Any] = {}
     try:
         for key, value in doc.items():
             if type(key) is not str or not (key.isascii() or _encodable(key)):
@@ -126,11 +128,10 @@ def stored_body(doc: dict[str, Any]) -> Prepared:
                 _stored(value, 0)  # checked only: special members are not stored as given
             else:
                 body[key] = _stored(value, 0)
+                members[key] = value
     except _Careful:
         check_json(doc)
         return None, 0
-    # The size of the members as given (a subnormal counts as written, not as stored).
-    members = doc if len(body) == len(doc) else {k: v for k, v in doc.items() if k[:1] != "_"}
     text = json.dumps(members, ensure_ascii=False, separators=(",", ":"))
     return body, _utf8_size(text)
 

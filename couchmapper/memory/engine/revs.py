@@ -70,9 +70,11 @@ def rev_hash(
     if revive:
         att_terms = [ErlTuple((_UNDEFINED, _UNDEFINED, _UNDEFINED))] * len(atts)
     # term_to_binary([Deleted, OldPos, OldRev, Body, Atts]), the body by the fast encoder.
-    parts = [_LIST_OF_5, _etf(deleted), _etf(parent_pos), _etf(old_rev)]
+    parts = [_LIST_OF_5, _ATOMS[deleted]]
+    _body_etf(parent_pos, parts, 0)
+    _body_etf(old_rev, parts, 0)
     _body_etf(body, parts, 0)
-    parts += [_etf(att_terms), b"j"]
+    parts += [_etf(att_terms) if att_terms else b"j", b"j"]
     return hashlib.md5(b"".join(parts)).hexdigest()
 
 
@@ -114,8 +116,14 @@ def _body_etf(value: Any, out: list[bytes], depth: int) -> None:
                 if type(key) is str and len(_KEY_HEADS) < _MAX_KEY_HEADS:
                     _KEY_HEADS[key] = head
             out.append(head)
-            _body_etf(item, out, depth + 1)
+            if type(item) is str:  # the most common member, in line
+                raw = item.encode("utf-8", "surrogatepass")
+                out.append(b"m" + _LEN(len(raw)) + raw)
+            else:
+                _body_etf(item, out, depth + 1)
         out.append(b"j")
+    elif kind is bytes:
+        out.append(b"m" + _LEN(len(value)) + value)
     elif kind is list and value and depth < _MAX_DEPTH and type(value[0]) is not int:
         out.append(b"l" + _LEN(len(value)))
         for item in value:
