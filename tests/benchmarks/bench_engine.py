@@ -3,6 +3,8 @@
 Every row is a ratio against a peer measured in the same run (best of ``ROUNDS``), so the
 figures hold on any machine:
 
+Each run takes turns with its peers within every round, so both see the same load.
+
 1. **Bulk insert** of 10,000 documents of 10 fields: ``MemoryBackend.bulk_docs`` vs mongomock
    ``insert_many`` and SQLite in-memory (one JSON text column, ``executemany``).
 2. **Update all** 10,000 (full writes with their ``_rev``) vs the JSON floor: ``json.dumps`` +
@@ -80,9 +82,16 @@ def fresh_backend() -> MemoryBackend:
     return MemoryServer().create("bench-engine")
 
 
-def best(rounds: int, run: Callable[[], float]) -> float:
-    """The smallest of ``rounds`` timings (least noise on a shared machine)."""
-    return min(run() for _ in range(rounds))
+def best(rounds: int, *runs: Callable[[], float]) -> list[float]:
+    """The smallest of ``rounds`` timings of each run, the runs taking turns in each round.
+
+    Taking turns puts a run and its peer under the same load of a shared machine.
+    """
+    found = [float("inf")] * len(runs)
+    for _ in range(rounds):
+        for position, run in enumerate(runs):
+            found[position] = min(found[position], run())
+    return found
 
 
 def timed(action: Callable[[], Any]) -> float:
@@ -199,12 +208,8 @@ def find_times(docs: list[dict[str, Any]]) -> dict[str, float]:
 
         return timed(queries) / QUERY_REPEAT
 
-    return {
-        "indexed": best(ROUNDS, engine(indexed)),
-        "unindexed": best(ROUNDS, engine(plain)),
-        "sqlite": best(ROUNDS, sqlite_run),
-        "mongomock": best(ROUNDS, mongo_run),
-    }
+    times = best(ROUNDS, engine(indexed), engine(plain), sqlite_run, mongo_run)
+    return dict(zip(("indexed", "unindexed", "sqlite", "mongomock"), times, strict=True))
 
 
 def _check_count(found: int, expected: int) -> None:
@@ -296,9 +301,12 @@ def _ms(seconds: float) -> str:
 def main() -> None:
     """Run every row and print its figures with the ratio against its peer."""
     docs = make_docs()
-    insert = best(ROUNDS, lambda: engine_insert(docs))
-    mongo = best(ROUNDS, lambda: mongomock_insert(docs))
-    lite = best(ROUNDS, lambda: sqlite_insert(docs))
+    insert, mongo, lite = best(
+        ROUNDS,
+        lambda: engine_insert(docs),
+        lambda: mongomock_insert(docs),
+        lambda: sqlite_insert(docs),
+    )
     print(f"bulk insert {DOCS:,} documents (best of {ROUNDS})")
     print(f"  memory engine bulk_docs:   {_ms(insert)}")
     print(f"  mongomock insert_many:     {_ms(mongo)}")
@@ -306,8 +314,7 @@ def main() -> None:
     print(f"  ratio {insert / mongo:.2f}x mongomock (target <= 1.0), {insert / lite:.2f}x SQLite")
     print("  (target <= 3)")
 
-    update = best(ROUNDS, lambda: engine_update(docs))
-    floor = best(ROUNDS, lambda: json_floor(docs))
+    update, floor = best(ROUNDS, lambda: engine_update(docs), lambda: json_floor(docs))
     print(f"update all {DOCS:,} documents (best of {ROUNDS})")
     print(f"  memory engine bulk_docs:   {_ms(update)}")
     print(f"  json dumps+loads floor:    {_ms(floor)}")
@@ -336,8 +343,7 @@ def main() -> None:
         print(f"  growth {small:,} -> {large:,}: x{growth:.2f} (target <= 1.2)")
 
     db = loaded_backend(DOCS)
-    every = best(ROUNDS, lambda: all_time(db, DOCS))
-    listed = best(ROUNDS, lambda: all_docs_time(db, DOCS))
+    every, listed = best(ROUNDS, lambda: all_time(db, DOCS), lambda: all_docs_time(db, DOCS))
     print(f"s.all() vs _all_docs + load, {DOCS:,} documents (best of {ROUNDS})")
     print(f"  s.all():                   {_ms(every)}")
     print(f"  _all_docs include_docs:    {_ms(listed)}")
