@@ -199,7 +199,7 @@ conditions = st.sampled_from(["$eq", "$gt", "$gte", "$lt", "$lte", "$ne"])
 @settings(max_examples=60, deadline=None)
 @given(
     docs=docs_strategy,
-    index_fields=st.sampled_from([["a"], ["a", "b"], ["b", "a"]]),
+    index_fields=st.sampled_from([["a"], ["a", "b"], ["b", "a"], ["_id", "a"]]),
     partial=st.booleans(),
     ops=st.lists(st.tuples(conditions, values), min_size=1, max_size=2),
     descending=st.booleans(),
@@ -244,3 +244,11 @@ def test_any_query_pages_like_the_scan(
             db.put({"_rev": current.winner().rev, "a": value, "b": value}, doc_id)
     pages(db, query)
     pages(db, {"selector": selector, "limit": limit})
+
+
+def test_id_led_index_compares_ids_by_raw_order() -> None:
+    """An index led by ``_id`` answers ``$gt`` on ids in raw order (``a`` after ``B``)."""
+    db = make_db([{"_id": i, "x": 1} for i in ("B", "a", "c")])
+    find.create_index(db, {"index": {"fields": ["_id", "x"]}})
+    answer = same_both_ways(db, {"selector": {"_id": {"$gt": "B"}, "x": 1}})
+    assert sorted(d["_id"] for d in answer["docs"]) == ["a", "c"]

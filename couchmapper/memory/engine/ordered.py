@@ -173,13 +173,16 @@ def index_order(db: Database, index: Index) -> list[tuple[Any, ...]]:
 def walk(
     db: Database,
     doc_ids: Iterable[str],
-    matcher: Callable[[Any], bool],
+    matcher: Callable[[Any], bool] | None,
     *,
     partition: str | None,
     skip: int,
     limit: int,
 ) -> list[tuple[DocRecord, RevNode]]:
-    """The ``limit`` matches after the first ``skip`` among ``doc_ids``; stops there."""
+    """The ``limit`` matches after the first ``skip`` among ``doc_ids``; stops there.
+
+    ``matcher`` None: every one matches (the caller's key range decided it).
+    """
     prefix = f"{partition}:" if partition is not None else None
     page: list[tuple[DocRecord, RevNode]] = []
     seen = 0
@@ -188,7 +191,7 @@ def walk(
             continue
         record = db.docs[doc_id]
         node = record.winner()
-        if not matcher(match_view(record, node)):
+        if matcher is not None and not matcher(match_view(record, node)):
             continue
         seen += 1
         if seen > skip:

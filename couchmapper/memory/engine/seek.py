@@ -49,6 +49,7 @@ def fast_rows(
     if query.get("execution_stats") or limit == 0 or not _plain_selector(selector, matcher):
         return None
     forget_dropped(db, indexes(db))
+    matcher_or_none: Callable[[Any], bool] | None = matcher
     if index is None:
         ids = id_order(db)
         lo, hi = 0, len(ids)
@@ -66,6 +67,8 @@ def fast_rows(
         if ranks is None:
             return None
         lo, hi = _key_range(ranks, selector, index.fields[0][0])
+        if _decided_by_range(selector, index.fields[0][0]):
+            matcher_or_none = None
         if after is not None:
             key, doc_id = after
             if not isinstance(key, list) or len(key) != len(index.fields):
@@ -77,7 +80,27 @@ def fast_rows(
                 lo = max(lo, bisect_right(ranks, mark))
         positions = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
         doc_ids = (ranks[i][-1][1] for i in positions)
-    return walk(db, doc_ids, matcher, partition=partition, skip=query.get("skip", 0), limit=limit)
+    skip = query.get("skip", 0)
+    return walk(db, doc_ids, matcher_or_none, partition=partition, skip=skip, limit=limit)
+
+
+def _decided_by_range(selector: dict[str, Any], field: str) -> bool:
+    """True when the selector is only comparisons of ``field`` (the index's first column).
+
+    Such a selector matches a row exactly when the row's first key is within
+    :func:`_key_range`, which compares by the same collation, so the walk need not match.
+    """
+    and_parts = selector.get("$and")
+    parts = and_parts if len(selector) == 1 and isinstance(and_parts, list) else [selector]
+    for part in parts:
+        if not isinstance(part, dict) or len(part) != 1 or field not in part:
+            return False
+        condition = part[field]
+        if not isinstance(condition, dict) or len(condition) != 1:
+            return False
+        if next(iter(condition)) not in ("$eq", "$gt", "$gte", "$lt", "$lte"):
+            return False
+    return True
 
 
 def _plain_selector(selector: dict[str, Any], matcher: Callable[[Any], bool]) -> bool:
@@ -94,10 +117,12 @@ def _plain_selector(selector: dict[str, Any], matcher: Callable[[Any], bool]) ->
 def _index_rows(db: Database, index: Index) -> list[tuple[Any, ...]] | None:
     """The index's sorted ranks, or None for an index the structures do not serve.
 
-    An index on ``_id`` alone ranks by raw order for sorting but by collation for
-    bookmarks; a partial filter that can fail at match time fails in the full scan.
+    An index led by ``_id`` is left to the full scan: alone it ranks by raw order for sorting
+    but by collation for bookmarks, and the selector compares ``_id`` by raw order where the
+    key range would use collation. A partial filter that can fail at match time fails in the
+    full scan.
     """
-    if [f for f, _ in index.fields] == ["_id"]:
+    if index.fields[0][0] == "_id":
         return None
     if index.partial and not _plain_selector(index.partial, mango.compile_selector(index.partial)):
         return None
