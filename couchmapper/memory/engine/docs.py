@@ -108,32 +108,35 @@ def _decode_attachments(raw: Any) -> dict[str, Any] | None:
 def stored_body(doc: dict[str, Any]) -> Prepared:
     """Check ``doc`` is JSON (as :func:`check_json`) and copy its body as CouchDB stores it.
 
-    One walk copies the members and reads their floats as stored (a subnormal becomes
-    ``0.0``), checking each value on the way. Anything out of the ordinary (a NaN, a lone
-    surrogate, a non-string key, a subclass or tuple, deep nesting) leaves it to
-    :func:`check_json`, which raises its own error, or to the member-by-member JSON copy.
+    The members go through one compact ``json.dumps`` (their size, as CouchDB measures a
+    body) and one ``json.loads`` (the copy). The encoder refuses a NaN, an infinity, a set
+    or a value nested too deep; a lone surrogate has no UTF-8 form; a key that is not a
+    string, a tuple or a float the round trip changes (a subnormal is stored as ``0.0``)
+    makes the copy differ from the members. Each of these leaves the document to
+    :func:`check_json`, which raises its own error, and to the member-by-member copy.
 
     Returns:
         The copied body (None where the member-by-member copy must run) and its size in
         bytes of compact JSON.
     """
-    body: dict[str, Any] = {}
-    # The members as given, for their size (a subnormal counts as written, not as stored).
     members: dict[str, Any] = {}
     try:
         for key, value in doc.items():
-            if type(key) is not str or not (key.isascii() or _encodable(key)):
+            if type(key) is not str:
                 raise _Careful
-            if key.startswith("_"):
+            if key[:1] == "_":
                 _stored(value, 0)  # checked only: special members are not stored as given
             else:
-                body[key] = _stored(value, 0)
                 members[key] = value
-    except _Careful:
+        text = json.dumps(members, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        body = json.loads(text)
+        if "e-3" in text or body != members:
+            raise _Careful
+    except (_Careful, ValueError, TypeError, RecursionError, UnicodeEncodeError):
         check_json(doc)
         return None, 0
-    text = json.dumps(members, ensure_ascii=False, separators=(",", ":"))
-    return body, _utf8_size(text)
+    return body, size
 
 
 _MAX_FAST_DEPTH = 100
