@@ -116,9 +116,16 @@ def _body_etf(value: Any, out: list[bytes], depth: int) -> None:
                 if type(key) is str and len(_KEY_HEADS) < _MAX_KEY_HEADS:
                     _KEY_HEADS[key] = head
             out.append(head)
-            if type(item) is str:  # the most common member, in line
+            member = type(item)  # the common scalar members in line
+            if member is str:
                 raw = item.encode("utf-8", "surrogatepass")
                 out.append(b"m" + _LEN(len(raw)) + raw)
+            elif member is int and 0 <= item < 256:
+                out.append(_SMALL[item])
+            elif member is float:
+                out.append(b"F" + _FLOAT(item))
+            elif member is bool or item is None:
+                out.append(_ATOMS[item])
             else:
                 _body_etf(item, out, depth + 1)
         out.append(b"j")
