@@ -31,7 +31,6 @@ from urllib.parse import unquote, urlsplit
 from couchmapper._couch.checks import (
     check_attachment,
     check_doc_id,
-    check_docs,
     check_document,
 )
 from couchmapper._url import redact_text, redact_url
@@ -44,6 +43,7 @@ from couchmapper.exceptions import (
 )
 from couchmapper.memory.engine import feeds, find, listing, replication, views
 from couchmapper.memory.engine.catalog import Catalog, check_db_name, default_catalog
+from couchmapper.memory.engine.docs import Prepared, stored_body
 from couchmapper.memory.engine.options import check_counts
 from couchmapper.memory.engine.store import Database
 
@@ -131,6 +131,24 @@ class MemoryServer:
 
 _default_server: MemoryServer | None = None
 _default_lock = threading.Lock()
+
+
+def _listed(docs: Any) -> list[Any]:
+    """``check_docs`` but for the JSON check of each doc (:func:`_checked` does that)."""
+    msg = f"bulk_docs() takes a list of documents (dicts), not {type(docs).__name__}"
+    if isinstance(docs, str | bytes | dict):
+        raise TypeError(msg)
+    try:
+        return list(docs)
+    except TypeError:
+        raise TypeError(msg) from None
+
+
+def _checked(doc: Any) -> Prepared:
+    """``check_document`` (a dict of JSON values), fused with the engine's stored copy."""
+    if not isinstance(doc, dict):
+        check_document(doc)  # raises its TypeError
+    return stored_body(doc)
 
 
 def memory_server() -> MemoryServer:
@@ -233,18 +251,18 @@ class MemoryBackend:
 
     def put(self, doc: JSONDict, *, new_edits: bool = True) -> JSONDict:
         """``PUT /db/{doc["_id"]}``: ``{"ok", "id", "rev"}``; raises ConflictError."""
-        check_document(doc)
+        ready = _checked(doc)
         if "_id" not in doc:
             raise BackendError(400, "bad_request", "Document id must be a string")
-        return self._db.put(doc, doc["_id"], new_edits=new_edits)
+        return self._db.put(doc, doc["_id"], new_edits=new_edits, prepared=ready)
 
     def post(self, doc: JSONDict) -> JSONDict:
         """``POST /db``: like put, with a generated id when the doc has none."""
-        check_document(doc)
+        ready = _checked(doc)
         item = dict(doc)
         if "_id" not in item and self.server is not None:
             item["_id"] = self.server.uuids()[0]
-        return self._db.put(item)
+        return self._db.put(item, prepared=ready)
 
     def delete(self, doc_id: str, rev: str) -> JSONDict:
         """``DELETE /db/{doc_id}?rev=``."""
@@ -253,10 +271,11 @@ class MemoryBackend:
 
     def bulk_docs(self, docs: Sequence[JSONDict], *, new_edits: bool = True) -> list[JSONDict]:
         """``POST /db/_bulk_docs``: one result per document, in order."""
-        docs = check_docs(docs)
+        docs = _listed(docs)
+        ready = [_checked(doc) for doc in docs]  # check_docs' JSON check, fused with the copy
         if self.server is not None:
             docs = [self._with_id(d) for d in docs]
-        return self._db.bulk_docs(docs, new_edits=new_edits)
+        return self._db.bulk_docs(docs, new_edits=new_edits, prepared=ready)
 
     def _with_id(self, doc: Any) -> Any:
         if isinstance(doc, dict) and "_id" not in doc and self.server is not None:

@@ -21,6 +21,7 @@ MODULES = (
     "bench_contention",
     "bench_migrate",
     "bench_attachments",
+    "bench_engine",
 )
 
 if sys.argv[1:] == ["--replot"]:

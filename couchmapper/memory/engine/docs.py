@@ -8,11 +8,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import uuid
 from typing import Any, Final
 
 from couchmapper._couch.checks import check_json
 from couchmapper._couch.erlang import erlang_float
+from couchmapper._couch.json import json_copy
 from couchmapper.exceptions import BackendError
 from couchmapper.memory.engine.errors import bad_request
 from couchmapper.memory.engine.revs import parse_rev
@@ -20,9 +22,15 @@ from couchmapper.memory.engine.revs import parse_rev
 __all__ = [
     "MAX_DOCUMENT_SIZE",
     "ParsedDoc",
+    "Prepared",
+    "copy_into",
     "parse_doc",
+    "stored_body",
     "validate_docid",
 ]
+
+Prepared = tuple[dict[str, Any] | None, int]
+"""What :func:`stored_body` gives: the stored copy of a body (or None) and its JSON size."""
 
 # Special members CouchDB accepts in a written body and then drops.
 _IGNORED_SPECIALS = ("_conflicts", "_deleted_conflicts", "_revs_info", "_local_seq")
@@ -97,24 +105,146 @@ def _decode_attachments(raw: Any) -> dict[str, Any] | None:
     return out
 
 
-def parse_doc(doc: Any, doc_id: Any = None, *, partitioned: bool = False) -> ParsedDoc:
+def stored_body(doc: dict[str, Any]) -> Prepared:
+    """Check ``doc`` is JSON (as :func:`check_json`) and copy its body as CouchDB stores it.
+
+    The members go through one compact ``json.dumps`` (their size, as CouchDB measures a
+    body) and one ``json.loads`` (the copy). The encoder refuses a NaN, an infinity, a set
+    or a value nested too deep; a lone surrogate has no UTF-8 form; a key that is not a
+    string, a tuple or a float the round trip changes (a subnormal is stored as ``0.0``)
+    makes the copy differ from the members. Each of these leaves the document to
+    :func:`check_json`, which raises its own error, and to the member-by-member copy.
+
+    Returns:
+        The copied body (None where the member-by-member copy must run) and its size in
+        bytes of compact JSON.
+    """
+    members: dict[str, Any] = {}
+    try:
+        for key, value in doc.items():
+            if type(key) is not str:
+                raise _Careful
+            if key[:1] == "_":
+                _stored(value, 0)  # checked only: special members are not stored as given
+            else:
+                members[key] = value
+        text = json.dumps(members, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        body = json.loads(text)
+        if "e-3" in text or body != members:
+            raise _Careful
+    except (_Careful, ValueError, TypeError, RecursionError, UnicodeEncodeError):
+        check_json(doc)
+        return None, 0
+    return body, size
+
+
+_MAX_FAST_DEPTH = 100
+
+
+class _Careful(Exception):
+    """A value :func:`_stored` leaves to the careful path."""
+
+
+def _stored(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind is str:
+        if value.isascii() or _encodable(value):
+            return value
+        raise _Careful
+    if kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        if math.isfinite(value):
+            return erlang_float(value)
+        raise _Careful
+    if depth > _MAX_FAST_DEPTH:
+        raise _Careful
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str or not (key.isascii() or _encodable(key)):
+                raise _Careful
+            out[key] = _stored(item, depth + 1)
+        return out
+    if kind is list:
+        return [_stored(item, depth + 1) for item in value]
+    raise _Careful
+
+
+def copy_into(out: dict[str, Any], body: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    """Copy a stored body's members into ``out``: containers copied, scalars shared.
+
+    As :func:`~couchmapper._couch.json.json_copy`, with the scalars of stored bodies handled
+    in line (a read copies every document it returns); deep values go to ``json_copy``.
+    """
+    for key, value in body.items():
+        kind = type(value)
+        if kind is str or kind is int or kind is float or kind is bool or value is None:
+            out[key] = value
+        else:
+            out[key] = _copy_container(value, depth)
+    return out
+
+
+def _copy_list(items: list[Any], depth: int) -> list[Any]:
+    out = []
+    for value in items:
+        kind = type(value)
+        if kind is str or kind is int or kind is float or kind is bool or value is None:
+            out.append(value)
+        else:
+            out.append(_copy_container(value, depth))
+    return out
+
+
+def _copy_container(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if depth >= _MAX_FAST_DEPTH:
+        return json_copy(value)
+    if kind is dict:
+        return copy_into({}, value, depth + 1)
+    if kind is list:
+        return _copy_list(value, depth + 1)
+    return json_copy(value)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def parse_doc(
+    doc: Any,
+    doc_id: Any = None,
+    *,
+    partitioned: bool = False,
+    prepared: Prepared | None = None,
+) -> ParsedDoc:
     """Split and validate one written document; errors are CouchDB's whole-request 400s.
 
     A body over :data:`MAX_DOCUMENT_SIZE` is 413 ``document_too_large``, as in CouchDB 3.5.
+    ``prepared`` is :func:`stored_body` of the same members, already run by the caller.
     """
     if not isinstance(doc, dict):
         raise bad_request("Document must be a JSON object")
-    check_json(doc)
+    body, body_size = prepared if prepared is not None else stored_body(doc)
     parsed = ParsedDoc()
     given_id = doc_id if doc_id is not None else doc.get("_id", _NO_ID)
     if given_id is _NO_ID:
         given_id = uuid.uuid4().hex
     parsed.doc_id = validate_docid(given_id, partitioned and not _is_special(given_id))
     size = 2  # the braces of the body
+    if body is not None:
+        parsed.body, size = body, body_size
     for key, value in doc.items():
         if not key.startswith("_"):
-            parsed.body[key], member_size = _copy_member(value)
-            size += _json_size(key) + 1 + member_size + (size > 2)
+            if body is None:
+                parsed.body[key], member_size = _copy_member(value)
+                size += _json_size(key) + 1 + member_size + (size > 2)
         elif key == "_rev":
             parse_rev(value)
             parsed.rev = value

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from couchmapper._couch import mango
-from couchmapper._couch.collation import collate, raw_key
+from couchmapper._couch.collation import raw_key
 from couchmapper.exceptions import QueryError
 from couchmapper.memory.engine.errors import bad_request
 from couchmapper.memory.engine.indexes import (
@@ -30,8 +30,10 @@ from couchmapper.memory.engine.indexes import (
     term,
 )
 from couchmapper.memory.engine.options import check_partition
+from couchmapper.memory.engine.seek import empty_range, fast_rows
 
 if TYPE_CHECKING:
+    from couchmapper.memory.engine.revs import DocRecord, RevNode
     from couchmapper.memory.engine.store import Database
 
 __all__ = ["create_index", "delete_index", "explain", "find", "list_indexes"]
@@ -278,24 +280,41 @@ def find(db: Database, query: Any, *, partition: str | None = None) -> dict[str,
             prefix = "No global index" if partition is None and db.partitioned else "No index"
             reason = f"{prefix} exists for this sort, try indexing by the sort fields."
             raise QueryError("no_usable_index", reason)
-        if index is not None and index.fields and _empty_range(selector, index.fields[0][0]):
+        if index is not None and index.fields and empty_range(selector, index.fields[0][0]):
             # CouchDB does not scan an index whose range is unsatisfiable: no bookmark.
             return {"docs": []}
-        docs, examined = _scan(db, index, matcher, partition, bool(query.get("conflicts")))
+        rows = fast_rows(
+            db,
+            query,
+            index,
+            selector=selector,
+            matcher=matcher,
+            descending=descending,
+            partition=partition,
+            after=after,
+        )
         paths: list[tuple[str, ...]] | None = None
         if index is not None:
             paths = [mango.parse_field(f) for f, _ in index.fields]
-            ordered = mango.sort_docs(
-                docs, [{f: "desc" if descending else "asc"} for f, _ in index.fields]
-            )
-        elif sort_fields:
-            ordered = sorted(docs, key=lambda d: d["_id"], reverse=descending)
+        if rows is not None:
+            conflicts = bool(query.get("conflicts"))
+            page = [_returned(db, record, node, conflicts) for record, node in rows]
+            ordered = page  # execution_stats (which needs the whole scan) takes the other way
         else:
-            ordered = docs
-    if after is not None:
-        reverse = descending and (index is not None or bool(sort_fields))
-        ordered = _after_bookmark(ordered, after, paths, reverse)
-    page = ordered[skip:][:limit]
+            docs, examined = _scan(db, index, matcher, partition, bool(query.get("conflicts")))
+            if index is not None:
+                ordered = mango.sort_docs(
+                    docs, [{f: "desc" if descending else "asc"} for f, _ in index.fields]
+                )
+            elif sort_fields:
+                ordered = sorted(docs, key=lambda d: d["_id"], reverse=descending)
+            else:
+                ordered = docs
+    if rows is None:
+        if after is not None:
+            reverse = descending and (index is not None or bool(sort_fields))
+            ordered = _after_bookmark(ordered, after, paths, reverse)
+        page = ordered[skip:][:limit]
     out: dict[str, Any] = {"docs": [_project(d, query.get("fields", [])) for d in page]}
     if selector == {"$or": []}:
         return out
@@ -345,6 +364,14 @@ def _scan(
     return docs, examined
 
 
+def _returned(db: Database, record: DocRecord, node: RevNode, conflicts: bool) -> dict[str, Any]:
+    """The copy of a matching revision that ``_find`` returns."""
+    if conflicts:
+        decorated: dict[str, Any] = db.decorate(record, node, {"conflicts": True})
+        return decorated
+    return db.doc_json(record, node)
+
+
 def _after_bookmark(
     ordered: list[dict[str, Any]],
     after: tuple[Any, str],
@@ -359,65 +386,6 @@ def _after_bookmark(
         if (_rank(_row_key(d, paths), d["_id"], paths) < mark) == reverse
         and _rank(_row_key(d, paths), d["_id"], paths) != mark
     ]
-
-
-_LOW, _HIGH = object(), object()  # mango_json:min() and max()
-_Range = tuple[str, Any, str, Any]
-
-
-def _cmp(a: Any, b: Any) -> int:
-    if a is b:
-        return 0
-    if a is _LOW or b is _HIGH:
-        return -1
-    if a is _HIGH or b is _LOW:
-        return 1
-    return collate(a, b)
-
-
-def _narrow(op: str, arg: Any, current: _Range) -> _Range | None:
-    """mango_idx_view:range/5: ``current`` narrowed by one condition; None when empty."""
-    lcmp, low, hcmp, high = current
-    pos = _cmp(arg, low)
-    where = "min" if pos < 0 else "low" if pos == 0 else ""
-    if not where:
-        pos = _cmp(arg, high)
-        where = "mid" if pos < 0 else "high" if pos == 0 else "max"
-    eq: _Range = ("$eq", arg, "$eq", arg)
-    closed_low, closed_high = lcmp in ("$gte", "$eq"), hcmp in ("$lte", "$eq")
-    table: dict[str, dict[str, _Range | None]] = {
-        "$lt": {"min": None, "low": None, "mid": (lcmp, low, "$lt", arg),
-                "high": (lcmp, low, "$lt", arg), "max": current},
-        "$lte": {"min": None, "low": eq if closed_low else None,
-                 "mid": (lcmp, low, "$lte", arg), "high": current, "max": current},
-        "$eq": {"min": None, "low": eq if closed_low else None, "mid": eq,
-                "high": eq if closed_high else None, "max": None},
-        "$gte": {"min": current, "low": current, "mid": ("$gte", arg, hcmp, high),
-                 "high": eq if closed_high else None, "max": None},
-        "$gt": {"min": current, "low": ("$gt", arg, hcmp, high),
-                "mid": ("$gt", arg, hcmp, high), "high": None, "max": None},
-    }  # fmt: skip
-    return table[op][where] if op in table else current
-
-
-def _field_range(selector: Any, field: str, current: _Range | None) -> _Range | None:
-    """The range ``selector`` allows ``field`` (through ``$and`` only, like CouchDB)."""
-    if current is None or not isinstance(selector, dict) or len(selector) != 1:
-        return current
-    key, arg = next(iter(selector.items()))
-    if key == "$and" and isinstance(arg, list):
-        for part in arg:
-            current = _field_range(part, field, current)
-        return current
-    if key == field and isinstance(arg, dict) and len(arg) == 1:
-        op, value = next(iter(arg.items()))
-        return _narrow(op, value, current)
-    return current
-
-
-def _empty_range(selector: dict[str, Any], field: str) -> bool:
-    """True when no value of ``field`` can satisfy the selector's conditions on it."""
-    return _field_range(selector, field, ("$gt", _LOW, "$lt", _HIGH)) is None
 
 
 def _id_sort_ok(selector: dict[str, Any], sort_fields: list[str]) -> bool:

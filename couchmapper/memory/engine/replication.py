@@ -64,6 +64,7 @@ def purge(db: Database, body: dict[str, Any]) -> dict[str, Any]:
                     del db.docs[doc_id]
                     db.design_ids.pop(doc_id, None)
                 db.purge_seq += 1
+                db.touched(doc_id)
             purged[doc_id] = done
         if any(purged.values()):
             db.seq += 1

@@ -23,6 +23,8 @@ from couchmapper.exceptions import (
 from couchmapper.memory.engine import js
 from couchmapper.memory.engine.docs import (
     ParsedDoc,
+    Prepared,
+    copy_into,
     parse_doc,
     validate_docid,
 )
@@ -66,17 +68,34 @@ class Database:
         self.view_state: dict[Any, Any] = {}
         # Set by MemoryServer.delete: handles still held answer 404 from then on.
         self.deleted = False
+        # _find's sorted structures (see ordered.py) and the ids each has yet to apply.
+        self.find_state: dict[Any, Any] = {}
+        self.dirty_sets: list[dict[str, None]] = []
 
     # -- writes -------------------------------------------------------------------------
 
-    def bulk_docs(self, docs: Sequence[Any], *, new_edits: bool = True) -> list[dict[str, Any]]:
+    def bulk_docs(
+        self,
+        docs: Sequence[Any],
+        *,
+        new_edits: bool = True,
+        prepared: Sequence[Prepared] | None = None,
+    ) -> list[dict[str, Any]]:
         """``_bulk_docs``: parse and check everything first (a bad doc rejects all), then write.
 
         As in CouchDB, a request-level error (a bad ``_local`` rev, a missing attachment stub
         of a replicated doc, a doc without a rev under ``new_edits=false``) changes nothing.
+        ``prepared`` holds :func:`~couchmapper.memory.engine.docs.stored_body` of each doc
+        when the caller has already checked them.
         """
         with self.lock:
-            parsed = [parse_doc(doc, partitioned=self.partitioned) for doc in docs]
+            if prepared is None:
+                parsed = [parse_doc(doc, partitioned=self.partitioned) for doc in docs]
+            else:
+                parsed = [
+                    parse_doc(doc, partitioned=self.partitioned, prepared=ready)
+                    for doc, ready in zip(docs, prepared, strict=True)
+                ]
             for item in parsed:
                 if item.doc_id.startswith("_local/"):
                     _local_number(item)
@@ -140,7 +159,13 @@ class Database:
                 self.design_ids[item.doc_id] = None
         record.revs[node.rev] = node
         record.seq = self.seq
+        self.touched(item.doc_id)
         return node
+
+    def touched(self, doc_id: str) -> None:
+        """Note a written (or purged) id for the structures ``_find`` keeps in order."""
+        for dirty in self.dirty_sets:
+            dirty[doc_id] = None
 
     def _parent_for(self, record: DocRecord | None, item: ParsedDoc) -> str | None:
         prev = item.rev
@@ -282,6 +307,7 @@ class Database:
                 node.atts = atts
             record.revs[rev] = node
         record.seq = self.seq
+        self.touched(item.doc_id)
         return None
 
     def _write_local(self, item: ParsedDoc) -> dict[str, Any]:
@@ -292,10 +318,17 @@ class Database:
         self.local[item.doc_id] = (number + 1, item.body)
         return {"ok": True, "id": item.doc_id, "rev": f"0-{number + 1}"}
 
-    def put(self, doc: Any, doc_id: str | None = None, *, new_edits: bool = True) -> dict[str, Any]:
+    def put(
+        self,
+        doc: Any,
+        doc_id: str | None = None,
+        *,
+        new_edits: bool = True,
+        prepared: Prepared | None = None,
+    ) -> dict[str, Any]:
         """``PUT /db/doc``: one write that raises instead of returning a per-doc error."""
         with self.lock:
-            item = parse_doc(doc, doc_id, partitioned=self.partitioned)
+            item = parse_doc(doc, doc_id, partitioned=self.partitioned, prepared=prepared)
             if not new_edits:
                 if item.rev is None and item.revisions is None:
                     raise bad_request(
@@ -348,7 +381,8 @@ class Database:
     ) -> dict[str, Any]:
         """The JSON of one revision (``_id``, ``_rev``, body, ``_deleted``, ``_attachments``)."""
         out: dict[str, Any] = {"_id": record.doc_id, "_rev": node.rev}
-        out.update(json_copy(node.body or {}))
+        if node.body:
+            copy_into(out, node.body)
         if node.deleted:
             out["_deleted"] = True
         if node.atts:
