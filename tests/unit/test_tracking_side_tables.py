@@ -40,7 +40,8 @@ def _patched_is_dumped(doc: Person) -> bool:
     loaded = _state(doc).loaded
     assert loaded is not None
     base = cm.dump(cm.load(Person, loaded))  # with the defaults the class writes
-    return cm.apply_json_patch(base, cm.changes(doc).to_json_patch()) == cm.dump(doc)
+    patched = cm.apply_json_patch(base, cm.changes(doc).to_json_patch())
+    return bool(patched == cm.dump(doc))
 
 
 def test_nested_set_reports_its_full_path_with_the_first_old_value() -> None:
