@@ -607,6 +607,16 @@ def chunks(
             yield docs
         return
     limit = max(1, max_docs)
+    if len(docs) <= limit:
+        # The usual flush is one request: one encoding of the whole list measures it (its
+        # length is the documents' sizes below plus one), instead of one per document.
+        try:
+            whole = len(json.dumps(docs, separators=(",", ":")))
+        except (TypeError, ValueError):
+            whole = max_bytes + 1  # not JSON: measured one by one below
+        if whole <= max_bytes:
+            yield list(docs)
+            return
     chunk: list[JSONDict] = []
     used = 0
     for doc in docs:
