@@ -204,8 +204,12 @@ def bench_sets(number: int = 200_000, repeat: int = 7) -> dict[str, float]:
     return results
 
 
-def bench_nested(number: int = 200_000, repeat: int = 7) -> dict[str, float]:
-    """Seconds per nested embedded set vs our own top-level scalar set, on one object."""
+def bench_nested(number: int = 2_000, repeat: int = 300) -> dict[str, float]:
+    """Seconds per nested embedded set vs our own top-level scalar set, on one object.
+
+    Many short runs, the two interleaved, the best of each: on a shared machine a short run
+    is likelier to go undisturbed, and both see the same phases of the machine's load.
+    """
     ours = cm.load(BenchPerson, raw_document(1), status=cm.Lifecycle.PERSISTENT)
     address = ours.address
     assert address is not None
@@ -218,10 +222,11 @@ def bench_nested(number: int = 200_000, repeat: int = 7) -> dict[str, float]:
         ours.age = 5
         ours.age = 6
 
-    results = {
-        "nested doc.address.city = x": best(set_nested, number, repeat) / 2,
-        "scalar doc.age = x": best(set_scalar, number, repeat) / 2,
-    }
+    nested, scalar = float("inf"), float("inf")
+    for _ in range(repeat):
+        nested = min(nested, best(set_nested, number, 1))
+        scalar = min(scalar, best(set_scalar, number, 1))
+    results = {"nested doc.address.city = x": nested / 2, "scalar doc.age = x": scalar / 2}
     address.city = "Bergen"  # sanity: the nested sets were tracked at their full path
     assert ("address", "city") in [c.path for c in cm.changes(ours)], cm.changes(ours)
     return results
