@@ -99,7 +99,8 @@ class Tracker:
     # that key moves them into the log first, in order (:meth:`_settle`).
     # Each entry has a mark (:meth:`side_mark`) that places its changes among the log's.
     # Scalar sets in an embedded object held by a document field: key of the field -> the
-    # object, whose ``__dict__["_cm_sets"]`` maps its field -> [old, new, mark] (there, a
+    # object, whose ``__dict__["_cm_sets"]`` maps its field -> [old, new, mark] and None ->
+    # this tracker (there, a
     # repeated set finds its entry without walking up to the tracker).
     nested: dict[PathKey, Any] | None = None
     # Scalar appends to a list held by a document field: key -> [mark, first index, *values].
@@ -244,7 +245,9 @@ class Tracker:
         """Move the side-table entries under top-level key ``root`` into the ordered log."""
         appended = self.appends.pop(root, None) if self.appends else None
         node = self.nested.pop(root, None) if self.nested else None
-        fields = node.__dict__.pop("_cm_sets", None) if node is not None else None
+        fields = _sets_of(node) if node is not None else None
+        if node is not None:
+            node.__dict__.pop("_cm_sets", None)
         if appended is not None:
             start = appended[1]
             for offset, value in enumerate(appended[2:]):
@@ -283,7 +286,8 @@ class Tracker:
 
 def _sets_of(node: Any) -> dict[str, list[Any]]:
     """The ``nested`` side-table entries kept on an embedded object (see Tracker)."""
-    return cast(dict[str, list[Any]], node.__dict__.get("_cm_sets", {}))
+    sets = node.__dict__.get("_cm_sets", {})
+    return {name: entry for name, entry in sets.items() if name is not None}
 
 
 # --------------------------------------------------------------------------------------

@@ -269,7 +269,9 @@ class EmbeddedField(NestedAccess, Field):
         sets = d.get("_cm_sets")
         if sets is not None and value.__class__ in JSON_SCALARS:
             entry = sets.get(self.name)
-            if entry is not None:
+            # Reading the tracker's table (``sets[None]`` is the tracker) lets a hook round's
+            # watch, which notes reads of the change-log attributes, see this edit.
+            if entry is not None and sets[None].nested is not None:
                 entry[1] = d[self.name] = value
                 return
         link = d.get("_cm_parent")
@@ -296,7 +298,7 @@ class EmbeddedField(NestedAccess, Field):
                     if state.nested is None:
                         state.nested = {}
                     state.nested[link[1]] = obj
-                    obj.__dict__.setdefault("_cm_sets", {})[name] = [old, value, mark]
+                    obj.__dict__.setdefault("_cm_sets", {None: state})[name] = [old, value, mark]
                     if not state.reported:
                         state.report_change()
                 return

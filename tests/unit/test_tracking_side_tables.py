@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from models import Address, Geo, Person
 
 import couchmapper as cm
+from couchmapper import signals
 from couchmapper.model.base import state_of
 from couchmapper.orm.state import InstanceState
 
@@ -177,3 +179,37 @@ def test_first_side_change_reports_the_document_dirty_once() -> None:
     doc.tags.append("c")
     doc.address.city = "Paris"
     assert calls == [1]
+
+
+@pytest.mark.parametrize("kind", ["nested", "append"])
+def test_round_limit_names_a_receiver_that_edits_through_a_side_table(kind: str) -> None:
+    """A hook repeating a nested set or an append is named by the round limit; idle is not."""
+    db = cm.connect()
+    setup = cm.Session(db)
+    setup.add(Person(id="p", name="Ann", address=Address(street="Main 1", city="Oslo")))
+    setup.flush()
+    s = cm.Session(db, hook_rounds=2)
+    doc = s.get(Person, "p")
+    assert doc is not None and doc.address is not None
+    address = doc.address
+
+    def looping(sender: type, **kw: Any) -> None:
+        if kind == "nested":
+            address.city += "x"  # in the side table already: the hot path
+        else:
+            doc.tags.append("x")
+
+    def idle(sender: type, **kw: Any) -> None:
+        address.city = address.city  # the same value: no change
+
+    address.city = "Rome"
+    doc.tags.append("first")
+    signals.document_changed.connect(looping, sender=Person)
+    signals.document_changed.connect(idle, sender=Person)
+    try:
+        with pytest.raises(cm.HookLimitError) as caught:
+            s.flush()
+    finally:
+        signals.document_changed.disconnect(looping, sender=Person)
+        signals.document_changed.disconnect(idle, sender=Person)
+    assert [name.rsplit(".", 1)[-1] for name in caught.value.receivers] == ["looping"]
