@@ -93,6 +93,18 @@ class Tracker:
     scalar_values: dict[str, Any] | None = None
     # Top-level keys with entries in the ordered log (their sets must take the slow path).
     log_roots: set[PathKey] | frozenset[PathKey] = frozenset()
+    # Two more side tables for hot edits under a top-level key with no entry in the ordered
+    # log, so they commute with it as ``scalars`` do (the tracking descriptors and
+    # ``TrackedList.append`` fill them inline). The first change recorded in the log under
+    # that key moves them into the log first, in order (:meth:`_settle`).
+    # Each entry has a mark (:meth:`side_mark`) that places its changes among the log's.
+    # Scalar sets in an embedded object held by a document field: key of the field -> the
+    # object, whose ``__dict__["_cm_sets"]`` maps its field -> [old, new, mark] and None ->
+    # this tracker (there, a
+    # repeated set finds its entry without walking up to the tracker).
+    nested: dict[PathKey, Any] | None = None
+    # Scalar appends to a list held by a document field: key -> [mark, first index, *values].
+    appends: dict[PathKey, list[Any]] | None = None
     reported = False
 
     def current_value(self, name: str) -> Any:
@@ -105,10 +117,40 @@ class Tracker:
             if new is not MISSING and not same_json(new, old):
                 yield Change("replace", (name,), new, old)
 
+    def side_mark(self) -> tuple[int, int]:
+        """Where a new side-table entry falls among the ordered log's changes (for listing)."""
+        nested = sum(len(_sets_of(node)) for node in (self.nested or {}).values())
+        return len(self.log or ()), nested + len(self.appends or ())
+
+    def _with_side_changes(self, log: list[Change]) -> ChangeList:
+        """``log`` with the side tables' changes put where they were first recorded."""
+        side: list[tuple[tuple[int, int], list[Change]]] = []
+        for root, node in (self.nested or {}).items():
+            for name, (old, new, mark) in _sets_of(node).items():
+                if not same_json(new, old):
+                    side.append((mark, [Change("replace", (root, name), new, old)]))
+        for key, entry in (self.appends or {}).items():
+            start = entry[1]
+            adds = [Change("add", (key, start + i), v) for i, v in enumerate(entry[2:])]
+            side.append((entry[0], adds))
+        side.sort(key=lambda item: item[0])
+        result, taken = ChangeList(), 0
+        for (recorded_at, _), changes in side:
+            # Side changes commute with the log (other top-level keys): any place is right;
+            # the place they were recorded at keeps the listing in the order of the edits.
+            position = max(taken, min(recorded_at, len(log)))
+            result.extend(log[taken:position])
+            result.extend(changes)
+            taken = position
+        result.extend(log[taken:])
+        return result
+
     @property
     def changes(self) -> ChangeList:
         """A copy of the compacted change log."""
         result = ChangeList(self.log or ())
+        if self.nested or self.appends:
+            result = self._with_side_changes(result)
         if self.scalars:
             result.extend(self._scalar_changes())
         return result
@@ -122,7 +164,13 @@ class Tracker:
             new = self.current_value(name)
             if new is not MISSING and not same_json(new, old):
                 return True
-        return False
+        if self.appends:
+            return True
+        return any(
+            not same_json(new, old)
+            for node in (self.nested or {}).values()
+            for old, new, _ in _sets_of(node).values()
+        )
 
     def reset(self) -> None:
         """Forget every change (after a flush wrote them, or a rollback undid them)."""
@@ -130,6 +178,10 @@ class Tracker:
         self.scalars = None
         self.scalar_values = None
         self.log_roots = frozenset()
+        for node in (self.nested or {}).values():
+            node.__dict__.pop("_cm_sets", None)
+        self.nested = None
+        self.appends = None
         self.reported = False
 
     def on_first_change(self) -> None:
@@ -189,8 +241,25 @@ class Tracker:
         """Record ``change`` (JSON values) as if the object had been edited that way."""
         self._record(change)
 
+    def _settle(self, root: PathKey) -> None:
+        """Move the side-table entries under top-level key ``root`` into the ordered log."""
+        appended = self.appends.pop(root, None) if self.appends else None
+        node = self.nested.pop(root, None) if self.nested else None
+        fields = _sets_of(node) if node is not None else None
+        if node is not None:
+            node.__dict__.pop("_cm_sets", None)
+        if appended is not None:
+            start = appended[1]
+            for offset, value in enumerate(appended[2:]):
+                self._record(Change("add", (root, start + offset), value))
+        for name, (old, new, _) in (fields or {}).items():
+            if not same_json(new, old):
+                self._record(Change("replace", (root, name), new, old))
+
     def _record(self, change: Change) -> None:
         if change.path and change.path[0] not in self.log_roots:
+            if self.nested or self.appends:
+                self._settle(change.path[0])
             self.log_roots = {*self.log_roots, change.path[0]}
         log = self.log
         if log is None:
@@ -213,6 +282,12 @@ class Tracker:
         compact_into(log, change)
         if log:
             self.report_change()
+
+
+def _sets_of(node: Any) -> dict[str, list[Any]]:
+    """The ``nested`` side-table entries kept on an embedded object (see Tracker)."""
+    sets = node.__dict__.get("_cm_sets", {})
+    return {name: entry for name, entry in sets.items() if name is not None}
 
 
 # --------------------------------------------------------------------------------------
@@ -309,17 +384,25 @@ def _plain_wrap(value: Any, parent: Any, key: PathKey) -> Any:
     return TrackedDict(value, parent=parent, key=key)
 
 
-_typed: dict[tuple[type, Callable[..., Any]], type] = {}
+_typed: dict[tuple[type, Callable[..., Any], frozenset[type]], type] = {}
+_JSON_SCALARS: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None)})
+_NO_FIELDS: Final[dict[str, Any]] = {}
 
 
 def typed_container(
-    base: type[T_C], wrap: Callable[[Any, Any, PathKey], Any], name: str
+    base: type[T_C],
+    wrap: Callable[[Any, Any, PathKey], Any],
+    name: str,
+    fast: frozenset[type] = frozenset(),
 ) -> type[T_C]:
-    """Return the subclass of a tracked container whose items are wrapped by ``wrap``."""
-    key = (base, wrap)
+    """Return the subclass of a tracked container whose items are wrapped by ``wrap``.
+
+    ``fast``: classes of items that ``wrap`` returns unchanged (it is skipped for them).
+    """
+    key = (base, wrap, fast)
     cls = _typed.get(key)
     if cls is None:
-        namespace = {"__slots__": (), "_cm_wrap": staticmethod(wrap)}
+        namespace = {"__slots__": (), "_cm_wrap": staticmethod(wrap), "_cm_fast": fast}
         cls = type(f"{base.__name__}[{name}]", (base,), namespace)
         _typed[key] = cls
     return cast(type[T_C], cls)
@@ -333,6 +416,8 @@ class TrackedList(_TrackedContainer, list[Any]):
 
     __slots__ = ("_cm_key", "_cm_parent")
     _cm_wrap: Callable[[Any, Any, PathKey], Any] = staticmethod(_plain_wrap)
+    # Item classes ``_cm_wrap`` returns unchanged (``_plain_wrap`` keeps every scalar).
+    _cm_fast: frozenset[type] = _JSON_SCALARS
 
     def __init__(self, items: Iterable[Any] = (), *, parent: Any = None, key: PathKey = "") -> None:
         self._cm_parent = parent
@@ -359,8 +444,28 @@ class TrackedList(_TrackedContainer, list[Any]):
         return self._cm_wrap(value, self, 0)
 
     def append(self, value: Any) -> None:
-        value = self._wrapped(value)
+        if value.__class__ not in self._cm_fast:
+            value = self._cm_wrap(value, self, 0)
         list.append(self, value)
+        parent = self._cm_parent
+        if parent is None:
+            return
+        # Fast path: a scalar appended to a list held by a document field, while that field
+        # has nothing in the ordered log, goes to the ``appends`` side table (see Tracker).
+        state = getattr(parent, "__dict__", _NO_FIELDS).get("_cm_state")
+        key = self._cm_key
+        if state is not None and value.__class__ in _JSON_SCALARS and key not in state.log_roots:
+            appends = state.appends
+            if appends is None:
+                appends = state.appends = {}
+            entry = appends.get(key)
+            if entry is None:
+                appends[key] = [state.side_mark(), len(self) - 1, value]
+            else:
+                entry.append(value)
+            if not state.reported:
+                state.report_change()
+            return
         tracker, path = self._cm_locate()
         if tracker is not None:
             tracker.record_add((*path, len(self) - 1), value)

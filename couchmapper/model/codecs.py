@@ -395,6 +395,9 @@ def _any_prepare(value: Any, parent: Any, key: PathKey) -> Any:
     return _any_wrap(plain(value), parent, key)
 
 
+# Values that ``_any_prepare`` stores unchanged (floats are checked for NaN and infinity).
+ANY_SET_FAST: Final = JSON_SCALARS - _FLOAT
+
 _item_guards: dict[Loader, Loader] = {}
 
 
@@ -429,11 +432,11 @@ def item_guard(prepare: Loader) -> Loader:
 
 def tracked_class(base: type[T_C], item: Codec) -> type[T_C]:
     """The tracked container class (list or dict) whose items are of ``item``'s type."""
-    return typed_container(base, item_guard(item.prepare), item.expected)
+    return typed_container(base, item_guard(item.prepare), item.expected, item.set_fast)
 
 
-_AnyList = typed_container(TrackedList, item_guard(_any_prepare), "Any")
-_AnyDict = typed_container(TrackedDict, item_guard(_any_prepare), "Any")
+_AnyList = typed_container(TrackedList, item_guard(_any_prepare), "Any", ANY_SET_FAST)
+_AnyDict = typed_container(TrackedDict, item_guard(_any_prepare), "Any", ANY_SET_FAST)
 
 
 def _any_load(value: Any, parent: Any, key: PathKey) -> Any:

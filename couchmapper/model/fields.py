@@ -275,18 +275,55 @@ class EmbeddedField(NestedAccess, Field):
     __slots__ = ()
 
     def __set__(self, obj: Any, value: Any) -> None:
+        # Values of the field's fast classes (str for a str field...) need no validation;
+        # a field with validators has no fast classes (_Validated), so it always takes
+        # _incoming, where they run.
         if value.__class__ not in self._fast:
             value = self._incoming(obj, value)
             if value is _UNCHANGED:
                 return
         d = obj.__dict__
-        old = d.get(self.name, MISSING)
-        d[self.name] = value
-        if d.get("_cm_parent") is None or old is value:
+        # Hot path (``doc.address.city = x`` again): the field is in its document's ``nested``
+        # side table (see Tracker), so only its current value is updated there.
+        sets = d.get("_cm_sets")
+        if sets is not None and value.__class__ in JSON_SCALARS:
+            entry = sets.get(self.name)
+            # Reading the tracker's table (``sets[None]`` is the tracker) lets a hook round's
+            # watch, which notes reads of the change-log attributes, see this edit.
+            if entry is not None and sets[None].nested is not None:
+                entry[1] = d[self.name] = value
+                return
+        link = d.get("_cm_parent")
+        if link is None:  # not in a document (yet): nothing to record
+            d[self.name] = value
             return
+        name = self.name
+        old = d.get(name, MISSING)
+        d[name] = value
+        if old is not value:
+            self._record(obj, link, value, old)
+
+    def _record(self, obj: Any, link: tuple[Any, PathKey], value: Any, old: Any) -> None:
+        """Record a set of this field of ``obj`` (``link``: its parent and key there)."""
+        name = self.name
+        if value.__class__ in JSON_SCALARS and old.__class__ in JSON_SCALARS:
+            # A first scalar set in an embedded object held by a document field whose key has
+            # nothing in the ordered log: kept in the ``nested`` side table (see Tracker).
+            parent = getattr(link[0], "__dict__", None)
+            state = parent.get("_cm_state") if parent is not None else None
+            if state is not None and link[1] not in state.log_roots:
+                if old.__class__ is not value.__class__ or old != value:
+                    mark = state.side_mark()
+                    if state.nested is None:
+                        state.nested = {}
+                    state.nested[link[1]] = obj
+                    obj.__dict__.setdefault("_cm_sets", {None: state})[name] = [old, value, mark]
+                    if not state.reported:
+                        state.report_change()
+                return
         tracker, path = locate(obj)
         if tracker is not None:
-            tracker.record_replace((*path, self.name), value, old)
+            tracker.record_replace((*path, name), value, old)
         detach(old)
 
 

@@ -713,18 +713,34 @@ def chunks(
             yield docs
         return
     limit = max(1, max_docs)
+    position = 0
+    while position < len(docs):
+        # The next ``limit`` documents as a whole: one encoding measures them (its length
+        # is their sizes below plus one); if they fit, the greedy split below takes exactly
+        # them, so one encoding per request replaces one per document.
+        part = docs[position : position + limit]
+        try:
+            whole = len(json.dumps(part, separators=(",", ":")))
+        except (TypeError, ValueError):
+            whole = max_bytes + 1  # not JSON: measured one by one below
+        if whole > max_bytes:
+            part = _by_size(docs, position, limit, max_bytes)
+        position += len(part)
+        yield part
+
+
+def _by_size(docs: list[JSONDict], start: int, limit: int, max_bytes: int) -> list[JSONDict]:
+    """The request from ``docs[start]`` on: up to ``limit`` documents and ``max_bytes``."""
     chunk: list[JSONDict] = []
     used = 0
-    for doc in docs:
+    for doc in docs[start : start + limit]:
         try:
             # The compact encoding's length in characters: close enough to the bytes sent.
             size = len(json.dumps(doc, separators=(",", ":"))) + 1
         except (TypeError, ValueError):
             size = 0  # not JSON: the backend refuses it, naming the document
-        if chunk and (len(chunk) >= limit or used + size > max_bytes):
-            yield chunk
-            chunk, used = [], 0
+        if chunk and used + size > max_bytes:
+            break
         chunk.append(doc)
         used += size
-    if chunk:
-        yield chunk
+    return chunk

@@ -347,7 +347,7 @@ _WATCHES: dict[int, _Watch] = {}  # id(session) -> its watch, while one runs
 
 _WATCHED_CLASSES: dict[type, type] = {}
 _UNWATCHED: dict[type, type] = {}
-_CHANGE_LOG_ATTRIBUTES = ("log", "scalars", "scalar_values", "log_roots")
+_CHANGE_LOG_ATTRIBUTES = ("log", "scalars", "scalar_values", "log_roots", "nested", "appends")
 
 
 def _watched_class(cls: type) -> type:

@@ -101,3 +101,26 @@ class InstanceState(Tracker):
 
     def __repr__(self) -> str:
         return f"<InstanceState {self.doc_id!r} {self.status.value} rev={self.rev!r}>"
+
+
+def _prime_attribute_names(cls: type, names: tuple[str, ...]) -> None:
+    """Enter every per-instance attribute name in the class's shared instance-dict keys.
+
+    CPython keeps a class's instance attributes inline (no dict object of their own) while
+    their names fit its shared keys; a name first set once those are full makes that
+    instance build a real dict: one more object for the garbage collector per changed
+    document (``reported``, ``scalars``...) in a large session. Setting every name on one
+    throwaway instance, in a fixed order, puts them all in the keys from the start.
+    """
+    probe: Any = object.__new__(cls)
+    for name in names:
+        setattr(probe, name, None)
+
+
+_prime_attribute_names(
+    InstanceState,
+    (
+        *("doc_id", "rev", "loaded", "obj_ref", "status", "session", "require_rev", "flights"),
+        *("log", "scalars", "scalar_values", "log_roots", "nested", "appends", "reported"),
+    ),
+)

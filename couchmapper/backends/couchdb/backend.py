@@ -207,7 +207,7 @@ class CouchDBBackend:
         body: JSONDict = {"docs": docs}
         if not new_edits:
             body["new_edits"] = False
-        results: list[JSONDict] = self._http.send("POST", ["_bulk_docs"], body=body)
+        results: list[JSONDict] = self._http.send("POST", ["_bulk_docs"], body=body, checked=True)
         if not new_edits:
             return results
         return in_request_order(docs, results)

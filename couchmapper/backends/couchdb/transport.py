@@ -345,13 +345,16 @@ class Requester:
         query: bool = False,
         stream: bool = False,
         upload: tuple[IO[bytes], int | None] | None = None,
+        checked: bool = False,
     ) -> Any:
         """Send one request; JSON answers are decoded, ``raw`` gives ``(headers, bytes)``.
 
         ``stream`` gives ``(headers, file)`` with the body left unread; ``upload`` sends a
-        ``PUT`` whose body is read from a file in pieces (``(file, length or None)``).
+        ``PUT`` whose body is read from a file in pieces (``(file, length or None)``);
+        ``checked``: the caller has already checked every value of ``body`` (``bulk_docs``
+        checks each document to name it), so it is not walked a second time.
         """
-        if body is not None and not isinstance(body, bytes):
+        if body is not None and not checked and not isinstance(body, bytes):
             check_json(body, "the request body")
         try:
             if upload is not None:
