@@ -59,6 +59,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 OTHER = "Other names"
 
+# Private bases whose methods are documented as the subclass's own.
+MIXINS = ("couchmapper.orm.reads.SessionQueries",)
+
 # Classes the public names take or return without exporting them: documented in the given
 # section under their own module path, so references to them resolve.
 EXTRAS: dict[str, tuple[str, ...]] = {
@@ -89,7 +92,12 @@ def _directive(qualified: str, value: Any) -> list[str]:
         # A protocol is not instantiated: no (*args, **kwargs) signature.
         return [f".. autoclass:: {qualified}()", "   :members:", ""]
     if isinstance(value, type):
-        return [f".. autoclass:: {qualified}", "   :members:", ""]
+        lines = [f".. autoclass:: {qualified}", "   :members:"]
+        mixins = [b for b in value.__bases__ if f"{b.__module__}.{b.__qualname__}" in MIXINS]
+        if mixins:
+            # Session's query methods live in a mixin (orm/reads): list them with the class.
+            lines += ["   :inherited-members: object", "   :exclude-members: pending"]
+        return [*lines, ""]
     if callable(value) and (inspect.isfunction(value) or inspect.isbuiltin(value)):
         return [f".. autofunction:: {qualified}", ""]
     if isinstance(value, blinker.Signal):

@@ -28,6 +28,7 @@ LADDER: list[set[str]] = [
     {"orm.part", "orm.attachments"},
     {"orm.querying", "orm.notify"},
     {"orm.paging", "orm.conflicts"},
+    {"orm.reads"},
     {"orm.loading"},
     {"orm.dictapi"},
     {"orm.flush"},
