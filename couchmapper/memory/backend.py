@@ -43,7 +43,7 @@ from couchmapper.exceptions import (
 )
 from couchmapper.memory.engine import feeds, find, listing, replication, views
 from couchmapper.memory.engine.catalog import Catalog, check_db_name, default_catalog
-from couchmapper.memory.engine.docs import Prepared, stored_body
+from couchmapper.memory.engine.docs import Prepared, prepare_body
 from couchmapper.memory.engine.options import check_counts
 from couchmapper.memory.engine.store import Database
 
@@ -148,7 +148,7 @@ def _checked(doc: Any) -> Prepared:
     """``check_document`` (a dict of JSON values), fused with the engine's stored copy."""
     if not isinstance(doc, dict):
         check_document(doc)  # raises its TypeError
-    return stored_body(doc)
+    return prepare_body(doc)
 
 
 def memory_server() -> MemoryServer:

@@ -20,7 +20,13 @@ from couchmapper._couch.checks import check_json
 from couchmapper._couch.erlang import erlang_float, term_to_binary
 from couchmapper._couch.json import json_copy, same_json
 from couchmapper.exceptions import BackendError, EncodingError
-from couchmapper.memory.engine.docs import copy_into, parse_doc, stored_body
+from couchmapper.memory.engine.docs import (
+    MAX_DOCUMENT_SIZE,
+    copy_into,
+    parse_doc,
+    prepare_body,
+    stored_body,
+)
 from couchmapper.memory.engine.revs import parse_rev, rev_hash
 
 scalars = (
@@ -115,6 +121,9 @@ def test_bad_values_get_check_jsons_error(value: Any, error: type[Exception]) ->
     with pytest.raises(error) as got:
         stored_body(doc)
     assert str(got.value) == str(expected.value)
+    with pytest.raises(error) as walked:
+        prepare_body(doc)
+    assert str(walked.value) == str(expected.value)
 
 
 def test_unusual_values_take_the_member_by_member_copy() -> None:
@@ -128,6 +137,7 @@ def test_unusual_values_take_the_member_by_member_copy() -> None:
         deep = [deep]
     doc = {"_id": "x", "t": (1, 2.5), Text("s"): "y", "deep": deep}
     assert stored_body(doc) == (None, 0)
+    assert prepare_body(doc) == (None, 0, None, None)
     parsed = parse_doc(doc)
     expected, _ = reference_body({"t": [1, 2.5], "s": "y", "deep": deep})
     assert json.dumps(parsed.body) == json.dumps(expected)
@@ -168,3 +178,75 @@ def test_read_copy_of_a_deep_body() -> None:
     copied = copy_into({}, {"top": deep})
     assert json.dumps(copied) == json.dumps({"top": deep})
     assert copied["top"] is not deep
+
+
+specials = st.fixed_dictionaries(
+    {},
+    optional={
+        "_id": st.text(min_size=1).map(lambda t: "k" + t),
+        "_rev": st.just("3-" + "cd" * 16),
+        "_deleted": st.booleans(),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=bodies, extra=specials)
+def test_one_walk_gives_the_round_trip_its_term_and_a_size_bound(
+    body: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    """The walked copy is the JSON round trip; its term is term_to_binary; the size is a bound."""
+    doc = {**extra, **body}
+    copied, size, term, found = prepare_body(doc)
+    expected, expected_size = reference_body(doc)
+    assert copied is not None
+    assert term is not None  # exact JSON types, shallow: every such body is walked
+    assert same_json(copied, expected)
+    assert term == term_to_binary(expected)[1:]
+    assert expected_size <= size <= MAX_DOCUMENT_SIZE
+    assert found == list(extra.items())
+    assert same_json(parse_doc(doc).body, expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=bodies, deleted=st.booleans(), parent=st.sampled_from([None, "1-" + "ab" * 16]))
+def test_rev_hash_from_the_walked_term(
+    body: dict[str, Any], deleted: bool, parent: str | None
+) -> None:
+    """The rev hashed from the walk's term is the one hashed from the stored body."""
+    parsed = parse_doc({"_id": "x", **body})
+    stored = reference_body(body)[0]
+    mine = rev_hash(parsed.body, deleted, parent, {}, term=parsed.term)
+    assert mine == reference_hash(stored, deleted, parent)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\x00" * 50,
+        '"\\' * 40,
+        list(range(256)) * 3,
+        [0] * 100,
+        [-(2**80), 2**31, -(2**31) - 1, 2**64] * 10,
+        [5e-310, -1.2345678901234567e-308, 1e300] * 10,
+        [[], {}, [[]], {"": {}}] * 10,
+        [True, False, None] * 20,
+        {"\x01" * 9: "\x02" * 9},
+    ],
+)
+def test_size_bound_holds_for_the_densest_json(value: Any) -> None:
+    """Escaped strings, digit-heavy numbers and empty containers stay within the bound."""
+    doc = {"_id": "x", "\x1f": value, "k": [value, {"n": value}]}
+    _, size, term, _ = prepare_body(doc)
+    assert term is not None
+    assert reference_body(doc)[1] <= size
+
+
+def test_a_body_near_the_limit_is_measured_exactly() -> None:
+    """A body whose bound reaches the limit takes the exact size (and 413 past it)."""
+    doc = {"_id": "x", "s": "a" * 2_000_000}
+    copied, size, term, _ = prepare_body(doc)
+    assert (copied, size, term) == ({"s": "a" * 2_000_000}, 2_000_008, None)
+    with pytest.raises(BackendError) as too_large:
+        parse_doc({"_id": "big", "s": "a" * MAX_DOCUMENT_SIZE})
+    assert too_large.value.status == 413

@@ -16,6 +16,7 @@ from couchmapper._couch.checks import check_json
 from couchmapper._couch.erlang import erlang_float
 from couchmapper._couch.json import json_copy
 from couchmapper.exceptions import BackendError
+from couchmapper.memory.engine.body import SIZE_PER_TERM_BYTE, checked_body
 from couchmapper.memory.engine.errors import bad_request
 from couchmapper.memory.engine.revs import parse_rev
 
@@ -25,12 +26,15 @@ __all__ = [
     "Prepared",
     "copy_into",
     "parse_doc",
+    "prepare_body",
     "stored_body",
     "validate_docid",
 ]
 
-Prepared = tuple[dict[str, Any] | None, int]
-"""What :func:`stored_body` gives: the stored copy of a body (or None) and its JSON size."""
+Prepared = tuple[dict[str, Any] | None, int, bytes | None, list[tuple[str, Any]] | None]
+"""What :func:`prepare_body` gives: the stored copy of a body (or None), its JSON size (or an
+upper bound of it below :data:`MAX_DOCUMENT_SIZE`), the term encoding of the copy (or None)
+and the special members (or None: look through every member)."""
 
 # Special members CouchDB accepts in a written body and then drops.
 _IGNORED_SPECIALS = ("_conflicts", "_deleted_conflicts", "_revs_info", "_local_seq")
@@ -64,7 +68,7 @@ def validate_docid(doc_id: Any, partitioned: bool = False) -> str:
 class ParsedDoc:
     """A written document split into CouchDB's parts (id, rev, body, deleted, attachments)."""
 
-    __slots__ = ("atts", "body", "deleted", "doc_id", "rev", "revisions")
+    __slots__ = ("atts", "body", "deleted", "doc_id", "rev", "revisions", "term")
 
     def __init__(self) -> None:
         self.doc_id = ""
@@ -73,6 +77,8 @@ class ParsedDoc:
         self.body: dict[str, Any] = {}
         self.deleted = False
         self.atts: dict[str, Any] | None = None
+        # term_to_binary of the body (without the version byte) when the parse made it.
+        self.term: bytes | None = None
 
 
 def _decode_attachments(raw: Any) -> dict[str, Any] | None:
@@ -105,7 +111,7 @@ def _decode_attachments(raw: Any) -> dict[str, Any] | None:
     return out
 
 
-def stored_body(doc: dict[str, Any]) -> Prepared:
+def stored_body(doc: dict[str, Any]) -> tuple[dict[str, Any] | None, int]:
     """Check ``doc`` is JSON (as :func:`check_json`) and copy its body as CouchDB stores it.
 
     The members go through one compact ``json.dumps`` (their size, as CouchDB measures a
@@ -137,6 +143,24 @@ def stored_body(doc: dict[str, Any]) -> Prepared:
         check_json(doc)
         return None, 0
     return body, size
+
+
+def prepare_body(doc: dict[str, Any]) -> Prepared:
+    """Check ``doc`` is JSON and copy its body as stored, walking it once where possible.
+
+    :func:`~couchmapper.memory.engine.body.checked_body` gives the copy with its term
+    encoding (for the rev hash); its size is bounded by that of the term, and a body whose
+    bound is not below :data:`MAX_DOCUMENT_SIZE` is measured by :func:`stored_body`, as is
+    anything the walk leaves (subclasses, NaN, lone surrogates, deep values).
+    """
+    walked = checked_body(doc)
+    if walked is not None:
+        body, term, specials = walked
+        bound = len(term) * SIZE_PER_TERM_BYTE
+        if bound <= MAX_DOCUMENT_SIZE:
+            return body, bound, term, specials
+    copied, size = stored_body(doc)
+    return copied, size, None, None
 
 
 _MAX_FAST_DEPTH = 100
@@ -227,12 +251,13 @@ def parse_doc(
     """Split and validate one written document; errors are CouchDB's whole-request 400s.
 
     A body over :data:`MAX_DOCUMENT_SIZE` is 413 ``document_too_large``, as in CouchDB 3.5.
-    ``prepared`` is :func:`stored_body` of the same members, already run by the caller.
+    ``prepared`` is :func:`prepare_body` of the same document, already run by the caller.
     """
     if not isinstance(doc, dict):
         raise bad_request("Document must be a JSON object")
-    body, body_size = prepared if prepared is not None else stored_body(doc)
+    body, body_size, term, specials = prepared if prepared is not None else prepare_body(doc)
     parsed = ParsedDoc()
+    parsed.term = term
     given_id = doc_id if doc_id is not None else doc.get("_id", _NO_ID)
     if given_id is _NO_ID:
         given_id = uuid.uuid4().hex
@@ -240,7 +265,7 @@ def parse_doc(
     size = 2  # the braces of the body
     if body is not None:
         parsed.body, size = body, body_size
-    for key, value in doc.items():
+    for key, value in doc.items() if specials is None else specials:
         if not key.startswith("_"):
             if body is None:
                 parsed.body[key], member_size = _copy_member(value)

@@ -8,12 +8,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import struct
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from couchmapper._couch.erlang import ErlAtom, ErlTuple, term_to_binary
+from couchmapper.memory.engine.body import encode_body
 from couchmapper.memory.engine.errors import bad_request
 
 __all__ = [
@@ -50,6 +50,7 @@ def rev_hash(
     atts: dict[str, Attachment],
     *,
     revive: bool = False,
+    term: bytes | None = None,
 ) -> str:
     """CouchDB's rev hash: md5 of ``term_to_binary([Deleted, OldPos, OldRev, Body, Atts])``.
 
@@ -60,95 +61,38 @@ def rev_hash(
     A ``revive`` (a doc re-created on its tombstone) is hashed by couch_db_updater after the
     attachments were turned into their disk form, whose fields read back as ``undefined``: each
     attachment is then ``{undefined, undefined, undefined}``.
+
+    ``term`` is the body's encoding when the caller has it already (see
+    :func:`~couchmapper.memory.engine.body.checked_body`).
     """
     parent_pos, parent_hash = parse_rev(parent) if parent else (0, "")
     old_rev: Any = _revid_term(parent_hash) if parent else 0
-    att_terms = [
-        ErlTuple((name, a.content_type, base64.b64decode(a.digest.removeprefix("md5-"))))
-        for name, a in reversed(atts.items())
-    ]
-    if revive:
-        att_terms = [ErlTuple((_UNDEFINED, _UNDEFINED, _UNDEFINED))] * len(atts)
     # term_to_binary([Deleted, OldPos, OldRev, Body, Atts]), the body by the fast encoder.
     parts = [_LIST_OF_5, _ATOMS[deleted]]
-    _body_etf(parent_pos, parts, 0)
-    _body_etf(old_rev, parts, 0)
-    _body_etf(body, parts, 0)
-    parts += [_etf(att_terms) if att_terms else b"j", b"j"]
+    encode_body(parent_pos, parts, 0)
+    encode_body(old_rev, parts, 0)
+    if term is None:
+        encode_body(body, parts, 0)
+    else:
+        parts.append(term)
+    if atts:
+        att_terms = [
+            ErlTuple((name, a.content_type, base64.b64decode(a.digest.removeprefix("md5-"))))
+            for name, a in reversed(atts.items())
+        ]
+        if revive:
+            att_terms = [ErlTuple((_UNDEFINED, _UNDEFINED, _UNDEFINED))] * len(atts)
+        parts.append(term_to_binary(att_terms)[1:])
+    else:
+        parts.append(b"j")
+    parts.append(b"j")
     return hashlib.md5(b"".join(parts)).hexdigest()
 
 
+_ATOMS = {flag: term_to_binary(flag)[1:] for flag in (True, False)}
+
+
 _LIST_OF_5 = b"\x83l\x00\x00\x00\x05"  # the version byte, then LIST_EXT of 5 elements
-_LEN = struct.Struct(">I").pack
-_INT = struct.Struct(">i").pack
-_FLOAT = struct.Struct(">d").pack
-_SMALL = [bytes((97, n)) for n in range(256)]  # SMALL_INTEGER_EXT
-_KEY_HEADS: dict[str, bytes] = {}  # {Key, ...} tuple head and key binary, by key
-_MAX_KEY_HEADS = 4096
-_MAX_DEPTH = 100
-
-
-def _etf(value: Any) -> bytes:
-    """Erlang's external term format of one value (without the version byte)."""
-    return term_to_binary(value)[1:]
-
-
-_ATOMS = {True: _etf(True), False: _etf(False), None: _etf(None)}
-
-
-def _body_etf(value: Any, out: list[bytes], depth: int) -> None:
-    """Append the external term format of a stored JSON value, as :func:`term_to_binary`.
-
-    Specialised for what bodies hold (exact JSON types, shallow); anything else, and the
-    lists the general encoder writes as STRING_EXT, go to :func:`term_to_binary`.
-    """
-    kind = type(value)
-    if kind is str:
-        raw = value.encode("utf-8", "surrogatepass")
-        out.append(b"m" + _LEN(len(raw)) + raw)
-    elif kind is dict and value and depth < _MAX_DEPTH:
-        out.append(b"h\x01l" + _LEN(len(value)))
-        for key, item in value.items():
-            head = _KEY_HEADS.get(key) if type(key) is str else None
-            if head is None:
-                raw = key.encode("utf-8", "surrogatepass")
-                head = b"h\x02m" + _LEN(len(raw)) + raw
-                if type(key) is str and len(_KEY_HEADS) < _MAX_KEY_HEADS:
-                    _KEY_HEADS[key] = head
-            out.append(head)
-            member = type(item)  # the common scalar members in line
-            if member is str:
-                raw = item.encode("utf-8", "surrogatepass")
-                out.append(b"m" + _LEN(len(raw)) + raw)
-            elif member is int and 0 <= item < 256:
-                out.append(_SMALL[item])
-            elif member is float:
-                out.append(b"F" + _FLOAT(item))
-            elif member is bool or item is None:
-                out.append(_ATOMS[item])
-            else:
-                _body_etf(item, out, depth + 1)
-        out.append(b"j")
-    elif kind is bytes:
-        out.append(b"m" + _LEN(len(value)) + value)
-    elif kind is list and value and depth < _MAX_DEPTH and type(value[0]) is not int:
-        out.append(b"l" + _LEN(len(value)))
-        for item in value:
-            _body_etf(item, out, depth + 1)
-        out.append(b"j")
-    elif kind is int:
-        if 0 <= value < 256:
-            out.append(_SMALL[value])
-        elif -(2**31) <= value < 2**31:
-            out.append(b"b" + _INT(value))
-        else:
-            out.append(_etf(value))
-    elif kind is float:
-        out.append(b"F" + _FLOAT(value))
-    elif value is None or kind is bool:
-        out.append(_ATOMS[value])
-    else:
-        out.append(_etf(value))
 
 
 # What couch_db_updater's disk-form attachment fields read back as (see rev_hash's revive).

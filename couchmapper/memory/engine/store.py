@@ -85,7 +85,7 @@ class Database:
 
         As in CouchDB, a request-level error (a bad ``_local`` rev, a missing attachment stub
         of a replicated doc, a doc without a rev under ``new_edits=false``) changes nothing.
-        ``prepared`` holds :func:`~couchmapper.memory.engine.docs.stored_body` of each doc
+        ``prepared`` holds :func:`~couchmapper.memory.engine.docs.prepare_body` of each doc
         when the caller has already checked them.
         """
         with self.lock:
@@ -111,26 +111,65 @@ class Database:
                     self._replicate(item, plan) for item, plan in zip(parsed, plans, strict=True)
                 ]
                 return [r for r in results if r is not None]
-            return [self.write(item) for item in parsed]
+            start = self.seq
+            try:
+                return [self.write(item, notify=False) for item in parsed]
+            finally:
+                # One wake-up per request: waiters run only once the lock is released.
+                if self.seq != start:
+                    self.changed.notify_all()
 
-    def write(self, item: ParsedDoc) -> dict[str, Any]:
-        """Apply one interactive edit; return ``{ok,id,rev}`` or a per-document error."""
+    def write(self, item: ParsedDoc, *, notify: bool = True) -> dict[str, Any]:
+        """Apply one interactive edit; return ``{ok,id,rev}`` or a per-document error.
+
+        ``notify=False`` leaves waking the ``_changes`` waiters to the caller.
+        """
         with self.lock:
             if item.doc_id.startswith("_local/"):
                 return self._write_local(item)
             try:
-                node = self._edit(item)
+                rev = self._edit(item, notify=notify)
             except BackendError as exc:
                 return {"id": item.doc_id, "error": exc.error, "reason": exc.reason}
-            return {"ok": True, "id": item.doc_id, "rev": node.rev}
+            return {"ok": True, "id": item.doc_id, "rev": rev}
 
-    def _edit(self, item: ParsedDoc) -> RevNode:
-        record = self.docs.get(item.doc_id)
+    def _edit(self, item: ParsedDoc, *, notify: bool = True) -> str:
+        """Write one new revision; return its rev."""
+        doc_id = item.doc_id
+        record = self.docs.get(doc_id)
         parent = self._parent_for(record, item)
         parent_node = record.revs[parent] if record is not None and parent else None
         pos = parent_node.pos + 1 if parent_node is not None else 1
         if parent_node is None and item.revisions and item.rev is None:
             pos = parse_rev(item.revisions[0])[0] + 1
+        atts = self._new_attachments(item, parent_node) if item.atts or item.revisions else {}
+        design = doc_id.startswith("_design/")
+        if design and not item.deleted:
+            self._validate_design(item)
+        if not design and self.design_ids:
+            # CouchDB validates design docs only by their admin-only rule, not by the
+            # validate_doc_update functions (couch_db:validate_doc_update).
+            self._validate_update(item, record, atts)
+        revive = item.rev is None and parent_node is not None
+        new_hash = rev_hash(item.body, item.deleted, parent, atts, revive=revive, term=item.term)
+        self.seq += 1
+        if notify:
+            self.changed.notify_all()
+        node = RevNode(
+            pos, new_hash, parent, body=item.body, deleted=item.deleted, atts=atts, seq=self.seq
+        )
+        if record is None:
+            record = self.docs[doc_id] = DocRecord(doc_id)
+            if design:
+                self.design_ids[doc_id] = None
+        rev = f"{pos}-{new_hash}"
+        record.revs[rev] = node
+        record.seq = self.seq
+        if self.dirty_sets:
+            self.touched(doc_id)
+        return rev
+
+    def _new_attachments(self, item: ParsedDoc, parent: RevNode | None) -> dict[str, Attachment]:
         # New attachments get the incoming doc's pos + 1 (couch_db:set_new_att_revpos), so a
         # doc re-created on a tombstone without a rev stores them at revpos 1.
         if item.rev is not None:
@@ -139,28 +178,7 @@ class Database:
             incoming = parse_rev(item.revisions[0])[0]
         else:
             incoming = 0
-        atts = self._resolve_attachments(item, parent_node, incoming + 1)
-        if item.doc_id.startswith("_design/") and not item.deleted:
-            self._validate_design(item)
-        if not item.doc_id.startswith("_design/"):
-            # CouchDB validates design docs only by their admin-only rule, not by the
-            # validate_doc_update functions (couch_db:validate_doc_update).
-            self._validate_update(item, record, atts)
-        revive = item.rev is None and parent_node is not None
-        new_hash = rev_hash(item.body, item.deleted, parent, atts, revive=revive)
-        self.seq += 1
-        self.changed.notify_all()
-        node = RevNode(
-            pos, new_hash, parent, body=item.body, deleted=item.deleted, atts=atts, seq=self.seq
-        )
-        if record is None:
-            record = self.docs[item.doc_id] = DocRecord(item.doc_id)
-            if item.doc_id.startswith("_design/"):
-                self.design_ids[item.doc_id] = None
-        record.revs[node.rev] = node
-        record.seq = self.seq
-        self.touched(item.doc_id)
-        return node
+        return self._resolve_attachments(item, parent, incoming + 1)
 
     def touched(self, doc_id: str) -> None:
         """Note a written (or purged) id for the structures ``_find`` keeps in order."""
@@ -342,8 +360,7 @@ class Database:
                 return {"ok": True, "id": item.doc_id, "rev": rev}
             if item.doc_id.startswith("_local/"):
                 return self._write_local(item)
-            node = self._edit(item)
-            return {"ok": True, "id": item.doc_id, "rev": node.rev}
+            return {"ok": True, "id": item.doc_id, "rev": self._edit(item)}
 
     def delete(self, doc_id: str, rev: str | None) -> dict[str, Any]:
         """``DELETE /db/doc?rev=``: open the winner (404 "deleted"), then write a tombstone."""
@@ -536,8 +553,7 @@ class Database:
             # CouchDB puts the new attachment first (the order feeds the rev hash).
             others = {key: value for key, value in (item.atts or {}).items() if key != name}
             item.atts = {name: (data, content_type), **others}
-            node = self._edit(item)
-            return {"ok": True, "id": doc_id, "rev": node.rev}
+            return {"ok": True, "id": doc_id, "rev": self._edit(item)}
 
     def delete_attachment(self, doc_id: str, name: str, rev: str | None) -> dict[str, Any]:
         """``DELETE /db/doc/att?rev=``: a new revision without the attachment."""
@@ -555,8 +571,7 @@ class Database:
             item.rev = rev
             item.body = json_copy(base.body or {}, as_stored=True)
             item.atts = {key: None for key in base.atts if key != name}
-            node = self._edit(item)
-            return {"ok": True, "id": doc_id, "rev": node.rev}
+            return {"ok": True, "id": doc_id, "rev": self._edit(item)}
 
     # -- database level -----------------------------------------------------------------
 
