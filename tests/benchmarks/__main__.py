@@ -3,9 +3,10 @@
 Each module prints its own table of times and ratios against peers measured in the same run,
 and reports its comparisons with :func:`tests.benchmarks._report.ratio`; at the end the plots
 and the table of ``docs/benchmarks.md`` are written from those rows (``docs/_generated/bench``).
-``python -m tests.benchmarks bench_documents ...`` runs only the modules named (the page then
-shows only their rows); ``python -m tests.benchmarks --replot`` only redraws the plots and the
-page from the rows of the last run (``bench.json``).
+``python -m tests.benchmarks bench_documents ...`` runs only the modules named (their figures
+are redrawn; the others are kept from the last run's ``bench.json``);
+``python -m tests.benchmarks --replot`` only redraws the plots and the page from the rows of
+the last run.
 """
 
 import importlib
@@ -31,6 +32,8 @@ else:
         module = importlib.import_module(f"{__package__}.{name}")
         print(f"\n=== {name} ===", flush=True)
         module.main()
-    written = [_report.save(_report.ROWS), *_report.write_site(_report.ROWS)]
+    # Some modules named: their figures are redrawn, the others kept from the last run.
+    rows = _report.merged(_report.ROWS) if sys.argv[1:] else _report.ROWS
+    written = [_report.save(rows), *_report.write_site(rows)]
 for path in written:
     print(f"wrote {path.relative_to(_report.OUT.parents[2])}")

@@ -173,6 +173,21 @@ def save(rows: Iterable[Ratio], out: Path = OUT, *, when: str | None = None) -> 
     return path
 
 
+def merged(rows: Iterable[Ratio], out: Path = OUT) -> list[Ratio]:
+    """``rows`` plus the rows of ``bench.json`` whose figure ``rows`` does not report.
+
+    A run of some modules (``python -m tests.benchmarks bench_engine``) then redraws its own
+    figures and keeps the others of the last run, instead of deleting their plots.
+    """
+    rows = list(rows)
+    path = out / "bench.json"
+    if not path.exists():
+        return rows
+    figures = {row.figure for row in rows}
+    kept = [Ratio(**row) for row in json.loads(path.read_text(encoding="utf-8"))["rows"]]
+    return [*(row for row in kept if row.figure not in figures), *rows]
+
+
 def replot(out: Path = OUT) -> list[Path]:
     """Draw the plots and ``bench.md`` again from ``bench.json`` (no benchmark is run)."""
     data = json.loads((out / "bench.json").read_text(encoding="utf-8"))

@@ -67,3 +67,13 @@ def test_replot_draws_the_same_site_from_the_saved_rows(tmp_path: Path) -> None:
     after = {p.name: p.read_bytes() for p in written}
     assert after["documents.svg"] == before["documents.svg"]
     assert b"2026-12-04 12:00 UTC" in after["bench.md"]
+
+
+def test_a_partial_run_keeps_the_figures_it_did_not_run(tmp_path: Path) -> None:
+    """``merged``: new rows replace their figure's old rows; other figures stay as saved."""
+    _report.save(ROWS, tmp_path, when="2026-12-04 12:00 UTC")
+    rerun = [Ratio("engine", "bulk insert 10k", 0.1, "mongomock", 0.15)]
+    rows = _report.merged(rerun, tmp_path)
+    assert [r for r in rows if r.figure == "engine"] == rerun
+    assert [r for r in rows if r.figure == "documents"] == ROWS[:2]
+    assert _report.merged(rerun, tmp_path / "nothing-saved") == rerun
