@@ -14,46 +14,42 @@ through its :class:`~couchmapper.orm.pending.PendingWork`.
 from __future__ import annotations
 
 import functools
-import json
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from couchmapper import signals
-from couchmapper._couch.checks import check_json
 from couchmapper._log import counts_conflicts, logged_flush
 from couchmapper._types import ConflictPolicy, JSONDict, Obj
 from couchmapper.exceptions import (
     BackendError,
     ConflictError,
-    EncodingError,
-    FieldError,
     FlushError,
     FlushFailure,
     ValidationError,
 )
 from couchmapper.model.base import RawDocument, dump, load, restore, state_of
-from couchmapper.model.codecs import Invalid, check_json_value
-from couchmapper.model.registry import model_info
-from couchmapper.model.validation import document_errors
 from couchmapper.model.versions import unsettled
 from couchmapper.orm.attachments import AttachmentWork
 from couchmapper.orm.branches import TOKEN_FIELD, parse_leaves
 from couchmapper.orm.conflicts import Resolver
+from couchmapper.orm.encoding import chunks, encodable, read_only_failure
 from couchmapper.orm.flights import after_lost_answer, remember_flight
 from couchmapper.orm.merge import (
     WriteResult,
     changes_between,
+    policy_for,
     rebase,
     results_in_order,
+    rule_finder,
     without_meta,
 )
 from couchmapper.orm.notify import forget_new, run_hooks
 from couchmapper.orm.pending import PendingWork
 from couchmapper.orm.state import Lifecycle
 from couchmapper.orm.stats import Traffic
-from couchmapper.tracking import Change, PathKey
+from couchmapper.tracking import Change
 
 if TYPE_CHECKING:
     from couchmapper.orm.session import Session
@@ -98,7 +94,7 @@ class FlushRun:
         self.attachments = AttachmentWork(session)  # inline, streamed, settled
         # The counted get, not a bound method of the run: no reference cycle.
         fetch = functools.partial(traffic.call, session.backend.get)
-        self.resolver = Resolver(pending, fetch, _rule_finder, session.unresolved)
+        self.resolver = Resolver(pending, fetch, rule_finder, session.unresolved)
 
     @logged_flush
     def run(self) -> list[WriteResult]:
@@ -163,7 +159,7 @@ class FlushRun:
         plan: dict[str, JSONDict] = {}
 
         def add(doc_id: str, obj: Obj) -> None:
-            body = _read_only(doc_id, obj) or _encodable(doc_id, obj)
+            body = read_only_failure(doc_id, obj) or encodable(doc_id, obj)
             if isinstance(body, FlushFailure):
                 self.failures.append(body)
             else:
@@ -176,7 +172,7 @@ class FlushRun:
                 # Created, then deleted while a flush ran that did not write it: nothing to do.
                 self._forget_unwritten(doc_id, obj)
                 continue
-            refused = _read_only(doc_id, obj)
+            refused = read_only_failure(doc_id, obj)
             if refused is not None:
                 self.failures.append(refused)
                 continue
@@ -378,7 +374,7 @@ class FlushRun:
         if left <= 0:
             return True
         held = self.pending.held
-        if any(_policy_for(held(doc_id), session.conflict) != "raise" for doc_id in conflicts):
+        if any(policy_for(held(doc_id), session.conflict) != "raise" for doc_id in conflicts):
             ceiling = min(session.rebase_max_delay, session.rebase_delay * 2**self.rebases, left)
             if ceiling > 0:
                 time.sleep(random.uniform(0, ceiling))
@@ -436,7 +432,7 @@ class FlushRun:
         """
         obj = self.pending.held(doc_id)
         state = state_of(obj) if obj is not None else None
-        policy = "rebase" if own else _policy_for(obj, self.session.conflict)
+        policy = "rebase" if own else policy_for(obj, self.session.conflict)
         rev = sent.get("_rev")
         if state is None or policy == "raise":
             return None, ConflictError(doc_id, rev)
@@ -459,7 +455,7 @@ class FlushRun:
         if state.upgraded_from is not None:
             mine = unsettled(base, mine)
         outcome = self.attachments.rebase(
-            doc_id, base=base, sent=sent, changes=mine, theirs=theirs, rule_for=_rule_finder(obj)
+            doc_id, base=base, sent=sent, changes=mine, theirs=theirs, rule_for=rule_finder(obj)
         )
         if outcome.document is None:
             return None, ConflictError(
@@ -603,7 +599,7 @@ def keep_late(obj: Obj, planned: JSONDict, now: JSONDict) -> None:
     stored = state.loaded
     base, mine = without_meta(planned), without_meta(now)
     outcome = rebase(
-        base, mine, changes_between(base, mine), without_meta(stored), _rule_finder(obj)
+        base, mine, changes_between(base, mine), without_meta(stored), rule_finder(obj)
     )
     # Both the late edit and the merge changed one field without a rule: the later edit wins.
     target = outcome.document if outcome.document is not None else mine
@@ -631,116 +627,3 @@ def _normalized(obj: Obj, raw: JSONDict) -> JSONDict:
         return dump(load(type(obj), dict(raw)))
     except (ValidationError, TypeError, ValueError):
         return raw
-
-
-def _policy_for(obj: Obj, default: ConflictPolicy) -> ConflictPolicy:
-    """The conflict policy of ``obj``'s class (its ``Meta.conflict``), else ``default``."""
-    info = model_info(type(obj))
-    return info.conflict if info is not None and info.conflict is not None else default
-
-
-def _rule_finder(obj: Obj) -> Callable[[tuple[PathKey, ...]], Any]:
-    def find(path: tuple[PathKey, ...]) -> Any:
-        """The outermost field on ``path`` with a merge rule, walking embedded objects."""
-        node: Any = obj
-        for depth, key in enumerate(path):
-            info = model_info(type(node))
-            if isinstance(key, int) or info is None:
-                return None  # inside a list or raw JSON: no declared fields below here
-            merge = info.merge_rules.get(key)
-            if merge is not None:
-                return (path[: depth + 1], merge)
-            node = node.__dict__.get(key)
-            if node is None:
-                return None
-        return None
-
-    return find
-
-
-def _read_only(doc_id: str, obj: Obj) -> FlushFailure | None:
-    """The failure of a document loaded read-only (newer than its class), else None."""
-    state = state_of(obj)
-    if state is None or state.read_only is None:
-        return None
-    return FlushFailure(doc_id, "forbidden", state.read_only)
-
-
-def _encodable(doc_id: str, obj: Obj) -> JSONDict | FlushFailure:
-    """The JSON of ``obj``, or the failure naming why it cannot be sent (id and paths)."""
-    try:
-        body = dump(obj)
-        try:
-            check_json(body)  # the backends' own check, one document at a time
-        except (BackendError, TypeError) as exc:
-            raise _json_error(doc_id, obj, body, exc) from None
-        invalid = document_errors(obj)  # the class's validators, before anything is sent
-        if invalid:
-            raise ValidationError(doc_id, invalid, type(obj).__name__)
-    except ValidationError as exc:
-        details = "; ".join(f"{e.path}: expected {e.expected}: {e.message}" for e in exc.errors)
-        return FlushFailure(doc_id, "bad_request", f"not sent: {details}", exc)
-    return body
-
-
-def _json_error(doc_id: str, obj: Obj, body: JSONDict, exc: Exception) -> ValidationError:
-    """A :class:`ValidationError` naming each value of ``body`` that JSON cannot carry."""
-    cls_name = "" if isinstance(obj, RawDocument) else type(obj).__name__
-    try:
-        check_json_value(body)
-    except Invalid as invalid:
-        return invalid.to_validation_error(doc_id, cls_name)
-    if isinstance(exc, EncodingError):  # e.g. a lone surrogate: the check names the place
-        return ValidationError(doc_id, [FieldError(exc.path, "UTF-8 JSON", exc.problem)], cls_name)
-    reason = exc.reason if isinstance(exc, BackendError) else str(exc)
-    return ValidationError(doc_id, [FieldError("", "JSON", reason)], cls_name)
-
-
-def chunks(
-    docs: list[JSONDict], batch_size: int | None, max_docs: int, max_bytes: int
-) -> Iterator[list[JSONDict]]:
-    """``docs`` split into requests: ``batch_size`` each, else by count and encoded size.
-
-    Without ``batch_size`` a request holds at most ``max_docs`` documents and ``max_bytes``
-    of JSON (a larger document goes alone); ordinary flushes are one request.
-    """
-    if batch_size:
-        for start in range(0, len(docs), batch_size):
-            yield docs[start : start + batch_size]
-        return
-    if len(docs) <= 1:  # nothing to split, nothing to measure
-        if docs:
-            yield docs
-        return
-    limit = max(1, max_docs)
-    position = 0
-    while position < len(docs):
-        # The next ``limit`` documents as a whole: one encoding measures them (its length
-        # is their sizes below plus one); if they fit, the greedy split below takes exactly
-        # them, so one encoding per request replaces one per document.
-        part = docs[position : position + limit]
-        try:
-            whole = len(json.dumps(part, separators=(",", ":")))
-        except (TypeError, ValueError):
-            whole = max_bytes + 1  # not JSON: measured one by one below
-        if whole > max_bytes:
-            part = _by_size(docs, position, limit, max_bytes)
-        position += len(part)
-        yield part
-
-
-def _by_size(docs: list[JSONDict], start: int, limit: int, max_bytes: int) -> list[JSONDict]:
-    """The request from ``docs[start]`` on: up to ``limit`` documents and ``max_bytes``."""
-    chunk: list[JSONDict] = []
-    used = 0
-    for doc in docs[start : start + limit]:
-        try:
-            # The compact encoding's length in characters: close enough to the bytes sent.
-            size = len(json.dumps(doc, separators=(",", ":"))) + 1
-        except (TypeError, ValueError):
-            size = 0  # not JSON: the backend refuses it, naming the document
-        if chunk and used + size > max_bytes:
-            break
-        chunk.append(doc)
-        used += size
-    return chunk

@@ -13,8 +13,9 @@ from typing import Any
 import attrs
 
 from couchmapper._couch.json import get_path, same_once_stored, set_path
-from couchmapper._types import MergeRule
+from couchmapper._types import ConflictPolicy, MergeRule, Obj
 from couchmapper.model.attachments import comparable_members
+from couchmapper.model.registry import model_info
 from couchmapper.tracking import MISSING, Change, PathKey, format_path
 
 __all__ = [
@@ -23,8 +24,10 @@ __all__ = [
     "changed_paths",
     "changes_between",
     "landed",
+    "policy_for",
     "rebase",
     "results_in_order",
+    "rule_finder",
     "without_meta",
 ]
 
@@ -269,3 +272,30 @@ def rebase(
     if overlaps:
         return RebaseResult(None, tuple(dict.fromkeys(overlaps)))
     return RebaseResult(result)
+
+
+def policy_for(obj: Obj, default: ConflictPolicy) -> ConflictPolicy:
+    """The conflict policy of ``obj``'s class (its ``Meta.conflict``), else ``default``."""
+    info = model_info(type(obj))
+    return info.conflict if info is not None and info.conflict is not None else default
+
+
+def rule_finder(obj: Obj) -> Callable[[tuple[PathKey, ...]], Any]:
+    """The merge rule lookup of ``obj``'s class, for :func:`rebase`'s ``rule_for``."""
+
+    def find(path: tuple[PathKey, ...]) -> Any:
+        """The outermost field on ``path`` with a merge rule, walking embedded objects."""
+        node: Any = obj
+        for depth, key in enumerate(path):
+            info = model_info(type(node))
+            if isinstance(key, int) or info is None:
+                return None  # inside a list or raw JSON: no declared fields below here
+            merge = info.merge_rules.get(key)
+            if merge is not None:
+                return (path[: depth + 1], merge)
+            node = node.__dict__.get(key)
+            if node is None:
+                return None
+        return None
+
+    return find
