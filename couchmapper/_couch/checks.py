@@ -11,7 +11,14 @@ from typing import Any
 
 from couchmapper.exceptions import BackendError, EncodingError
 
-__all__ = ["check_attachment", "check_doc_id", "check_docs", "check_document", "check_json"]
+__all__ = [
+    "check_attachment",
+    "check_doc_id",
+    "check_docs",
+    "check_document",
+    "check_json",
+    "has_utf8",
+]
 
 # CouchDB's answer to a body holding a number JSON cannot spell (1e400, NaN, Infinity):
 # 02/doc-float-overflow.
@@ -34,7 +41,7 @@ def check_json(value: Any, what: str = "document") -> None:
         item = stack.pop()
         if isinstance(item, str):
             # ASCII first: the common case costs no encoding.
-            if not item.isascii() and not _encodable(item):
+            if not item.isascii() and not has_utf8(item):
                 raise _unencodable(value)
             continue
         if item is None or isinstance(item, bool | int):
@@ -48,7 +55,7 @@ def check_json(value: Any, what: str = "document") -> None:
                 if not isinstance(key, str):
                     msg = f"{what} is not JSON: object key {key!r} is not a string"
                     raise TypeError(msg)
-                if not key.isascii() and not _encodable(key):
+                if not key.isascii() and not has_utf8(key):
                     raise _unencodable(value)
                 stack.append(member)
             continue
@@ -59,7 +66,7 @@ def check_json(value: Any, what: str = "document") -> None:
         raise TypeError(msg)
 
 
-def _encodable(text: str) -> bool:
+def has_utf8(text: str) -> bool:
     """``text`` has a UTF-8 form (no lone surrogate)."""
     try:
         text.encode("utf-8")
@@ -78,12 +85,12 @@ def _unencodable(value: Any) -> EncodingError:
     stack: list[tuple[str, Any]] = [("", value)]
     while stack:
         path, item = stack.pop()
-        if isinstance(item, str) and not _encodable(item):
+        if isinstance(item, str) and not has_utf8(item):
             return EncodingError(_text_id(doc_id), path, _surrogate_problem(item, "value"))
         if isinstance(item, dict):
             for key, member in reversed(list(item.items())):
                 inner = f"{path}.{key}" if path else str(key)
-                if isinstance(key, str) and not _encodable(key):
+                if isinstance(key, str) and not has_utf8(key):
                     # Escaped: the message itself must be printable.
                     shown = inner.encode("utf-8", "backslashreplace").decode("utf-8")
                     return EncodingError(_text_id(doc_id), shown, _surrogate_problem(key, "key"))
@@ -94,7 +101,7 @@ def _unencodable(value: Any) -> EncodingError:
 
 
 def _text_id(doc_id: Any) -> str | None:
-    return doc_id if isinstance(doc_id, str) and _encodable(doc_id) else None
+    return doc_id if isinstance(doc_id, str) and has_utf8(doc_id) else None
 
 
 def _surrogate_problem(text: str, what: str) -> str:

@@ -12,7 +12,7 @@ import math
 import uuid
 from typing import Any, Final
 
-from couchmapper._couch.checks import check_json
+from couchmapper._couch.checks import check_json, has_utf8
 from couchmapper._couch.erlang import erlang_float
 from couchmapper._couch.json import json_copy
 from couchmapper.exceptions import BackendError
@@ -173,7 +173,7 @@ class _Careful(Exception):
 def _stored(value: Any, depth: int) -> Any:
     kind = type(value)
     if kind is str:
-        if value.isascii() or _encodable(value):
+        if value.isascii() or has_utf8(value):
             return value
         raise _Careful
     if kind is int or kind is bool or value is None:
@@ -187,7 +187,7 @@ def _stored(value: Any, depth: int) -> Any:
     if kind is dict:
         out = {}
         for key, item in value.items():
-            if type(key) is not str or not (key.isascii() or _encodable(key)):
+            if type(key) is not str or not (key.isascii() or has_utf8(key)):
                 raise _Careful
             out[key] = _stored(item, depth + 1)
         return out
@@ -231,14 +231,6 @@ def _copy_container(value: Any, depth: int) -> Any:
     if kind is list:
         return _copy_list(value, depth + 1)
     return json_copy(value)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def parse_doc(
