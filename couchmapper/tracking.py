@@ -241,6 +241,18 @@ class Tracker:
         """Record ``change`` (JSON values) as if the object had been edited that way."""
         self._record(change)
 
+    def start_log(self, changes: list[Change]) -> None:
+        """Make ``changes`` the log of an object with none yet (each at its own path).
+
+        An already compact list (an upgrade on load) becomes the log at once instead of
+        being compacted change by change.
+        """
+        assert not self.log and not self.scalars and not self.nested and not self.appends
+        if changes:
+            self.log = changes
+            self.log_roots = {change.path[0] for change in changes}
+            self.report_change()
+
     def _settle(self, root: PathKey) -> None:
         """Move the side-table entries under top-level key ``root`` into the ordered log."""
         appended = self.appends.pop(root, None) if self.appends else None

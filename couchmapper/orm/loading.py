@@ -9,7 +9,7 @@ object. The session's ``get``/``get_many``/``load_rows`` and its queries load th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from couchmapper import signals
 from couchmapper._types import JSONDict, Obj
@@ -29,9 +29,6 @@ from couchmapper.orm.conflicts import found_conflicts
 from couchmapper.orm.notify import send
 from couchmapper.orm.part import SessionPart
 from couchmapper.orm.state import Lifecycle
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["Loading", "check_id", "class_for", "describe", "get_arguments", "object_id"]
 
@@ -102,11 +99,7 @@ class Loading(SessionPart):
             # The upgrade is a change like any other: the object is dirty and hooks see it.
             # The log is empty and the changes are at distinct paths (already compact), so
             # they become the log at once rather than being compacted one by one.
-            upgrade = upgrade_changes(raw, dump(obj))
-            if upgrade:
-                state.log = upgrade
-                state.log_roots = {change.path[0] for change in upgrade}
-                state.report_change()
+            state.start_log(upgrade_changes(raw, dump(obj)))
         send(signals.document_loaded, type(obj), session=self.session, document=obj)
         losing = raw.get("_conflicts")
         if isinstance(losing, list) and losing:
