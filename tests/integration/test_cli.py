@@ -288,3 +288,13 @@ def test_console_script_serves_until_interrupted(tmp_path: Path) -> None:
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_every_command_is_registered_on_the_group() -> None:
+    """``couchmapper --help`` lists all six commands, and ``migrate`` runs through the group."""
+    listed = run("--help")
+    assert listed.exit_code == 0
+    for name in ("serve", "sync-design", "check", "export", "import", "migrate"):
+        assert re.search(rf"^\s+{name}\s", listed.output, re.MULTILINE), name
+    helped = run("migrate", "--help")
+    assert helped.exit_code == 0 and "--dry-run" in helped.output
