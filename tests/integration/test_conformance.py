@@ -93,6 +93,7 @@ class Record:
     outcome: Any
     pouchdb: str | None = None
     expect: Any = NOTHING
+    racing: tuple[str, Any] | None = None  # (why, another answer CouchDB may give)
 
 
 @dataclass
@@ -111,9 +112,15 @@ class Run:
         view: Callable[[Any], Any] | None = None,
         pouchdb: str | None = None,
         expect: Any = NOTHING,
+        racing: tuple[str, Any] | None = None,
     ) -> Any:
-        """Run ``fn``; record ``view(result)`` normalised (or the error). Returns the result."""
+        """Run ``fn``; record ``view(result)`` normalised (or the error). Returns the result.
+
+        ``racing=(why, answer)`` names a second answer CouchDB gives when a step races
+        its own background work; the server's outcome may be either, memory's is ``expect``.
+        """
         assert pouchdb is None or expect is not NOTHING, "a pouchdb deviation needs expect="
+        assert racing is None or expect is not NOTHING, "a racing answer needs expect="
         try:
             result = fn()
         except BackendError as exc:
@@ -123,13 +130,13 @@ class Run:
                 "error": exc.error,
                 "reason": exc.reason,
             }
-            self.records.append(Record(label, outcome, pouchdb, expect))
+            self.records.append(Record(label, outcome, pouchdb, expect, racing))
             return None
         try:
             shown = view(result) if view is not None else result
         except (KeyError, IndexError, TypeError) as exc:  # the answer lacks what view reads
             shown = {"unexpected answer": repr(exc)}
-        self.records.append(Record(label, norm(shown), pouchdb, expect))
+        self.records.append(Record(label, norm(shown), pouchdb, expect, racing))
         return result
 
 
@@ -765,11 +772,26 @@ def case_mango_sort_and_index(run: Run) -> None:
         lambda: db.delete_index("ix", "by-age"),
         pouchdb="06/mango-index-delete [6]: pouchdb answers 500",
         expect=err("NotFoundError", 404, "not_found", "missing"),
+        racing=(
+            "CouchDB lists indexes through its design-document cache, which forgets the"
+            " deleted index a moment later; in that moment the delete finds the view gone",
+            err(
+                "NotFoundError",
+                404,
+                "invalid_index",
+                "JSON index by-age not found in this design doc.",
+            ),
+        ),
     )
     run.call(
         "listed after delete",
         db.list_indexes,
         view=lambda r: [i["name"] for i in r["indexes"]],
+        expect=["_all_docs"],
+        racing=(
+            "the same design-document cache may still list the deleted index",
+            ["_all_docs", "by-age"],
+        ),
     )
 
 
@@ -1294,7 +1316,9 @@ def _compare(mine: list[Record], theirs: list[Record], kind: str) -> Iterator[st
         if kind == "pouchdb" and t.pouchdb is not None:
             continue  # documented pouchdb-server deviation: expect= checked memory above
         if kind == "pouchdb":
-            t = Record(t.label, _pouchdb_blanket(t.outcome), t.pouchdb, t.expect)
+            t = Record(t.label, _pouchdb_blanket(t.outcome), t.pouchdb, t.expect, t.racing)
+        if t.racing is not None and same(t.outcome, norm(t.racing[1])):
+            continue  # the server lost a documented race with its own background work
         if t.expect is not NOTHING and not same(t.outcome, norm(t.expect)):
             yield f"[{index}] {t.label}: {kind} gave {t.outcome!r}, expected {t.expect!r}"
         if not same(m.outcome, t.outcome):
@@ -1445,3 +1469,17 @@ def test_partitions(partitioned_db: tuple[Backend, str]) -> None:
     with pytest.raises(BackendError) as underscore:
         db.all_docs(partition="_bad")
     assert underscore.value.reason == "Partition must not start with an underscore"
+
+
+def test_a_racing_answer_is_accepted_from_the_server_only() -> None:
+    """The server may give a step's documented racing answer; memory must give the expected one."""
+    gone = err("NotFoundError", 404, "not_found", "missing")
+    stale = err("NotFoundError", 404, "invalid_index", "stale")
+    racing = ("a cache", stale)
+    mine = [Record("delete", gone, None, gone, racing)]
+    assert list(_compare(mine, [Record("delete", stale, None, gone, racing)], "couchdb")) == []
+    assert list(_compare(mine, [Record("delete", gone, None, gone, racing)], "couchdb")) == []
+    other = err("NotFoundError", 404, "other", "x")
+    assert list(_compare(mine, [Record("delete", other, None, gone, racing)], "couchdb")) != []
+    mine_stale = [Record("delete", stale, None, gone, racing)]
+    assert list(_compare(mine_stale, [Record("delete", gone, None, gone, racing)], "couchdb")) != []
