@@ -17,12 +17,17 @@ from couchmapper.orm.merge import changed_paths, changes_between, rebase
 from couchmapper.tracking import MISSING, PathKey, format_path
 
 __all__ = [
+    "COUNTED_FIELD",
+    "LEDGER_LIMIT",
     "MERGED_FIELD",
     "TOKEN_FIELD",
     "Leaf",
     "Outcome",
     "RuleFor",
+    "edits",
+    "ledger",
     "merge_plan",
+    "new_edits",
     "parse_leaves",
     "plain",
     "three_way",
@@ -35,8 +40,17 @@ TOKEN_FIELD: Final = "cm_write"
 MERGED_FIELD: Final = "cm_merged"
 """The body field of a resolution write: the losing leaf revisions it merged."""
 
+COUNTED_FIELD: Final = "cm_counted"
+"""The body field listing the tokens of recent writes whose edits a revision holds."""
+
+LEDGER_LIMIT: Final = 32
+"""How many tokens ``cm_counted`` keeps (the newest)."""
+
 _NOT_BODY = frozenset(
-    {"_id", "_rev", "_revisions", "_conflicts", "_deleted_conflicts", TOKEN_FIELD, MERGED_FIELD}
+    {
+        *("_id", "_rev", "_revisions", "_conflicts", "_deleted_conflicts"),
+        *(TOKEN_FIELD, MERGED_FIELD, COUNTED_FIELD),
+    }
 )
 
 RuleFor = Callable[[tuple[PathKey, ...]], Any]
@@ -46,6 +60,35 @@ RuleFor = Callable[[tuple[PathKey, ...]], Any]
 def plain(body: Mapping[str, Any]) -> JSONDict:
     """A document's fields without CouchDB's members and couchmapper's write bookkeeping."""
     return {k: v for k, v in body.items() if k not in _NOT_BODY}
+
+
+def edits(body: Mapping[str, Any]) -> list[str]:
+    """The write tokens whose edits a stored body holds: its own, then its ``cm_counted``.
+
+    A write carries its parent's tokens forward (at most :data:`LEDGER_LIMIT`), the tokens
+    of its own earlier attempts, and a resolution those of the leaves it merged: a token
+    found here means that write's edits are in this revision.
+    """
+    own = body.get(TOKEN_FIELD)
+    counted = body.get(COUNTED_FIELD)
+    found = [own] if isinstance(own, str) else []
+    found += [t for t in counted if isinstance(t, str)] if isinstance(counted, list) else []
+    return found
+
+
+def ledger(*sources: Iterable[str], without: str | None = None) -> list[str]:
+    """The ``cm_counted`` of a write: ``sources`` in order, each token once, the newest kept."""
+    out = dict.fromkeys(t for source in sources for t in source if t != without)
+    return list(out)[:LEDGER_LIMIT]
+
+
+def new_edits(body: Mapping[str, Any], base: Mapping[str, Any]) -> set[str]:
+    """The tokens of edits ``body`` holds and its ancestor ``base`` does not.
+
+    A resolution with no edits of its own has a derived token (``r...``): it adds nothing
+    but the leaves it merged, whose tokens it lists.
+    """
+    return {t for t in edits(body) if not t.startswith("r")} - set(edits(base))
 
 
 @attrs.frozen

@@ -12,34 +12,42 @@ and sends the merged document and a deletion of every losing leaf in the flush's
 ``_bulk_docs``.
 
 Write tokens: documents of a class with a non-idempotent merge rule (``"sum"`` or a
-callable, see :func:`needs_token`) carry :data:`TOKEN_FIELD`, a value unique to each write.
-Two writers that make the same edit on the same revision would otherwise send identical
-bodies, get the same revision id from CouchDB, and one edit would vanish while both are told
-it was written; with the token they make two leaves, a stored conflict that a resolution
-adds up. A resolution write also lists the leaves it merged in :data:`MERGED_FIELD`, so a
-later resolution never counts a merged leaf twice (docs/conflicts.md).
+callable, see :func:`needs_token`) carry :data:`TOKEN_FIELD`, a value unique to each set of
+pending edits and kept by every attempt at writing them. Two writers that make the same edit
+on the same revision would otherwise send identical bodies, get the same revision id from
+CouchDB, and one edit would vanish while both are told it was written; with the token they
+make two leaves, a stored conflict that a resolution adds up. Each write also carries
+:data:`COUNTED_FIELD`, the tokens of the recent writes whose edits it holds (its ancestors',
+its own earlier attempts', the leaves a resolution merged), so an attempt that a cluster
+refused but one copy stored is recognised when it surfaces, by the writer and by a
+resolution, and counted once. A resolution write also lists the leaves it merged in
+:data:`MERGED_FIELD` (docs/conflicts.md).
 """
 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from couchmapper import signals
+from couchmapper._log import FLUSH
 from couchmapper._types import JSONDict, Obj
 from couchmapper.exceptions import ConflictError, NotFoundError, ValidationError
 from couchmapper.model.base import dump, restore, state_of
 from couchmapper.model.registry import model_info
 from couchmapper.orm.branches import (
+    COUNTED_FIELD,
     MERGED_FIELD,
     TOKEN_FIELD,
     Leaf,
     RuleFor,
+    edits,
+    ledger,
     merge_plan,
+    new_edits,
     parse_leaves,
     plain,
     three_way,
@@ -150,8 +158,12 @@ class Resolver:
         self.outgoing: dict[str, JSONDict] = {}  # doc id -> the JSON sent for it this round
         self.changed: set[str] = set()  # ids whose sent JSON is a merge (objects take it)
 
-    def prepare(self, to_send: Mapping[str, JSONDict]) -> list[JSONDict]:
+    def prepare(
+        self, to_send: Mapping[str, JSONDict], plan: Mapping[str, JSONDict]
+    ) -> list[JSONDict]:
         """The documents to send for ``to_send``: resolved, stamped, tombstones after each.
+
+        ``plan``: the JSON the flush planned for each document (the edits a token stands for).
 
         A document held only for a resolution that finds nothing left to resolve (another
         session did it) is not written at all.
@@ -165,17 +177,19 @@ class Resolver:
                 out += self._delete_all(doc_id, body)
                 continue
             if entry is not None:
-                docs = self._resolve(doc_id, body, entry)
+                docs = self._resolve(doc_id, body, entry, plan.get(doc_id, body))
                 if docs is not None:
                     out += docs
                     if docs:
                         self.outgoing[doc_id] = docs[0]
                     continue
-            self.outgoing[doc_id] = stamp(body, obj)
+            self.outgoing[doc_id] = stamp(body, obj, plan.get(doc_id, body))
             out.append(self.outgoing[doc_id])
         return out
 
-    def _resolve(self, doc_id: str, body: JSONDict, entry: Resolving) -> list[JSONDict] | None:
+    def _resolve(
+        self, doc_id: str, body: JSONDict, entry: Resolving, planned: JSONDict
+    ) -> list[JSONDict] | None:
         """The merged winner and the losers' tombstones (None: send ``body`` as it is)."""
         leaves = self._leaves(doc_id, revs=True)
         live = [leaf for leaf in leaves if not leaf.deleted]
@@ -191,8 +205,23 @@ class Resolver:
             # Written since it was loaded: the write meets a conflict, the rebase brings the
             # current revision, and the next round resolves on it.
             return None
+        obj = entry.obj
+        state = state_of(obj)
+        pure = entry.merged is None and not (state is not None and state.has_changes)
+        token = ""
+        earlier: list[str] = []
+        if needs_token(obj) and not pure and state is not None:
+            token, earlier = state.write_token(planned)
+        # The edits the result holds already: the target's, and this session's own (an
+        # attempt of them a cluster refused may be stored as one of the losers).
+        counted = {*edits(target.body), *earlier, *([token] if token else [])}
         merged_revs = _merged_by(target.body)
-        owed = [(leaf, base) for leaf, base in entry.owed if leaf.rev not in merged_revs]
+        owed = [
+            (leaf, base)
+            for leaf, base in entry.owed
+            if leaf.rev not in merged_revs
+            and not _counted(doc_id, leaf, base, base and base.get("_rev"), counted)
+        ]
         losers = [leaf for leaf in live if leaf is not target]
         if not losers and not owed:
             self.unresolved.pop(doc_id, None)
@@ -204,18 +233,25 @@ class Resolver:
                 return []
             return None
         rule_for = self.rule_finder(entry.obj)
-        branches = owed + self._branches(doc_id, target, losers, merged_revs, rule_for)
+        branches = owed + self._branches(
+            doc_id, target, losers, merged_revs, rule_for, edits_in=counted
+        )
         document = self._merged(doc_id, body, target, branches, entry)
         if document is None:
             return None
         document["_id"], document["_rev"] = doc_id, target.rev
-        obj = entry.obj
         if needs_token(obj):
-            state = state_of(obj)
-            pure = entry.merged is None and not (state is not None and state.has_changes)
             revs = sorted(leaf.rev for leaf, _ in branches)
-            document[TOKEN_FIELD] = _token(target.rev, revs) if pure else uuid.uuid4().hex
+            token = token or _token(target.rev, revs)
+            document[TOKEN_FIELD] = token
             document[MERGED_FIELD] = revs
+            # The losers' edits are in the result only when the merge rules merged them (a
+            # "winner" resolution drops them; a callable or a given document may).
+            merging = entry.merged is None and entry.how == "merge"
+            merged_edits = [edits(leaf.body) for leaf, _ in branches] if merging else []
+            document[COUNTED_FIELD] = ledger(
+                earlier, *merged_edits, edits(target.body), without=token
+            )
         sent = _Sent(doc_id, branches)
         out = [document]
         for leaf in losers:
@@ -259,9 +295,23 @@ class Resolver:
         return not (state.has_changes or state.require_rev or state.flights)
 
     def _branches(
-        self, doc_id: str, target: Leaf, losers: list[Leaf], merged: set[str], rule_for: RuleFor
+        self,
+        doc_id: str,
+        target: Leaf,
+        losers: list[Leaf],
+        merged: set[str],
+        rule_for: RuleFor,
+        *,
+        edits_in: set[str],
     ) -> list[tuple[Leaf, JSONDict | None]]:
-        """Each loser with its base body (None when compacted away or unknown)."""
+        """Each loser with its base body (None when compacted away or unknown).
+
+        ``edits_in``: the tokens of the edits the result holds already. A branch whose edits
+        are all among them (an attempt a cluster refused but one copy stored, written again
+        since) is merged from itself: it adds nothing. One whose edits are partly among them
+        (a resolution that merged such an attempt, beside its own edits) is merged from a
+        base that holds the counted ones, found through its ``cm_merged``.
+        """
         plan = merge_plan(target, losers, merged)
         wanted = sorted({base for leaf, base in plan if base is not None and base != leaf.rev})
         bodies: dict[str, JSONDict] = {}
@@ -273,13 +323,31 @@ class Resolver:
         out: list[tuple[Leaf, JSONDict | None]] = []
         for leaf, base in plan:
             body = leaf.body if base == leaf.rev else bodies.get(base or "")
+            fresh = new_edits(leaf.body, body) if body is not None else _own_edit(leaf, base)
+            again = fresh & edits_in
+            seen = _counted(doc_id, leaf, body, base, edits_in)
+            edits_in |= set(edits(leaf.body))
+            if seen:
+                counted |= _merged_by(leaf.body)
+                out.append((leaf, leaf.body))  # every edit of this branch is counted already
+                continue
             twice = _merged_by(leaf.body) & counted
+            if again and not twice:
+                twice = self._merged_with(doc_id, target, leaf, again)
             if twice and body is not None and base is not None:
                 below = next((h[h.index(base) :] for h in histories if base in h), (base,))
                 body = self._counted_base(doc_id, body, set(below), sorted(twice), rule_for)
             counted |= _merged_by(leaf.body)
             out.append((leaf, body))
         return out
+
+    def _merged_with(self, doc_id: str, target: Leaf, leaf: Leaf, tokens: set[str]) -> set[str]:
+        """The merged leaves (``cm_merged`` of ``target`` or ``leaf``) written as ``tokens``."""
+        revs = sorted(_merged_by(target.body) | _merged_by(leaf.body))
+        if not revs:
+            return set()
+        found = parse_leaves(self.fetch(doc_id, open_revs=revs))
+        return {f.rev for f in found if f.body.get(TOKEN_FIELD) in tokens}
 
     def _counted_base(
         self, doc_id: str, fork: JSONDict, below: set[str], revs: list[str], rule_for: RuleFor
@@ -443,30 +511,57 @@ def mark_resolving(pending: Any, doc_id: str, obj: Obj, merged: Any = None) -> N
     pending.mark_resolving(doc_id, Resolving(obj, how, body, owed))
 
 
-def stamp(body: JSONDict, obj: Obj | None) -> JSONDict:
-    """``body`` with a fresh write token when its class needs one (a copy; else ``body``)."""
-    if obj is None or body.get("_deleted") or not needs_token(obj):
+def stamp(body: JSONDict, obj: Obj | None, planned: JSONDict) -> JSONDict:
+    """``body`` with its write token and ledger when its class needs them (a copy; else ``body``).
+
+    ``body`` is based on its parent revision, whose ``cm_write`` and ``cm_counted`` it holds
+    (the loaded JSON, or the server's version a rebase started from): the write's ledger is
+    its own earlier attempts' tokens, then those. An object this session wrote last keeps
+    them in its loaded state.
+    """
+    state = state_of(obj) if obj is not None else None
+    if state is None or body.get("_deleted") or not needs_token(obj):
         return body
-    out = {k: v for k, v in body.items() if k != MERGED_FIELD}
-    out[TOKEN_FIELD] = _resent_token(obj, body) or uuid.uuid4().hex
+    token, earlier = state.write_token(planned)
+    loaded = state.loaded
+    parent = loaded if loaded is not None and loaded.get("_rev") == body.get("_rev") else body
+    out = {k: v for k, v in body.items() if k not in (MERGED_FIELD, COUNTED_FIELD)}
+    out[TOKEN_FIELD] = token
+    counted = ledger(earlier, edits(parent), without=token)
+    if counted:
+        out[COUNTED_FIELD] = counted
     return out
 
 
-def _resent_token(obj: Obj, body: JSONDict) -> str | None:
-    """The token of an unanswered write of this same body, if there is one.
+def _counted(
+    doc_id: str, leaf: Leaf, base: JSONDict | None, base_rev: Any, edits_in: set[str]
+) -> bool:
+    """Whether every edit of ``leaf`` since its base revision is counted in ``edits_in``.
 
-    A write whose answer was lost may be stored on some copies of a cluster: sent again with
-    the same token it is the same revision there, not a second leaf counting its edit twice.
+    Such a leaf is a write a cluster refused though one copy stored it, written again since;
+    or a loser that another session merged while this one deleted it (a deletion owed after
+    this session's merged winner was refused): merged again it would count twice.
+
+    Each revision on the branch since the base must have brought a token of its own: a
+    revision without one (a client that writes no tokens) is an edit nothing accounts for.
     """
-    state = state_of(obj)
-    for flight in reversed(state.flights or ()) if state is not None else ():
-        token = flight.sent.get(TOKEN_FIELD)
-        same_write = flight.sent.get("_rev") == body.get("_rev") and plain(flight.sent) == plain(
-            body
-        )
-        if isinstance(token, str) and same_write:
-            return token
-    return None
+    if base is not None:
+        fresh = new_edits(leaf.body, base)
+        brought = set(edits(leaf.body)) - set(edits(base))
+    else:
+        fresh = brought = _own_edit(leaf, base_rev)
+    steps = leaf.history.index(base_rev) if base_rev in leaf.history else None
+    if not fresh or not fresh <= edits_in or steps is None or len(brought) < steps:
+        return False
+    FLUSH.debug("%s: leaf %s holds only edits counted already", doc_id, leaf.rev)
+    return True
+
+
+def _own_edit(leaf: Leaf, base: str | None) -> set[str]:
+    """The token of a leaf that is one plain write on ``base`` (whose body is gone), if it is."""
+    token = leaf.body.get(TOKEN_FIELD)
+    one_write = len(leaf.history) > 1 and leaf.history[1] == base and not _merged_by(leaf.body)
+    return {token} if one_write and isinstance(token, str) and not token.startswith("r") else set()
 
 
 def _merged_by(body: Mapping[str, Any]) -> set[str]:

@@ -19,8 +19,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from couchmapper import signals
-from couchmapper._log import counts_conflicts, logged_flush
+from couchmapper._log import FLUSH, counts_conflicts, logged_flush
 from couchmapper._types import ConflictPolicy, JSONDict, Obj
 from couchmapper.exceptions import (
     BackendError,
@@ -32,7 +34,7 @@ from couchmapper.exceptions import (
 from couchmapper.model.base import RawDocument, dump, load, restore, state_of
 from couchmapper.model.versions import unsettled
 from couchmapper.orm.attachments import AttachmentWork
-from couchmapper.orm.branches import TOKEN_FIELD, parse_leaves
+from couchmapper.orm.branches import TOKEN_FIELD, edits, parse_leaves
 from couchmapper.orm.conflicts import Resolver
 from couchmapper.orm.encoding import chunks, encodable, read_only_failure
 from couchmapper.orm.flights import after_lost_answer, remember_flight
@@ -239,7 +241,7 @@ class FlushRun:
         answered_ids: set[str] = set()
         resolver = self.resolver
         # Resolutions of stored conflicts: merged winners, losers' tombstones after each.
-        docs = resolver.prepare(to_send)
+        docs = resolver.prepare(to_send, self.plan)
         try:
             for chunk, answered in self._send_bulk(docs):
                 # Applied chunk by chunk: a failure in a later request keeps these.
@@ -287,14 +289,30 @@ class FlushRun:
                 assert theirs is not None
                 to_send[doc_id] = dict(theirs)  # resolved again on the current revision
                 continue
-            stored_rev = self._stored_anyway(doc_id, theirs)
-            if stored_rev is not None:
-                sent = dict(self.resolver.outgoing[doc_id])
-                merged = doc_id in self.merged or doc_id in self.resolver.changed
-                result = WriteResult(doc_id, stored_rev, accepted=True)
-                self.written.append(
-                    self._written(result, sent, merged=merged, planned=self._planned(doc_id))
+            stored = self._stored_anyway(doc_id, obj, theirs)
+            if stored is not None:
+                FLUSH.debug("%s: a write answered 409 is stored in %s", doc_id, stored.rev)
+            if stored is not None and stored.attempt == planned:
+                result = WriteResult(doc_id, stored.rev, accepted=True)
+                late = self._planned(doc_id)
+                self.written.append(self._written(result, stored.body, merged=True, planned=late))
+                continue
+            if stored is not None:
+                # An earlier attempt, with fewer of these edits, is stored: the rest goes on.
+                resolved, error = self._resolve(
+                    doc_id,
+                    planned,
+                    stored.body,
+                    base=stored.attempt,
+                    changes=changes_between(stored.attempt, planned),
+                    own=stored.own,
                 )
+                if resolved is not None:
+                    to_send[doc_id] = resolved
+                    self.merged.add(doc_id)
+                    continue
+                assert error is not None
+                self.failures.append(FlushFailure(doc_id, "conflict", error.reason, error))
                 continue
             lost = after_lost_answer(obj, doc_id, planned, theirs, fetch)
             if lost is not None and lost.done is not None:
@@ -322,26 +340,31 @@ class FlushRun:
             self.failures.append(FlushFailure(doc_id, "conflict", error.reason, error))
         return to_send
 
-    def _stored_anyway(self, doc_id: str, theirs: JSONDict | None) -> str | None:
-        """The revision of a write answered 409 that the server stored all the same, if any.
+    def _stored_anyway(
+        self, doc_id: str, obj: Obj | None, theirs: JSONDict | None
+    ) -> Stored | None:
+        """Where an attempt at this write answered 409 is stored all the same, if it is.
 
         A cluster coordinator answers 409 when most copies refused a write, though one copy
-        may have stored it: it comes back as a leaf (the winner or a stored conflict). Its
-        ``cm_write`` token, unique to the write, finds it; rebasing it would apply the edit
-        twice.
+        may have stored it: it comes back as a leaf (the winner or a stored conflict), or
+        inside a revision that merged it, or was written on it (its ``cm_counted``). The
+        attempts' ``cm_write`` tokens find it; rebasing it would apply the edits twice.
         """
-        sent = self.resolver.outgoing.get(doc_id)
-        token = sent.get(TOKEN_FIELD) if sent is not None else None
-        if not isinstance(token, str) or theirs is None:
+        state = state_of(obj) if obj is not None else None
+        attempts = dict(state.attempts or ()) if state is not None else {}
+        if not attempts or theirs is None:
             return None
-        if theirs.get(TOKEN_FIELD) == token:
-            return str(theirs["_rev"])
+        found = next((t for t in edits(theirs) if t in attempts), None)
+        if found is not None:
+            own = theirs.get(TOKEN_FIELD) == found  # nobody wrote after it
+            return Stored(str(theirs["_rev"]), dict(theirs), attempts[found], own)
         others = theirs.get("_conflicts")
         if not isinstance(others, list) or not others:
             return None
         for leaf in parse_leaves(self._fetch(doc_id, open_revs=[str(r) for r in others])):
-            if not leaf.deleted and leaf.body.get(TOKEN_FIELD) == token:
-                return leaf.rev
+            found = next((t for t in edits(leaf.body) if t in attempts), None)
+            if not leaf.deleted and found is not None and attempts[found] == self.plan[doc_id]:
+                return Stored(leaf.rev, dict(leaf.body), attempts[found])
         return None
 
     def _resolution_only(self, doc_id: str, obj: Obj | None, theirs: JSONDict | None) -> bool:
@@ -585,6 +608,23 @@ class FlushRun:
         state.require_rev = False
         state.status = Lifecycle.PERSISTENT
         return result
+
+
+@attrs.frozen
+class Stored:
+    """A write answered 409 that is stored all the same (:meth:`FlushRun._stored_anyway`).
+
+    Attributes:
+        rev: the revision holding it.
+        body: that revision's JSON.
+        attempt: the JSON the stored attempt was planned as (the flush's plan: all of it).
+        own: ``rev`` is that attempt itself: nobody wrote after it.
+    """
+
+    rev: str
+    body: JSONDict
+    attempt: JSONDict
+    own: bool = False
 
 
 def keep_late(obj: Obj, planned: JSONDict, now: JSONDict) -> None:

@@ -10,6 +10,7 @@ rebase and of "is it really changed?") and the change log it inherits from
 from __future__ import annotations
 
 import enum
+import uuid
 import weakref
 from typing import Any
 
@@ -48,6 +49,8 @@ class InstanceState(Tracker):
         obj_ref: a weak reference to the object (set when a session takes it).
         require_rev: check the revision at flush even when nothing changed.
         flights: writes of this document whose request got no answer (they may have landed).
+        attempts: the write tokens of the pending edits, with the JSON each was planned as
+            (``cm_write``, for classes with ``sum``/callable merge rules), until written.
         notified: the changes already sent to signal receivers.
     """
 
@@ -63,6 +66,8 @@ class InstanceState(Tracker):
     require_rev = False
     # Writes whose request got no answer (``couchmapper.orm.flights.Flight``), until written.
     flights: list[Any] | None = None
+    # (token, planned JSON) of each write attempt of the pending edits, oldest first.
+    attempts: list[tuple[str, dict[str, Any]]] | None = None
     # Schema versions (model.versions): the version an upgrade on load started from, and why
     # a document newer than its class may not be written (None: current or not versioned).
     upgraded_from: int | None = None
@@ -88,6 +93,29 @@ class InstanceState(Tracker):
             return super().current_value(name)
         fields = getattr(obj, "__dict__", None)
         return MISSING if fields is None else fields.get(name, MISSING)
+
+    def write_token(self, planned: dict[str, Any]) -> tuple[str, list[str]]:
+        """The ``cm_write`` token of a write of ``planned``, and the earlier attempts' tokens.
+
+        Every attempt at writing the same pending edits (a rebase after a conflict, a retry
+        after a lost answer, the next flush) carries the same token, so wherever one of them
+        is stored its edits are recognised as these. Edits that changed since the last
+        attempt get a new token; the earlier ones are listed in the write's ``cm_counted``,
+        since it holds their edits too.
+        """
+        attempts = self.attempts or []
+        if attempts and attempts[-1][1] == planned:
+            token = attempts[-1][0]
+        else:
+            token = uuid.uuid4().hex[:20]
+            self.attempts = attempts = [*attempts, (token, planned)]
+        return token, [t for t, _ in reversed(attempts[:-1])]
+
+    def reset(self) -> None:
+        """Forget every change, and the write tokens of the edits that were pending."""
+        super().reset()
+        if self.attempts is not None:
+            self.attempts = None
 
     @property
     def obj(self) -> Any:
@@ -121,6 +149,7 @@ _prime_attribute_names(
     InstanceState,
     (
         *("doc_id", "rev", "loaded", "obj_ref", "status", "session", "require_rev", "flights"),
+        "attempts",
         *("log", "scalars", "scalar_values", "log_roots", "nested", "appends", "reported"),
     ),
 )

@@ -104,15 +104,18 @@ def by_id(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def all_bodies(backend: Backend) -> dict[str, dict[str, Any]]:
     """Every live non-design document of the database, keyed by id.
 
-    Without ``_rev`` and the write token of classes with ``sum``/callable merge rules
-    (``cm_write``: a fresh value on every write, docs/conflicts.md).
+    Without ``_rev`` and the write bookkeeping of classes with ``sum``/callable merge rules
+    (``cm_write``, a fresh value for every write's edits, and ``cm_counted``, the tokens of
+    the edits before it: docs/conflicts.md).
     """
     rows = backend.all_docs(include_docs=True)["rows"]
     out = {}
     for row in rows:
         if row["id"].startswith("_design/"):
             continue
-        out[row["id"]] = {k: v for k, v in row["doc"].items() if k not in ("_rev", "cm_write")}
+        out[row["id"]] = {
+            k: v for k, v in row["doc"].items() if k not in ("_rev", "cm_write", "cm_counted")
+        }
     return out
 
 

@@ -275,6 +275,55 @@ def case_conflicts(run: Run) -> None:
 
 
 @case
+def case_bulk_refused_beside_another_leaf(run: Run) -> None:
+    """One request: a 409 for a stale update of a document, then a deletion of its loser.
+
+    A stored-conflict resolution sends exactly this when another writer moved the winner on.
+    """
+    db = run.db
+    run.call(
+        "two branches",
+        lambda: db.bulk_docs(
+            [
+                {"_id": "d", "_rev": "1-aaa", "n": 1},
+                {"_id": "d", "_rev": "2-eee", "_revisions": {"start": 2, "ids": ["eee", "aaa"]}},
+                {"_id": "d", "_rev": "2-bbb", "_revisions": {"start": 2, "ids": ["bbb", "aaa"]}},
+            ],
+            new_edits=False,
+        ),
+    )
+    run.call("winner moved on", lambda: db.bulk_docs([{"_id": "d", "_rev": "2-eee", "n": 5}]))
+    run.call(
+        "stale update, loser deleted",
+        lambda: db.bulk_docs(
+            [{"_id": "d", "_rev": "2-eee", "n": 7}, {"_id": "d", "_rev": "2-bbb", "_deleted": True}]
+        ),
+        view=lambda r: [row.get("error", "ok") for row in r],
+    )
+    why = (
+        "conformance bulk_refused_beside_another_leaf: pouchdb keeps the refused update as a"
+        " leaf without a body; it wins, so GET answers 404 missing and open_revs lists it missing"
+    )
+    run.call(
+        "winner after",
+        lambda: db.get("d", conflicts=True),
+        view=lambda r: {"n": r["n"], "conflicts": r.get("_conflicts", [])},
+        pouchdb=why,
+        expect={"n": 5, "conflicts": []},
+    )
+    run.call(
+        "leaves after",
+        lambda: db.get("d", open_revs="all"),
+        view=lambda r: sorted(
+            "missing" if "missing" in row else "deleted" if row["ok"].get("_deleted") else "live"
+            for row in r
+        ),
+        pouchdb=why,
+        expect=["deleted", "live"],
+    )
+
+
+@case
 def case_delete_and_recreate(run: Run) -> None:
     db = run.db
     rev1 = run.call("put", lambda: db.put({"_id": "d", "v": 1}))["rev"]

@@ -424,6 +424,125 @@ def test_two_resolutions_with_edits_count_once(backend: Backend) -> None:
     assert after["count"] == 10 + 5 + 3 + 1 + 2 and "_conflicts" not in after
 
 
+@pytest.mark.parametrize(("retry", "resolution"), [("c", "e"), ("e", "c")], ids=["loses", "wins"])
+def test_a_retry_beside_a_resolution_that_merged_its_attempt_counts_once(
+    backend: Backend, retry: str, resolution: str
+) -> None:
+    """A session's retry and another's resolution of its refused attempt, as two leaves.
+
+    The attempt (``cm_write`` "mine") was refused but stored on one copy; another session
+    merged it with an edit of its own (+5) while the first wrote it again (+1) beside that.
+    Whichever leaf wins, "mine" is counted once: the retry adds nothing to the resolution;
+    the resolution adds only its own +5 to the retry (its merged attempt is found through
+    ``cm_merged``).
+    """
+
+    def rev(pos: int, char: str) -> str:
+        return f"{pos}-{char * 32}"
+
+    def doc(pos: int, char: str, parents: str, count: int, **extra: Any) -> dict[str, Any]:
+        ids = [c * 32 for c in char + parents]
+        body = {"_id": "doc", "type": "conflict-merged", "count": count, "tags": [], **extra}
+        return {**body, "_rev": rev(pos, char), "_revisions": {"start": pos, "ids": ids}}
+
+    tree = [
+        doc(1, "a", "", 10),
+        doc(2, "b", "a", 11, cm_write="another"),  # another writer's +1
+        doc(2, "d", "a", 11, cm_write="mine"),  # the refused attempt, stored on one copy
+        {
+            "_id": "doc",
+            "_deleted": True,
+            "_rev": rev(3, "f"),
+            "_revisions": {"start": 3, "ids": ["f" * 32, "d" * 32, "a" * 32]},
+        },
+        doc(3, retry, "ba", 12, cm_write="mine", cm_counted=["another"]),
+        doc(
+            3,
+            resolution,
+            "ba",
+            17,
+            cm_write="theirs",
+            cm_merged=[rev(2, "d")],
+            cm_counted=["mine", "another"],
+        ),
+    ]
+    backend.bulk_docs(tree, new_edits=False)
+    with cm.Session(backend) as s:
+        merged = s.get(MergedTally, "doc")
+        assert merged is not None and len(cm.conflicts(merged)) == 1
+    after = stored(backend)
+    assert after["count"] == 10 + 1 + 1 + 5 and "_conflicts" not in after
+    assert {"mine", "another", "theirs"} <= set(after["cm_counted"])
+
+
+def test_a_loser_owed_after_a_refused_winner_is_not_merged_twice(
+    request: pytest.FixtureRequest, backend: Backend
+) -> None:
+    """Our deletion of a loser landed, our merged winner did not: another session merged it.
+
+    The loser is owed to the next attempt, but meanwhile another session merged it into the
+    winner (and a third wrote on top, dropping ``cm_merged``). The winner's ``cm_counted``
+    still lists the loser's token: the retry adds only this session's +1.
+    """
+
+    def rev(pos: int, char: str) -> str:
+        return f"{pos}-{char * 32}"
+
+    def doc(pos: int, char: str, parents: str, count: int, **extra: Any) -> dict[str, Any]:
+        ids = [c * 32 for c in char + parents]
+        body = {"_id": "doc", "type": "conflict-merged", "count": count, "tags": [], **extra}
+        return {**body, "_rev": rev(pos, char), "_revisions": {"start": pos, "ids": ids}}
+
+    tree = [
+        doc(1, "a", "", 10),
+        doc(2, "e", "a", 15, cm_write="winner"),  # +5
+        doc(2, "b", "a", 13, cm_write="loser"),  # +3
+    ]
+    backend.bulk_docs(tree, new_edits=False)
+    s = cm.Session(backend, conflict="rebase")
+    tally = s.get(MergedTally, "doc")
+    assert tally is not None and cm.conflicts(tally) == [rev(2, "b")]
+    tally.count += 1
+
+    def others_first(bulk: Bulk, _doc: dict[str, Any]) -> None:
+        """Another session's resolution (its deletion of the loser lost), then a +2."""
+        body = {"_id": "doc", "type": "conflict-merged", "tags": [], "cm_merged": [rev(2, "b")]}
+        merged = {**body, "_rev": rev(2, "e"), "count": 18, "cm_write": "other"}
+        (answer,) = bulk([{**merged, "cm_counted": ["loser", "winner"]}])
+        body = {"_id": "doc", "type": "conflict-merged", "tags": [], "_rev": answer["rev"]}
+        ledger = ["other", "loser", "winner"]  # carried forward, as every write does
+        (answer,) = bulk([{**body, "count": 20, "cm_write": "plus2", "cm_counted": ledger}])
+        assert answer.get("ok"), answer
+
+    plain_bulk = backend.bulk_docs
+    done: list[bool] = []
+
+    def first_the_others(docs: Sequence[dict[str, Any]], **options: Any) -> Any:
+        if not done:
+            done.append(True)
+            others_first(plain_bulk, dict(docs[0]))
+        return plain_bulk(docs, **options)
+
+    backend.bulk_docs = first_the_others  # type: ignore[method-assign]
+    sent = record_bulk_docs(backend)
+    s.flush()
+    first, retry = sent
+    assert [(d["_rev"], d.get("_deleted", False)) for d in first] == [
+        (rev(2, "e"), False),
+        (rev(2, "b"), True),  # this one landed; the merged winner met the others' writes
+    ]
+    assert [d["count"] for d in retry] == [21]  # 10 + 5 + 3 + 2 + 1: the loser once
+    after = stored(backend)
+    assert after["count"] == 21 and tally.count == 21
+    if is_pouchdb(request, backend):
+        # pouchdb-server keeps the refused winner as a leaf without a body (conformance case
+        # bulk_refused_beside_another_leaf): listed in _conflicts, answered as missing.
+        phantoms: Any = backend.get("doc", open_revs=after["_conflicts"])
+        assert [row.get("missing") for row in phantoms] == after["_conflicts"]
+    else:
+        assert "_conflicts" not in after
+
+
 def test_deleting_a_resolved_class_deletes_every_leaf(backend: Backend) -> None:
     """Deleting a document marked for resolution deletes every leaf: no loser comes back."""
     branches(backend, "conflict-merged")
@@ -477,3 +596,152 @@ def test_a_409_for_a_stored_write_is_not_applied_twice(backend: Backend, mine_id
         assert found is not None
         resolver.resolve(found)
     assert stored(backend, "t")["count"] == 2  # two writers, +1 each: not 3
+
+
+Bulk = Callable[..., list[dict[str, Any]]]
+
+
+def refuse_once(backend: Backend, then: Callable[[Bulk, dict[str, Any]], None]) -> Bulk:
+    """The next ``_bulk_docs`` of one document is answered 409, after ``then(bulk, doc)`` ran.
+
+    ``then`` plays the cluster: another writer's revision, the refused write stored on one
+    copy, a resolution. Returns the plain ``bulk_docs`` (for writes made later, as a copy).
+    """
+    plain_bulk = backend.bulk_docs
+    refused: list[str] = []
+
+    def cluster_like(docs: Sequence[dict[str, Any]], **options: Any) -> list[dict[str, Any]]:
+        if refused:
+            return plain_bulk(docs, **options)
+        (doc,) = docs
+        refused.append(doc["_id"])
+        then(plain_bulk, dict(doc))
+        return [{"id": doc["_id"], "error": "conflict", "reason": "Document update conflict."}]
+
+    backend.bulk_docs = cluster_like  # type: ignore[method-assign]
+    return plain_bulk
+
+
+def another_writer(bulk: Bulk, doc: dict[str, Any]) -> None:
+    """Another session's +1 on the same revision, written first (through another node)."""
+    (answer,) = bulk([{**doc, "count": doc["count"], "cm_write": "another"}])
+    assert answer.get("ok"), answer
+
+
+def kept_and_another_writer(
+    refused: list[dict[str, Any]],
+) -> Callable[[Bulk, dict[str, Any]], None]:
+    """Keep the refused write in ``refused``, then :func:`another_writer`."""
+
+    def then(bulk: Bulk, doc: dict[str, Any]) -> None:
+        refused.append(doc)
+        another_writer(bulk, doc)
+
+    return then
+
+
+def store_stray(bulk: Bulk, doc: dict[str, Any], rev_id: str = "1" * 32) -> str:
+    """``doc`` stored as a child of its parent, beside the winner: the copy that kept it."""
+    pos, parent = str(doc["_rev"]).split("-")
+    rev = f"{int(pos) + 1}-{rev_id}"
+    revisions = {"start": int(pos) + 1, "ids": [rev_id, parent]}
+    bulk([{**doc, "_rev": rev, "_revisions": revisions}], new_edits=False)
+    return rev
+
+
+def resolve_elsewhere(backend: Backend, doc_id: str = "t") -> dict[str, Any]:
+    """Another session loads the document and resolves its conflicts; the stored result."""
+    with cm.Session(backend) as other:
+        found = other.get(Tally, doc_id)
+        assert found is not None and cm.conflicts(found)
+        other.resolve(found)
+    return stored(backend, doc_id)
+
+
+def test_a_refused_write_that_surfaces_after_the_retry_is_counted_once(backend: Backend) -> None:
+    """A 409 for a write one copy stored, seen only after the retry: a resolution skips it.
+
+    The coordinator answered 409 and the session found no trace of its write (the copy that
+    stored it had not passed it on yet), so it wrote its edit again on the current revision,
+    with the same ``cm_write`` token. When the stored attempt reaches the other copies it is
+    a losing leaf whose edit the winner holds: the resolution deletes it and adds nothing.
+    """
+    backend.bulk_docs([{"_id": "t", "type": "conflict-tally", "count": 0}])
+    s = cm.Session(backend, conflict="rebase")
+    tally = s.get(Tally, "t")
+    assert tally is not None and tally.rev is not None
+    parent = tally.rev
+    tally.count += 1
+    refused: list[dict[str, Any]] = []
+    plain_bulk = refuse_once(backend, kept_and_another_writer(refused))
+    sent = record_bulk_docs(backend)
+    s.flush()
+    ((first,), (retry,)) = sent
+    assert first == refused[0]
+    assert retry["cm_write"] == refused[0]["cm_write"] and retry["_rev"] != parent
+    assert tally.count == 2 and stored(backend, "t")["count"] == 2
+    stray = store_stray(plain_bulk, refused[0])  # the refused attempt reaches the others
+    assert len(leaves(backend, "t")) == 2
+    after = resolve_elsewhere(backend)
+    assert after["count"] == 2 and "_conflicts" not in after  # +1 each: not 3
+    assert after["cm_merged"] == [stray]
+    assert retry["cm_write"] in after["cm_counted"]
+
+
+def test_a_refused_write_merged_before_the_retry_is_not_sent_again(backend: Backend) -> None:
+    """A 409 for a write one copy stored and a resolution already merged: found, not resent.
+
+    The winner's ``cm_counted`` lists the merged attempt's token: the session takes the
+    winner as its write instead of adding its edit a second time.
+    """
+    backend.bulk_docs([{"_id": "t", "type": "conflict-tally", "count": 0}])
+    s = cm.Session(backend, conflict="rebase")
+    tally = s.get(Tally, "t")
+    assert tally is not None
+    tally.count += 1
+    resolved: list[dict[str, Any]] = []
+
+    def cluster(bulk: Bulk, doc: dict[str, Any]) -> None:
+        another_writer(bulk, doc)
+        store_stray(bulk, doc)
+        resolved.append(resolve_elsewhere(backend))
+
+    refuse_once(backend, cluster)
+    sent = record_bulk_docs(backend)
+    (result,) = s.flush()
+    (attempt,), resolution = sent  # the refused write, the other session's: nothing again
+    assert [d.get("_deleted", False) for d in resolution] == [False, True]
+    assert attempt["cm_write"] in resolution[0]["cm_counted"]
+    (merged,) = resolved
+    assert merged["count"] == 2 and "_conflicts" not in merged
+    assert (result.rev, tally.rev, tally.count) == (merged["_rev"], merged["_rev"], 2)
+    assert not cm.changes(tally)
+    assert stored(backend, "t")["count"] == 2
+
+
+def test_edits_made_after_a_refused_write_was_merged_are_added_alone(backend: Backend) -> None:
+    """A refused attempt merged elsewhere, then more edits: only the later ones are re-applied.
+
+    The first flush reports the conflict (policy raise) and keeps the +1 pending. Meanwhile
+    the refused attempt surfaced and was merged. After another +1 the next flush finds the
+    first attempt's token in the winner: it adds the second +1 only.
+    """
+    backend.bulk_docs([{"_id": "t", "type": "conflict-tally", "count": 0}])
+    s = cm.Session(backend, conflict="raise")
+    tally = s.get(Tally, "t")
+    assert tally is not None
+    tally.count += 1
+    refused: list[dict[str, Any]] = []
+    plain_bulk = refuse_once(backend, kept_and_another_writer(refused))
+    with pytest.raises(cm.FlushError):
+        s.flush()
+    store_stray(plain_bulk, refused[0])
+    assert resolve_elsewhere(backend)["count"] == 2
+    tally.count += 1  # 2 more than loaded: the first +1 is stored, the second is not
+    s.conflict = "rebase"
+    sent = record_bulk_docs(backend)
+    s.flush()
+    assert [d["count"] for docs in sent for d in docs][-1] == 3
+    assert sent[-1][0]["cm_write"] != refused[0]["cm_write"]  # other edits: another token
+    assert refused[0]["cm_write"] in sent[-1][0]["cm_counted"]
+    assert tally.count == 3 and stored(backend, "t")["count"] == 3
