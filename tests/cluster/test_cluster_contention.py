@@ -183,12 +183,12 @@ def contend(cluster: Cluster, cluster_db: str, cls: type[Tally | ResolvingTally]
         time.sleep(2.0)
     assert quiet == 2, f"stored conflicts still appearing after {rounds} resolution rounds"
     increments = len(cluster.nodes) * ROUNDS
-    found = {
+    totals = {
         (node, doc_id): (doc["hits"], doc.get("_conflicts"))
         for node in cluster.nodes
         for doc_id, doc in docs_on(cluster, node, cluster_db).items()
     }
-    wrong = {key: value for key, value in found.items() if value != (increments, None)}
+    wrong = {key: value for key, value in totals.items() if value != (increments, None)}
     accepted = sum(1 for r in written if r.accepted)
     figure(
         f"contention ({cls.__name__}): 3 writers x {ROUNDS} sessions x {TALLIES} tallies "

@@ -7,7 +7,17 @@ from typing import Any
 import pytest
 
 import couchmapper as cm
-from couchmapper.orm.branches import Leaf, merge_plan, parse_leaves, three_way, winner
+from couchmapper.orm.branches import (
+    LEDGER_LIMIT,
+    Leaf,
+    edits,
+    ledger,
+    merge_plan,
+    new_edits,
+    parse_leaves,
+    three_way,
+    winner,
+)
 from couchmapper.orm.conflicts import needs_token
 from couchmapper.tracking import PathKey
 
@@ -117,3 +127,26 @@ def test_meta_resolve_is_checked() -> None:
 
             class Meta:
                 resolve = "newest"
+
+
+def test_edits_are_the_own_token_then_the_ledger() -> None:
+    """A body's edits: its cm_write, then its cm_counted; anything else is ignored."""
+    assert edits({"cm_write": "w", "cm_counted": ["a", "b", 3]}) == ["w", "a", "b"]
+    assert edits({"cm_counted": "not a list"}) == []
+    assert edits({}) == []
+
+
+def test_a_ledger_keeps_each_token_once_newest_first_and_bounded() -> None:
+    """Sources in order, duplicates and the write's own token dropped, the newest kept."""
+    assert ledger(["b", "a"], ["w", "a", "c"], without="w") == ["b", "a", "c"]
+    many = [f"t{i}" for i in range(LEDGER_LIMIT + 5)]
+    assert ledger(["new"], many) == ["new", *many[: LEDGER_LIMIT - 1]]
+
+
+def test_new_edits_leave_out_the_base_and_derived_resolution_tokens() -> None:
+    """A leaf's edits beyond its base; a pure resolution's token (r...) is no edit."""
+    base = {"cm_write": "p", "cm_counted": ["o"]}
+    stray = {"cm_write": "mine", "cm_counted": ["p", "o"]}
+    pure = {"cm_write": "r" + "0" * 31, "cm_counted": ["merged", "p", "o"]}
+    assert new_edits(stray, base) == {"mine"}
+    assert new_edits(pure, base) == {"merged"}
