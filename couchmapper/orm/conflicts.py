@@ -326,14 +326,20 @@ class Resolver:
             fresh = new_edits(leaf.body, body) if body is not None else _own_edit(leaf, base)
             again = fresh & edits_in
             seen = _counted(doc_id, leaf, body, base, edits_in)
+            held = set(edits_in)
             edits_in |= set(edits(leaf.body))
             if seen:
                 counted |= _merged_by(leaf.body)
                 out.append((leaf, leaf.body))  # every edit of this branch is counted already
                 continue
+            if again and body is not None and base is not None:
+                # Some of this branch's edits are counted already: merge it from a base that
+                # holds them (found through the branch's history and what it merged).
+                body = self._adjusted_base(doc_id, leaf, body, base, held, rule_for)
+                counted |= _merged_by(leaf.body)
+                out.append((leaf, body))
+                continue
             twice = _merged_by(leaf.body) & counted
-            if again and not twice:
-                twice = self._merged_with(doc_id, target, leaf, again)
             if twice and body is not None and base is not None:
                 below = next((h[h.index(base) :] for h in histories if base in h), (base,))
                 body = self._counted_base(doc_id, body, set(below), sorted(twice), rule_for)
@@ -341,13 +347,70 @@ class Resolver:
             out.append((leaf, body))
         return out
 
-    def _merged_with(self, doc_id: str, target: Leaf, leaf: Leaf, tokens: set[str]) -> set[str]:
-        """The merged leaves (``cm_merged`` of ``target`` or ``leaf``) written as ``tokens``."""
-        revs = sorted(_merged_by(target.body) | _merged_by(leaf.body))
-        if not revs:
-            return set()
-        found = parse_leaves(self.fetch(doc_id, open_revs=revs))
-        return {f.rev for f in found if f.body.get(TOKEN_FIELD) in tokens}
+    def _adjusted_base(  # noqa: PLR0917 (recursive: the same arguments one level down)
+        self,
+        doc_id: str,
+        leaf: Leaf,
+        base: JSONDict,
+        base_rev: str,
+        held: set[str],
+        rule_for: RuleFor,
+        depth: int = 0,
+    ) -> JSONDict | None:
+        """A base for merging ``leaf`` that holds the edits of its branch already ``held``.
+
+        The branch from ``base`` to ``leaf`` brought edits (tokens) of which some are held
+        by the result already: a revision on the branch whose edits are all held becomes the
+        base; an edit the branch holds through a leaf it merged (``cm_merged``) is added to
+        the base by merging that leaf, the same way, one level down. Merging ``leaf`` from
+        the returned base then adds only the edits not held. None (a two-way merge, which
+        reports what it cannot reconcile) when a body is gone or the nesting is too deep.
+        """
+        if depth > _MAX_NESTING:
+            return None
+        again = new_edits(leaf.body, base) & held
+        if not again:
+            return base
+        between = list(leaf.history[1 : leaf.history.index(base_rev)])  # newest first
+        path = parse_leaves(self.fetch(doc_id, open_revs=between, revs=True)) if between else []
+        for ancestor in sorted(path, key=lambda p: between.index(p.rev)):
+            if _counted(doc_id, ancestor, base, base_rev, held):
+                base, base_rev = ancestor.body, ancestor.rev  # the newest whose edits are held
+                break
+        path = [p for p in path if p.rev in leaf.history[1 : leaf.history.index(base_rev)]]
+        again = new_edits(leaf.body, base) & held
+        if not again:
+            return base
+        below = leaf.history[leaf.history.index(base_rev) :]
+        merged = sorted(set().union(*(_merged_by(r.body) for r in [*path, leaf])))
+        found = parse_leaves(self.fetch(doc_id, open_revs=merged, revs=True)) if merged else []
+        for other in found:
+            if not set(edits(other.body)) & again:
+                continue
+            fork = next((rev for rev in other.history if rev in below), None)
+            fork_body = self._body(doc_id, fork)
+            if fork is None or fork_body is None:
+                return None
+            fork_body = self._adjusted_base(
+                doc_id, other, fork_body, fork, set(edits(base)), rule_for, depth + 1
+            )
+            if fork_body is None:
+                return None
+            document = three_way(base, [(other.body, fork_body)], rule_for).document
+            if document is None:
+                return None
+            holds = list(dict.fromkeys([*edits(base), *edits(other.body)]))
+            base = {**document, "_rev": base_rev, COUNTED_FIELD: holds}
+            if not new_edits(leaf.body, base) & held:
+                break
+        return base
+
+    def _body(self, doc_id: str, rev: str | None) -> JSONDict | None:
+        """The stored body of revision ``rev`` (None when it is gone, or no revision)."""
+        if rev is None:
+            return None
+        found = parse_leaves(self.fetch(doc_id, open_revs=[rev]))
+        return found[0].body if found else None
 
     def _counted_base(
         self, doc_id: str, fork: JSONDict, below: set[str], revs: list[str], rule_for: RuleFor
@@ -531,6 +594,9 @@ def stamp(body: JSONDict, obj: Obj | None, planned: JSONDict) -> JSONDict:
     if counted:
         out[COUNTED_FIELD] = counted
     return out
+
+
+_MAX_NESTING = 4  # merged leaves that merged leaves...: deeper, a two-way merge reports it
 
 
 def _counted(

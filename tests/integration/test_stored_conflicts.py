@@ -543,6 +543,117 @@ def test_a_loser_owed_after_a_refused_winner_is_not_merged_twice(
         assert "_conflicts" not in after
 
 
+def tree_doc(pos: int, char: str, parents: str, count: int, **extra: Any) -> dict[str, Any]:
+    """A revision ``pos-<char * 32>`` of "doc" whose ancestors are ``parents`` (newest first)."""
+    ids = [c * 32 for c in char + parents]
+    body = {"_id": "doc", "type": "conflict-merged", "count": count, "tags": [], **extra}
+    return {**body, "_rev": f"{pos}-{char * 32}", "_revisions": {"start": pos, "ids": ids}}
+
+
+def tombstone(pos: int, char: str, parents: str) -> dict[str, Any]:
+    """A deletion ``pos-<char * 32>`` on the revision ``parents[0]``."""
+    ids = [c * 32 for c in char + parents]
+    return {
+        "_id": "doc",
+        "_deleted": True,
+        "_rev": f"{pos}-{char * 32}",
+        "_revisions": {"start": pos, "ids": ids},
+    }
+
+
+def test_a_branch_whose_first_write_was_merged_adds_only_the_rest(backend: Backend) -> None:
+    """A loser extended after another session merged its first write: the rest is added.
+
+    Seen on the cluster (46 for 45): X and Y conflict; one session extends X (+1, "X2"),
+    another merges X into Y's line ("M", +1 of its own) and deletes X. The extended leaf
+    forks from before X, but X's +1 is counted: it is merged from X, not from the fork.
+    """
+    tree = [
+        tree_doc(5, "a", "", 4, cm_write="t5"),
+        tree_doc(6, "1", "a", 5, cm_write="X", cm_counted=["t5"]),
+        tree_doc(6, "2", "a", 5, cm_write="Y", cm_counted=["t5"]),
+        tree_doc(7, "b", "1a", 6, cm_write="X2", cm_counted=["X", "t5"]),
+        tombstone(7, "c", "1a"),
+        tree_doc(7, "d", "2a", 6, cm_write="Y2", cm_counted=["Y", "t5"]),
+        tree_doc(
+            8,
+            "e",
+            "d2a",
+            8,
+            cm_write="M",
+            cm_merged=["6-" + "1" * 32],
+            cm_counted=["X", "Y2", "Y", "t5"],
+        ),
+        tree_doc(9, "f", "ed2a", 9, cm_write="N", cm_counted=["M", "X", "Y2", "Y", "t5"]),
+    ]
+    backend.bulk_docs(tree, new_edits=False)
+    with cm.Session(backend) as s:
+        merged = s.get(MergedTally, "doc")
+        assert merged is not None and cm.conflicts(merged) == ["7-" + "b" * 32]
+    after = stored(backend)
+    assert after["count"] == 4 + 6 and "_conflicts" not in after  # X, Y, X2, Y2, M, N: once
+
+
+def test_resolutions_of_resolutions_count_each_edit_once(backend: Backend) -> None:
+    """Two resolutions each merging a third that merged a loser: every edit counts once.
+
+    Seen on the cluster (44 for 45): P and Q both merged loser A (each +1 of its own); R and
+    S both merged P into Q (each +1). Merging R into S from their fork Q must add R's +1
+    only: P's edits are in S, and A is in Q (the fork) and in P.
+    """
+    p_rev = "10-" + "5" * 32
+    tree = [
+        tree_doc(7, "a", "", 6, cm_write="t7"),
+        tree_doc(8, "b", "a", 7, cm_write="A", cm_counted=["t7"]),
+        tree_doc(8, "c", "a", 7, cm_write="B", cm_counted=["t7"]),
+        tombstone(9, "d", "ba"),
+        tree_doc(9, "e", "ca", 8, cm_write="C", cm_counted=["B", "t7"]),
+        tree_doc(
+            10,
+            "5",
+            "eca",
+            10,
+            cm_write="P",
+            cm_merged=["8-" + "b" * 32],
+            cm_counted=["A", "C", "B", "t7"],
+        ),
+        tree_doc(
+            10,
+            "6",
+            "eca",
+            10,
+            cm_write="Q",
+            cm_merged=["8-" + "b" * 32],
+            cm_counted=["A", "C", "B", "t7"],
+        ),
+        tombstone(11, "7", "5eca"),
+        tree_doc(
+            11,
+            "8",
+            "6eca",
+            12,
+            cm_write="R",
+            cm_merged=[p_rev],
+            cm_counted=["P", "A", "Q", "C", "B", "t7"],
+        ),
+        tree_doc(
+            11,
+            "9",
+            "6eca",
+            12,
+            cm_write="S",
+            cm_merged=[p_rev],
+            cm_counted=["P", "A", "Q", "C", "B", "t7"],
+        ),
+    ]
+    backend.bulk_docs(tree, new_edits=False)
+    with cm.Session(backend) as s:
+        merged = s.get(MergedTally, "doc")
+        assert merged is not None and cm.conflicts(merged) == ["11-" + "8" * 32]
+    after = stored(backend)
+    assert after["count"] == 6 + 7 and "_conflicts" not in after  # A B C P Q R S: once each
+
+
 def test_deleting_a_resolved_class_deletes_every_leaf(backend: Backend) -> None:
     """Deleting a document marked for resolution deletes every leaf: no loser comes back."""
     branches(backend, "conflict-merged")
