@@ -85,6 +85,7 @@ class FlushRun:
         self.progress = progress
         self.plan: dict[str, JSONDict] = {}
         self.written: list[WriteResult] = []
+        self.written_at: dict[str, int] = {}  # doc id -> its result's index in ``written``
         self.failures: list[FlushFailure] = []
         self.merged: set[str] = set()
         self.rebases = 0
@@ -139,6 +140,14 @@ class FlushRun:
             signals.flush_failed.send(session, failures=self.failures, error=error)
             raise error
         return self.written
+
+    def _record(self, result: WriteResult) -> None:
+        """Keep ``result``: one per document, the last (a resolution may write one twice)."""
+        index = self.written_at.setdefault(result.doc_id, len(self.written))
+        if index == len(self.written):
+            self.written.append(result)
+        else:
+            self.written[index] = result
 
     def _after_flush(self) -> None:
         self.traffic.accepted += sum(1 for r in self.written if r.accepted)
@@ -252,9 +261,7 @@ class FlushRun:
                     if result.ok:
                         merged = result.doc_id in self.merged or result.doc_id in resolver.changed
                         planned = self._planned(result.doc_id)
-                        self.written.append(
-                            self._written(result, sent, merged=merged, planned=planned)
-                        )
+                        self._record(self._written(result, sent, merged=merged, planned=planned))
                     elif result.error in ("conflict", "file_exists"):
                         conflicts.append(result.doc_id)
                     else:
@@ -295,7 +302,7 @@ class FlushRun:
             if stored is not None and stored.attempt == planned:
                 result = WriteResult(doc_id, stored.rev, accepted=True)
                 late = self._planned(doc_id)
-                self.written.append(self._written(result, stored.body, merged=True, planned=late))
+                self._record(self._written(result, stored.body, merged=True, planned=late))
                 continue
             if stored is not None:
                 # An earlier attempt, with fewer of these edits, is stored: the rest goes on.
@@ -318,7 +325,7 @@ class FlushRun:
             if lost is not None and lost.done is not None:
                 assert lost.body is not None
                 late = self._planned(doc_id)
-                self.written.append(self._written(lost.done, lost.body, merged=True, planned=late))
+                self._record(self._written(lost.done, lost.body, merged=True, planned=late))
                 continue
             if lost is not None and lost.send is not None:
                 to_send[doc_id] = lost.send

@@ -543,7 +543,8 @@ class Session(SessionQueries):
                 makes to documents of this flush stay pending for the next one.
 
         Returns:
-            One :class:`WriteResult` per document written.
+            One :class:`WriteResult` per document written: its last write, when resolving a
+            stored conflict took two (a loser was extended meanwhile).
 
         Raises:
             FlushError: some documents were not written; they stay pending with their

@@ -654,6 +654,44 @@ def test_resolutions_of_resolutions_count_each_edit_once(backend: Backend) -> No
     assert after["count"] == 6 + 7 and "_conflicts" not in after  # A B C P Q R S: once each
 
 
+def test_a_resolution_written_twice_in_one_flush_gives_one_result(backend: Backend) -> None:
+    """A loser extended while the flush resolves: resolved again, one result for the doc.
+
+    The merged winner is written, the loser's deletion refused (another writer extended the
+    loser meanwhile); the flush resolves again on its own new revision, merging only what
+    was added to the loser. ``flush()`` returns the document's last write.
+    """
+    tree = [
+        tree_doc(1, "a", "", 10),
+        tree_doc(2, "e", "a", 15, cm_write="winner"),  # +5
+        tree_doc(2, "b", "a", 13, cm_write="loser"),  # +3
+    ]
+    backend.bulk_docs(tree, new_edits=False)
+    plain_bulk = backend.bulk_docs
+    extended: list[str] = []
+
+    def loser_extended_first(docs: Sequence[dict[str, Any]], **options: Any) -> Any:
+        if not extended:
+            loser = {"_id": "doc", "type": "conflict-merged", "tags": [], "cm_write": "more"}
+            (answer,) = plain_bulk([{**loser, "_rev": "2-" + "b" * 32, "count": 15}])  # +2
+            extended.append(answer["rev"])
+        return plain_bulk(docs, **options)
+
+    backend.bulk_docs = loser_extended_first  # type: ignore[method-assign]
+    sent = record_bulk_docs(backend)
+    s = cm.Session(backend)
+    merged = s.get(MergedTally, "doc")
+    assert merged is not None
+    results = s.flush()
+    first, again = sent
+    assert [d.get("_deleted", False) for d in first] == [False, True]
+    assert [(d["_rev"], d.get("_deleted", False)) for d in again[1:]] == [(extended[0], True)]
+    after = stored(backend)
+    assert after["count"] == 10 + 5 + 3 + 2 and "_conflicts" not in after
+    assert [(r.doc_id, r.rev) for r in results] == [("doc", after["_rev"])]
+    assert merged.rev == after["_rev"]
+
+
 def test_deleting_a_resolved_class_deletes_every_leaf(backend: Backend) -> None:
     """Deleting a document marked for resolution deletes every leaf: no loser comes back."""
     branches(backend, "conflict-merged")
