@@ -216,12 +216,8 @@ class Resolver:
         # attempt of them a cluster refused may be stored as one of the losers).
         counted = {*edits(target.body), *earlier, *([token] if token else [])}
         merged_revs = _merged_by(target.body)
-        owed = [
-            (leaf, base)
-            for leaf, base in entry.owed
-            if leaf.rev not in merged_revs
-            and not _counted(doc_id, leaf, base, base and base.get("_rev"), counted)
-        ]
+        rule_for = self.rule_finder(entry.obj)
+        owed = self._owed(doc_id, entry, merged_revs, counted, rule_for)
         losers = [leaf for leaf in live if leaf is not target]
         if not losers and not owed:
             self.unresolved.pop(doc_id, None)
@@ -232,7 +228,6 @@ class Resolver:
                     state.loaded = {k: v for k, v in state.loaded.items() if k != "_conflicts"}
                 return []
             return None
-        rule_for = self.rule_finder(entry.obj)
         branches = owed + self._branches(
             doc_id, target, losers, merged_revs, rule_for, edits_in=counted
         )
@@ -248,10 +243,13 @@ class Resolver:
             # The losers' edits are in the result only when the merge rules merged them (a
             # "winner" resolution drops them; a callable or a given document may).
             merging = entry.merged is None and entry.how == "merge"
-            merged_edits = [edits(leaf.body) for leaf, _ in branches] if merging else []
-            document[COUNTED_FIELD] = ledger(
-                earlier, *merged_edits, edits(target.body), without=token
-            )
+            held = edits(target.body)
+            # Newest first, so the bound drops old tokens: the merged leaves' own tokens,
+            # the target's, then what else the merged branches brought.
+            brought = [edits(leaf.body) for leaf, _ in branches] if merging else []
+            tops = [found[0] for found in brought if found]
+            rest = [t for found in brought for t in found[1:] if t not in held]
+            document[COUNTED_FIELD] = ledger(earlier, tops, held, rest, without=token)
         sent = _Sent(doc_id, branches)
         out = [document]
         for leaf in losers:
@@ -278,6 +276,35 @@ class Resolver:
                 sent.tombstones[id(other)] = leaf
                 out.append(other)
         self.sent[doc_id] = sent
+        return out
+
+    def _owed(
+        self,
+        doc_id: str,
+        entry: Resolving,
+        merged: set[str],
+        counted: set[str],
+        rule_for: RuleFor,
+    ) -> list[tuple[Leaf, JSONDict | None]]:
+        """The owed branches still to merge, from bases that hold what is counted already.
+
+        An owed loser another session merged meanwhile is dropped (listed in the target's
+        ``cm_merged``, or all its edits in the target's tokens); one partly merged (a leaf
+        on its branch was) is merged from a base that holds that part.
+        """
+        out: list[tuple[Leaf, JSONDict | None]] = []
+        for leaf, owed_base in entry.owed:
+            base_rev = owed_base.get("_rev") if owed_base is not None else None
+            if leaf.rev in merged or _counted(doc_id, leaf, owed_base, base_rev, counted):
+                continue
+            base = owed_base
+            if (
+                isinstance(base_rev, str)
+                and base is not None
+                and new_edits(leaf.body, base) & counted
+            ):
+                base = self._adjusted_base(doc_id, leaf, base, base_rev, counted, rule_for)
+            out.append((leaf, base))
         return out
 
     def _leaves(self, doc_id: str, *, revs: bool = False) -> list[Leaf]:

@@ -654,6 +654,61 @@ def test_resolutions_of_resolutions_count_each_edit_once(backend: Backend) -> No
     assert after["count"] == 6 + 7 and "_conflicts" not in after  # A B C P Q R S: once each
 
 
+def test_an_owed_loser_whose_first_write_was_merged_adds_only_the_rest(
+    request: pytest.FixtureRequest, backend: Backend
+) -> None:
+    """An owed loser (deleted by us, our winner refused) whose first write another merged.
+
+    Seen on the cluster (46 for 45): the loser's branch is X then Z. Another session merged
+    X alone (its copies did not have Z yet) with a +1 of its own, and a third wrote on top.
+    The retry merges the owed branch from X: Z and this session's +1 are added, X is not.
+    """
+    loser = "16-" + "3" * 32
+    tree = [
+        tree_doc(14, "a", "", 13, cm_write="t14"),
+        tree_doc(15, "1", "a", 14, cm_write="X", cm_counted=["t14"]),
+        tree_doc(15, "2", "a", 14, cm_write="Y", cm_counted=["t14"]),
+        tree_doc(16, "3", "1a", 15, cm_write="Z", cm_counted=["X", "t14"]),
+        tree_doc(16, "4", "2a", 15, cm_write="W0", cm_counted=["Y", "t14"]),
+    ]
+    backend.bulk_docs(tree, new_edits=False)
+    s = cm.Session(backend, conflict="rebase")
+    tally = s.get(MergedTally, "doc")
+    assert tally is not None and cm.conflicts(tally) == [loser]
+    tally.count += 1
+    plain_bulk = backend.bulk_docs
+    done: list[bool] = []
+
+    def others_first(docs: Sequence[dict[str, Any]], **options: Any) -> Any:
+        if not done:
+            done.append(True)
+            body = {"_id": "doc", "type": "conflict-merged", "tags": []}
+            merged_x = {
+                **body,
+                "_rev": "16-" + "4" * 32,
+                "count": 17,  # X's +1 and one of its own
+                "cm_write": "R",
+                "cm_merged": ["15-" + "1" * 32],
+                "cm_counted": ["X", "W0", "Y", "t14"],
+            }
+            (answer,) = plain_bulk([merged_x])
+            on_top = {**body, "_rev": answer["rev"], "count": 18, "cm_write": "N"}
+            (answer,) = plain_bulk([{**on_top, "cm_counted": ["R", "X", "W0", "Y", "t14"]}])
+            assert answer.get("ok"), answer
+        return plain_bulk(docs, **options)
+
+    backend.bulk_docs = others_first  # type: ignore[method-assign]
+    sent = record_bulk_docs(backend)
+    s.flush()
+    first, retry = sent
+    assert [(d["_rev"], d.get("_deleted", False)) for d in first][1] == (loser, True)
+    assert [d["count"] for d in retry] == [20]  # 13 + X Y W0 Z R N + ours: X once
+    after = stored(backend)
+    assert after["count"] == 20 and tally.count == 20
+    if not is_pouchdb(request, backend):  # pouchdb: a phantom leaf, as above
+        assert "_conflicts" not in after
+
+
 def test_a_resolution_written_twice_in_one_flush_gives_one_result(backend: Backend) -> None:
     """A loser extended while the flush resolves: resolved again, one result for the doc.
 
