@@ -217,7 +217,7 @@ class Resolver:
         counted = {*edits(target.body), *earlier, *([token] if token else [])}
         merged_revs = _merged_by(target.body)
         rule_for = self.rule_finder(entry.obj)
-        owed = self._owed(doc_id, entry, merged_revs, counted, rule_for)
+        owed = self._owed(doc_id, entry, merged_revs, counted, rule_for, live=live)
         losers = [leaf for leaf in live if leaf is not target]
         if not losers and not owed:
             self.unresolved.pop(doc_id, None)
@@ -285,6 +285,8 @@ class Resolver:
         merged: set[str],
         counted: set[str],
         rule_for: RuleFor,
+        *,
+        live: list[Leaf],
     ) -> list[tuple[Leaf, JSONDict | None]]:
         """The owed branches still to merge, from bases that hold what is counted already.
 
@@ -303,7 +305,9 @@ class Resolver:
                 and base is not None
                 and new_edits(leaf.body, base) & counted
             ):
-                base = self._adjusted_base(doc_id, leaf, base, base_rev, counted, rule_for)
+                base = self._adjusted_base(
+                    doc_id, leaf, base, base_rev, counted, rule_for, _by_token(live)
+                )
             out.append((leaf, base))
         return out
 
@@ -340,6 +344,7 @@ class Resolver:
         base that holds the counted ones, found through its ``cm_merged``.
         """
         plan = merge_plan(target, losers, merged)
+        known = _by_token([target, *losers])
         wanted = sorted({base for leaf, base in plan if base is not None and base != leaf.rev})
         bodies: dict[str, JSONDict] = {}
         if wanted:
@@ -362,7 +367,7 @@ class Resolver:
             if again and body is not None and base is not None:
                 # Some of this branch's edits are counted already: merge it from a base that
                 # holds them (found through the branch's history and what it merged).
-                body = self._adjusted_base(doc_id, leaf, body, base, held, rule_for)
+                body = self._adjusted_base(doc_id, leaf, body, base, held, rule_for, known)
                 counted |= _merged_by(leaf.body)
                 out.append((leaf, body))
                 continue
@@ -382,6 +387,7 @@ class Resolver:
         base_rev: str,
         held: set[str],
         rule_for: RuleFor,
+        known: Mapping[str, Leaf],
         depth: int = 0,
     ) -> JSONDict | None:
         """A base for merging ``leaf`` that holds the edits of its branch already ``held``.
@@ -389,9 +395,12 @@ class Resolver:
         The branch from ``base`` to ``leaf`` brought edits (tokens) of which some are held
         by the result already: a revision on the branch whose edits are all held becomes the
         base; an edit the branch holds through a leaf it merged (``cm_merged``) is added to
-        the base by merging that leaf, the same way, one level down. Merging ``leaf`` from
-        the returned base then adds only the edits not held. None (a two-way merge, which
-        reports what it cannot reconcile) when a body is gone or the nesting is too deep.
+        the base by merging that leaf, the same way, one level down; an earlier attempt of
+        the leaf's own edits (listed in its ``cm_counted``) that is stored as another leaf
+        (``known``: the leaves by token) is added by its own write, from its parent.
+        Merging ``leaf`` from the returned base then adds only the edits not held. None (a
+        two-way merge, which reports what it cannot reconcile) when a body is gone or the
+        nesting is too deep.
         """
         if depth > _MAX_NESTING:
             return None
@@ -412,14 +421,14 @@ class Resolver:
         merged = sorted(set().union(*(_merged_by(r.body) for r in [*path, leaf])))
         found = parse_leaves(self.fetch(doc_id, open_revs=merged, revs=True)) if merged else []
         for other in found:
-            if not set(edits(other.body)) & again:
+            if not new_edits(other.body, base) & again:
                 continue
             fork = next((rev for rev in other.history if rev in below), None)
             fork_body = self._body(doc_id, fork)
             if fork is None or fork_body is None:
                 return None
             fork_body = self._adjusted_base(
-                doc_id, other, fork_body, fork, set(edits(base)), rule_for, depth + 1
+                doc_id, other, fork_body, fork, set(edits(base)), rule_for, known, depth + 1
             )
             if fork_body is None:
                 return None
@@ -429,7 +438,20 @@ class Resolver:
             holds = list(dict.fromkeys([*edits(base), *edits(other.body)]))
             base = {**document, "_rev": base_rev, COUNTED_FIELD: holds}
             if not new_edits(leaf.body, base) & held:
-                break
+                return base
+        for token in sorted(new_edits(leaf.body, base) & held):
+            attempt = known.get(token)
+            if attempt is None or attempt.rev == leaf.rev or len(attempt.history) < 2:
+                continue
+            if _merged_by(attempt.body):
+                continue  # a resolution's own share cannot be told apart: merged as it is
+            parent = self._body(doc_id, attempt.history[1])
+            pair = [(attempt.body, parent)] if parent is not None else []
+            document = three_way(base, pair, rule_for).document if pair else None
+            if document is None:
+                return None
+            holds = list(dict.fromkeys([*edits(base), token]))
+            base = {**document, "_rev": base_rev, COUNTED_FIELD: holds}
         return base
 
     def _body(self, doc_id: str, rev: str | None) -> JSONDict | None:
@@ -648,6 +670,12 @@ def _counted(
         return False
     FLUSH.debug("%s: leaf %s holds only edits counted already", doc_id, leaf.rev)
     return True
+
+
+def _by_token(leaves: list[Leaf]) -> dict[str, Leaf]:
+    """The live leaves by their ``cm_write`` token."""
+    found = ((leaf.body.get(TOKEN_FIELD), leaf) for leaf in leaves if not leaf.deleted)
+    return {token: leaf for token, leaf in found if isinstance(token, str)}
 
 
 def _own_edit(leaf: Leaf, base: str | None) -> set[str]:

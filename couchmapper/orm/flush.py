@@ -232,9 +232,8 @@ class FlushRun:
         """
         to_send = self.plan
         while to_send:
-            conflicts = self._send(to_send)
-            written = {r.doc_id for r in self.written}
-            again = self.resolver.settle(written)
+            conflicts, written = self._send(to_send)
+            again = self.resolver.settle(written)  # what this round wrote, not earlier ones
             if self.rebases >= _RESOLVE_AGAIN:
                 # Leaves extended again and again: left stored, the next load resolves them.
                 again = {}
@@ -244,9 +243,10 @@ class FlushRun:
             to_send.update(again)
             self.rebases += 1
 
-    def _send(self, to_send: dict[str, JSONDict]) -> list[str]:
-        """Send ``to_send``, apply the answers; the ids that met a conflict."""
+    def _send(self, to_send: dict[str, JSONDict]) -> tuple[list[str], set[str]]:
+        """Send ``to_send``, apply the answers; the ids that met a conflict, and those written."""
         conflicts: list[str] = []
+        written: set[str] = set()
         answered_ids: set[str] = set()
         resolver = self.resolver
         # Resolutions of stored conflicts: merged winners, losers' tombstones after each.
@@ -262,6 +262,7 @@ class FlushRun:
                         merged = result.doc_id in self.merged or result.doc_id in resolver.changed
                         planned = self._planned(result.doc_id)
                         self._record(self._written(result, sent, merged=merged, planned=planned))
+                        written.add(result.doc_id)
                     elif result.error in ("conflict", "file_exists"):
                         conflicts.append(result.doc_id)
                     else:
@@ -277,7 +278,7 @@ class FlushRun:
                         out = resolver.outgoing.get(doc_id, sent)  # stamped with its token
                         remember_flight(self.pending.held(doc_id), self.plan[doc_id], out)
             raise
-        return conflicts
+        return conflicts, written
 
     @counts_conflicts
     def _after_conflicts(self, conflicts: list[str]) -> dict[str, JSONDict]:
@@ -358,20 +359,27 @@ class FlushRun:
         attempts' ``cm_write`` tokens find it; rebasing it would apply the edits twice.
         """
         state = state_of(obj) if obj is not None else None
-        attempts = dict(state.attempts or ()) if state is not None else {}
+        attempts = list(state.attempts or ()) if state is not None else []
         if not attempts or theirs is None:
             return None
-        found = next((t for t in edits(theirs) if t in attempts), None)
+
+        def newest(body: JSONDict) -> int | None:
+            """The index of the newest attempt ``body`` holds (attempts are oldest first)."""
+            held = set(edits(body))
+            return max((i for i, (t, _) in enumerate(attempts) if t in held), default=None)
+
+        found = newest(theirs)
         if found is not None:
-            own = theirs.get(TOKEN_FIELD) == found  # nobody wrote after it
-            return Stored(str(theirs["_rev"]), dict(theirs), attempts[found], own)
+            token, attempt = attempts[found]
+            own = theirs.get(TOKEN_FIELD) == token  # nobody wrote after it
+            return Stored(str(theirs["_rev"]), dict(theirs), attempt, own)
         others = theirs.get("_conflicts")
         if not isinstance(others, list) or not others:
             return None
         for leaf in parse_leaves(self._fetch(doc_id, open_revs=[str(r) for r in others])):
-            found = next((t for t in edits(leaf.body) if t in attempts), None)
-            if not leaf.deleted and found is not None and attempts[found] == self.plan[doc_id]:
-                return Stored(leaf.rev, dict(leaf.body), attempts[found])
+            found = newest(leaf.body)
+            if not leaf.deleted and found is not None and attempts[found][1] == self.plan[doc_id]:
+                return Stored(leaf.rev, dict(leaf.body), attempts[found][1])
         return None
 
     def _resolution_only(self, doc_id: str, obj: Obj | None, theirs: JSONDict | None) -> bool:

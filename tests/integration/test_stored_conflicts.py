@@ -709,6 +709,114 @@ def test_an_owed_loser_whose_first_write_was_merged_adds_only_the_rest(
         assert "_conflicts" not in after
 
 
+@pytest.mark.parametrize(
+    ("first", "later", "z_count"),
+    [("1", "2", None), ("2", "1", None), ("2", "1", 12)],
+    ids=["later-wins", "earlier-wins", "earlier-on-another-branch"],
+)
+def test_an_earlier_attempt_stored_beside_a_later_one_counts_once(
+    backend: Backend, first: str, later: str, z_count: int | None
+) -> None:
+    """Two attempts of one session's edits stored as two leaves: the first counts once.
+
+    Attempt A1 (+1) was refused but stored on one copy; the next flush, with one more +1,
+    wrote A2, whose ``cm_counted`` lists A1. Whichever leaf wins, A1's +1 counts once (and
+    when A1 sits on another writer's branch, Z's +2 still counts).
+    """
+    tree = [tree_doc(1, "a", "", 10, cm_write="t0")]
+    a1_parents = "a"
+    if z_count is not None:
+        tree.append(tree_doc(2, "3", "a", z_count, cm_write="Z", cm_counted=["t0"]))
+        a1_parents = "3a"
+    a1_pos = len(a1_parents) + 1
+    a1_count = (z_count or 10) + 1
+    tree.append(tree_doc(a1_pos, first, a1_parents, a1_count, cm_write="A1", cm_counted=["t0"]))
+    tree.append(tree_doc(2, later, "a", 12, cm_write="A2", cm_counted=["A1", "t0"]))
+    backend.bulk_docs(tree, new_edits=False)
+    with cm.Session(backend) as s:
+        merged = s.get(MergedTally, "doc")
+        assert merged is not None and len(cm.conflicts(merged)) == 1
+    after = stored(backend)
+    assert after["count"] == 10 + 2 + (z_count - 10 if z_count else 0)
+    assert "_conflicts" not in after
+
+
+def test_the_newest_stored_attempt_decides_what_is_left_to_write(backend: Backend) -> None:
+    """Both attempts merged elsewhere: the second flush sends nothing more.
+
+    Flush 1 (+1, token A1) is refused; after another +1 flush 2 (token A2, listing A1) meets
+    a resolution that merged both attempts. ``cm_counted`` lists A1 before A2 there: the
+    newest attempt found (A2, all the edits) decides, so nothing is re-applied.
+    """
+    backend.bulk_docs([tree_doc(1, "a", "", 10, cm_write="t0")], new_edits=False)
+    s = cm.Session(backend, conflict="raise")
+    tally = s.get(MergedTally, "doc")
+    assert tally is not None
+    tally.count += 1
+    plain_bulk = backend.bulk_docs
+    calls: list[str] = []
+
+    def cluster(docs: Sequence[dict[str, Any]], **options: Any) -> Any:
+        calls.append(docs[0]["cm_write"])
+        if len(calls) == 1:
+            return [{"id": "doc", "error": "conflict", "reason": "Document update conflict."}]
+        if len(calls) == 2:  # both attempts merged by another session, with +5 of its own
+            merged = tree_doc(2, "f", "a", 17, cm_write="R", cm_counted=[calls[0], calls[1], "t0"])
+            plain_bulk([merged], new_edits=False)
+        return plain_bulk(docs, **options)
+
+    backend.bulk_docs = cluster  # type: ignore[method-assign]
+    with pytest.raises(cm.FlushError):
+        s.flush()
+    tally.count += 1
+    s.conflict = "rebase"
+    (result,) = s.flush()
+    assert len(calls) == 2 and calls[0] != calls[1]  # nothing sent after the second attempt
+    assert result.rev == "2-" + "f" * 32 and tally.count == 17
+    assert stored(backend)["count"] == 17
+
+
+def test_a_second_round_refused_keeps_the_deleted_loser_owed(
+    request: pytest.FixtureRequest, backend: Backend
+) -> None:
+    """Round 2 of a resolution: winner refused, loser deleted; the loser is merged after.
+
+    Round 1 wrote the merged winner but the loser's deletion was refused (extended by +2);
+    round 2 deleted the extended loser while its winner met a +100 written meanwhile. The
+    extended loser's +2 is owed to round 3: 10 + 5 + 3 + 2 + 100.
+    """
+    tree = [
+        tree_doc(1, "a", "", 10),
+        tree_doc(2, "e", "a", 15, cm_write="winner"),
+        tree_doc(2, "b", "a", 13, cm_write="loser"),
+    ]
+    backend.bulk_docs(tree, new_edits=False)
+    plain_bulk = backend.bulk_docs
+    rounds: list[int] = []
+
+    def meddling(docs: Sequence[dict[str, Any]], **options: Any) -> Any:
+        rounds.append(len(docs))
+        body = {"_id": "doc", "type": "conflict-merged", "tags": []}
+        if len(rounds) == 1:  # another writer extends the loser: its deletion is refused
+            plain_bulk([{**body, "_rev": "2-" + "b" * 32, "count": 15, "cm_write": "more"}])
+        elif len(rounds) == 2:  # another writer writes on our merged winner
+            current = backend.get("doc")
+            plain_bulk([{**current, "count": current["count"] + 100, "cm_write": "w100"}])
+        return plain_bulk(docs, **options)
+
+    backend.bulk_docs = meddling  # type: ignore[method-assign]
+    s = cm.Session(backend)
+    assert s.get(MergedTally, "doc") is not None
+    (result,) = s.flush()
+    after = stored(backend)
+    assert after["count"] == 10 + 5 + 3 + 2 + 100 and result.rev == after["_rev"]
+    if is_pouchdb(request, backend):  # the refused winner is a leaf without a body there
+        phantoms: Any = backend.get("doc", open_revs=after["_conflicts"])
+        assert [row.get("missing") for row in phantoms] == after["_conflicts"]
+    else:
+        assert "_conflicts" not in after
+
+
 def test_a_resolution_written_twice_in_one_flush_gives_one_result(backend: Backend) -> None:
     """A loser extended while the flush resolves: resolved again, one result for the doc.
 
