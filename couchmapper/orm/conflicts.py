@@ -350,7 +350,6 @@ class Resolver:
         if wanted:
             for leaf in parse_leaves(self.fetch(doc_id, open_revs=wanted)):
                 bodies[leaf.rev] = leaf.body
-        histories = [target.history, *(leaf.history for leaf in losers)]
         counted = set(merged)
         out: list[tuple[Leaf, JSONDict | None]] = []
         for leaf, base in plan:
@@ -364,17 +363,13 @@ class Resolver:
                 counted |= _merged_by(leaf.body)
                 out.append((leaf, leaf.body))  # every edit of this branch is counted already
                 continue
-            if again and body is not None and base is not None:
-                # Some of this branch's edits are counted already: merge it from a base that
-                # holds them (found through the branch's history and what it merged).
-                body = self._adjusted_base(doc_id, leaf, body, base, held, rule_for, known)
-                counted |= _merged_by(leaf.body)
-                out.append((leaf, body))
-                continue
+            # Leaves this branch merged that the result merged too (by revision), or edits
+            # of it the result holds (by token): merged from a base that holds them.
             twice = _merged_by(leaf.body) & counted
-            if twice and body is not None and base is not None:
-                below = next((h[h.index(base) :] for h in histories if base in h), (base,))
-                body = self._counted_base(doc_id, body, set(below), sorted(twice), rule_for)
+            if (again or twice) and body is not None and base is not None:
+                body = self._adjusted_base(
+                    doc_id, leaf, body, base, held, rule_for, known, twice=twice
+                )
             counted |= _merged_by(leaf.body)
             out.append((leaf, body))
         return out
@@ -389,6 +384,8 @@ class Resolver:
         rule_for: RuleFor,
         known: Mapping[str, Leaf],
         depth: int = 0,
+        *,
+        twice: set[str] | None = None,
     ) -> JSONDict | None:
         """A base for merging ``leaf`` that holds the edits of its branch already ``held``.
 
@@ -398,30 +395,38 @@ class Resolver:
         the base by merging that leaf, the same way, one level down; an earlier attempt of
         the leaf's own edits (listed in its ``cm_counted``) that is stored as another leaf
         (``known``: the leaves by token) is added by its own write, from its parent.
-        Merging ``leaf`` from the returned base then adds only the edits not held. None (a
-        two-way merge, which reports what it cannot reconcile) when a body is gone or the
-        nesting is too deep.
+        Merging ``leaf`` from the returned base then adds only the edits not held. ``twice``:
+        leaves the branch merged that the result merged too, known by revision (their
+        writers may have carried no token): added to the base the same way. None (a two-way
+        merge, which reports what it cannot reconcile) when a body is gone or the nesting is
+        too deep.
         """
+        twice = twice or set()
         if depth > _MAX_NESTING:
             return None
         again = new_edits(leaf.body, base) & held
-        if not again:
+        if not again and not twice:
             return base
-        between = list(leaf.history[1 : leaf.history.index(base_rev)])  # newest first
-        path = parse_leaves(self.fetch(doc_id, open_revs=between, revs=True)) if between else []
-        for ancestor in sorted(path, key=lambda p: between.index(p.rev)):
-            if _counted(doc_id, ancestor, base, base_rev, held):
-                base, base_rev = ancestor.body, ancestor.rev  # the newest whose edits are held
-                break
-        path = [p for p in path if p.rev in leaf.history[1 : leaf.history.index(base_rev)]]
-        again = new_edits(leaf.body, base) & held
-        if not again:
-            return base
+        path: list[Leaf] = []
+        if again:
+            between = list(leaf.history[1 : leaf.history.index(base_rev)])  # newest first
+            if between:
+                path = parse_leaves(self.fetch(doc_id, open_revs=between, revs=True))
+            for ancestor in sorted(path, key=lambda p: between.index(p.rev)):
+                if _counted(doc_id, ancestor, base, base_rev, held):
+                    base, base_rev = ancestor.body, ancestor.rev  # the newest held in full
+                    break
+            path = [p for p in path if p.rev in leaf.history[1 : leaf.history.index(base_rev)]]
+            again = new_edits(leaf.body, base) & held
+            if not again and not twice:
+                return base
         below = leaf.history[leaf.history.index(base_rev) :]
         merged = sorted(set().union(*(_merged_by(r.body) for r in [*path, leaf])))
         found = parse_leaves(self.fetch(doc_id, open_revs=merged, revs=True)) if merged else []
+        if not twice <= {other.rev for other in found}:
+            return None  # a leaf merged twice is gone (compacted)
         for other in found:
-            if not new_edits(other.body, base) & again:
+            if not (new_edits(other.body, base) & again or other.rev in twice):
                 continue
             fork = next((rev for rev in other.history if rev in below), None)
             fork_body = self._body(doc_id, fork)
@@ -437,7 +442,7 @@ class Resolver:
                 return None
             holds = list(dict.fromkeys([*edits(base), *edits(other.body)]))
             base = {**document, "_rev": base_rev, COUNTED_FIELD: holds}
-            if not new_edits(leaf.body, base) & held:
+            if not twice and not new_edits(leaf.body, base) & held:
                 return base
         for token in sorted(new_edits(leaf.body, base) & held):
             attempt = known.get(token)
@@ -460,28 +465,6 @@ class Resolver:
             return None
         found = parse_leaves(self.fetch(doc_id, open_revs=[rev]))
         return found[0].body if found else None
-
-    def _counted_base(
-        self, doc_id: str, fork: JSONDict, below: set[str], revs: list[str], rule_for: RuleFor
-    ) -> JSONDict | None:
-        """The base of a resolution leaf whose merged leaves the result already counts.
-
-        Two sessions resolved the same conflict through different cluster nodes, each with
-        edits of its own: both merged winners hold the first conflict's losers. Merging one
-        into the other from their fork would count those losers twice; from the fork plus
-        those losers' edits, only the other session's own edits are added. None (two-way)
-        when a body is gone.
-        """
-        found = parse_leaves(self.fetch(doc_id, open_revs=revs, revs=True))
-        if len(found) != len(revs):
-            return None
-        forks = {leaf.rev: next((r for r in leaf.history if r in below), None) for leaf in found}
-        wanted = sorted({rev for rev in forks.values() if rev is not None})
-        bases = {leaf.rev: leaf.body for leaf in parse_leaves(self.fetch(doc_id, open_revs=wanted))}
-        pairs = [(leaf.body, bases.get(forks[leaf.rev] or "")) for leaf in found]
-        if any(base is None for _, base in pairs):
-            return None
-        return three_way(fork, pairs, rule_for).document
 
     def _merged(
         self,
