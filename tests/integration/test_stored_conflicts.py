@@ -391,30 +391,40 @@ def test_a_resent_write_keeps_its_token(proxied_backend: Backend, proxy: Recordi
     s.close()
 
 
+def rev(pos: int, char: str) -> str:
+    """The revision ``pos-<char * 32>``."""
+    return f"{pos}-{char * 32}"
+
+
+def tree_doc(pos: int, char: str, parents: str, count: int, **extra: Any) -> dict[str, Any]:
+    """A revision ``pos-<char * 32>`` of "doc" whose ancestors are ``parents`` (newest first)."""
+    ids = [c * 32 for c in char + parents]
+    body = {"_id": "doc", "type": "conflict-merged", "count": count, "tags": [], **extra}
+    return {**body, "_rev": rev(pos, char), "_revisions": {"start": pos, "ids": ids}}
+
+
+def tombstone(pos: int, char: str, parents: str) -> dict[str, Any]:
+    """A deletion ``pos-<char * 32>`` on the revision ``parents[0]``."""
+    ids = [c * 32 for c in char + parents]
+    return {
+        "_id": "doc",
+        "_deleted": True,
+        "_rev": rev(pos, char),
+        "_revisions": {"start": pos, "ids": ids},
+    }
+
+
 def test_two_resolutions_with_edits_count_once(backend: Backend) -> None:
     """Two merged winners of one conflict (cluster race): its loser is counted once."""
 
-    def rev(pos: int, char: str) -> str:
-        return f"{pos}-{char * 32}"
-
-    def doc(pos: int, char: str, parents: str, count: int, **extra: Any) -> dict[str, Any]:
-        ids = [c * 32 for c in char + parents]
-        body = {"_id": "doc", "type": "conflict-merged", "count": count, "tags": [], **extra}
-        return {**body, "_rev": rev(pos, char), "_revisions": {"start": pos, "ids": ids}}
-
     tree = [
-        doc(1, "a", "", 10),
-        doc(2, "e", "a", 15),  # the winner's branch: +5
-        doc(2, "b", "a", 13),  # the first conflict's loser: +3
-        {
-            "_id": "doc",
-            "_deleted": True,
-            "_rev": rev(3, "f"),
-            "_revisions": {"start": 3, "ids": ["f" * 32, "b" * 32, "a" * 32]},
-        },
+        tree_doc(1, "a", "", 10),
+        tree_doc(2, "e", "a", 15),  # the winner's branch: +5
+        tree_doc(2, "b", "a", 13),  # the first conflict's loser: +3
+        tombstone(3, "f", "ba"),
         # Two sessions merged +3 into the winner, each with an edit of its own (+1, +2).
-        doc(3, "c", "ea", 19, cm_merged=[rev(2, "b")], cm_write="one"),
-        doc(3, "d", "ea", 20, cm_merged=[rev(2, "b")], cm_write="two"),
+        tree_doc(3, "c", "ea", 19, cm_merged=[rev(2, "b")], cm_write="one"),
+        tree_doc(3, "d", "ea", 20, cm_merged=[rev(2, "b")], cm_write="two"),
     ]
     backend.bulk_docs(tree, new_edits=False)
     with cm.Session(backend) as s:
@@ -437,26 +447,13 @@ def test_a_retry_beside_a_resolution_that_merged_its_attempt_counts_once(
     ``cm_merged``).
     """
 
-    def rev(pos: int, char: str) -> str:
-        return f"{pos}-{char * 32}"
-
-    def doc(pos: int, char: str, parents: str, count: int, **extra: Any) -> dict[str, Any]:
-        ids = [c * 32 for c in char + parents]
-        body = {"_id": "doc", "type": "conflict-merged", "count": count, "tags": [], **extra}
-        return {**body, "_rev": rev(pos, char), "_revisions": {"start": pos, "ids": ids}}
-
     tree = [
-        doc(1, "a", "", 10),
-        doc(2, "b", "a", 11, cm_write="another"),  # another writer's +1
-        doc(2, "d", "a", 11, cm_write="mine"),  # the refused attempt, stored on one copy
-        {
-            "_id": "doc",
-            "_deleted": True,
-            "_rev": rev(3, "f"),
-            "_revisions": {"start": 3, "ids": ["f" * 32, "d" * 32, "a" * 32]},
-        },
-        doc(3, retry, "ba", 12, cm_write="mine", cm_counted=["another"]),
-        doc(
+        tree_doc(1, "a", "", 10),
+        tree_doc(2, "b", "a", 11, cm_write="another"),  # another writer's +1
+        tree_doc(2, "d", "a", 11, cm_write="mine"),  # the refused attempt, stored on one copy
+        tombstone(3, "f", "da"),
+        tree_doc(3, retry, "ba", 12, cm_write="mine", cm_counted=["another"]),
+        tree_doc(
             3,
             resolution,
             "ba",
@@ -485,18 +482,10 @@ def test_a_loser_owed_after_a_refused_winner_is_not_merged_twice(
     still lists the loser's token: the retry adds only this session's +1.
     """
 
-    def rev(pos: int, char: str) -> str:
-        return f"{pos}-{char * 32}"
-
-    def doc(pos: int, char: str, parents: str, count: int, **extra: Any) -> dict[str, Any]:
-        ids = [c * 32 for c in char + parents]
-        body = {"_id": "doc", "type": "conflict-merged", "count": count, "tags": [], **extra}
-        return {**body, "_rev": rev(pos, char), "_revisions": {"start": pos, "ids": ids}}
-
     tree = [
-        doc(1, "a", "", 10),
-        doc(2, "e", "a", 15, cm_write="winner"),  # +5
-        doc(2, "b", "a", 13, cm_write="loser"),  # +3
+        tree_doc(1, "a", "", 10),
+        tree_doc(2, "e", "a", 15, cm_write="winner"),  # +5
+        tree_doc(2, "b", "a", 13, cm_write="loser"),  # +3
     ]
     backend.bulk_docs(tree, new_edits=False)
     s = cm.Session(backend, conflict="rebase")
@@ -541,24 +530,6 @@ def test_a_loser_owed_after_a_refused_winner_is_not_merged_twice(
         assert [row.get("missing") for row in phantoms] == after["_conflicts"]
     else:
         assert "_conflicts" not in after
-
-
-def tree_doc(pos: int, char: str, parents: str, count: int, **extra: Any) -> dict[str, Any]:
-    """A revision ``pos-<char * 32>`` of "doc" whose ancestors are ``parents`` (newest first)."""
-    ids = [c * 32 for c in char + parents]
-    body = {"_id": "doc", "type": "conflict-merged", "count": count, "tags": [], **extra}
-    return {**body, "_rev": f"{pos}-{char * 32}", "_revisions": {"start": pos, "ids": ids}}
-
-
-def tombstone(pos: int, char: str, parents: str) -> dict[str, Any]:
-    """A deletion ``pos-<char * 32>`` on the revision ``parents[0]``."""
-    ids = [c * 32 for c in char + parents]
-    return {
-        "_id": "doc",
-        "_deleted": True,
-        "_rev": f"{pos}-{char * 32}",
-        "_revisions": {"start": pos, "ids": ids},
-    }
 
 
 def test_a_branch_whose_first_write_was_merged_adds_only_the_rest(backend: Backend) -> None:
