@@ -41,7 +41,11 @@ MERGED_FIELD: Final = "cm_merged"
 """The body field of a resolution write: the losing leaf revisions it merged."""
 
 COUNTED_FIELD: Final = "cm_counted"
-"""The body field listing the tokens of recent writes whose edits a revision holds."""
+"""The body field listing the tokens of recent writes whose edits a revision holds.
+
+One string, the tokens separated by spaces: a list of 32 strings per document made the
+flush of a ``sum`` class 1.3x slower again than one string (more objects to copy, hash and
+collect)."""
 
 LEDGER_LIMIT: Final = 32
 """How many tokens ``cm_counted`` keeps (the newest)."""
@@ -72,7 +76,10 @@ def edits(body: Mapping[str, Any]) -> list[str]:
     own = body.get(TOKEN_FIELD)
     counted = body.get(COUNTED_FIELD)
     found = [own] if isinstance(own, str) else []
-    found += [t for t in counted if isinstance(t, str)] if isinstance(counted, list) else []
+    if isinstance(counted, str):
+        found += counted.split()
+    elif isinstance(counted, list):  # as a hand-made document may hold it
+        found += [t for t in counted if isinstance(t, str)]
     return found
 
 

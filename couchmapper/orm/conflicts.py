@@ -249,7 +249,7 @@ class Resolver:
             brought = [edits(leaf.body) for leaf, _ in branches] if merging else []
             tops = [found[0] for found in brought if found]
             rest = [t for found in brought for t in found[1:] if t not in held]
-            document[COUNTED_FIELD] = ledger(earlier, tops, held, rest, without=token)
+            document[COUNTED_FIELD] = " ".join(ledger(earlier, tops, held, rest, without=token))
         sent = _Sent(doc_id, branches)
         out = [document]
         for leaf in losers:
@@ -624,7 +624,7 @@ def stamp(body: JSONDict, obj: Obj | None, planned: JSONDict) -> JSONDict:
     out[TOKEN_FIELD] = token
     counted = ledger(earlier, edits(parent), without=token)
     if counted:
-        out[COUNTED_FIELD] = counted
+        out[COUNTED_FIELD] = " ".join(counted)
     return out
 
 

@@ -469,7 +469,7 @@ def test_a_retry_beside_a_resolution_that_merged_its_attempt_counts_once(
         assert merged is not None and len(cm.conflicts(merged)) == 1
     after = stored(backend)
     assert after["count"] == 10 + 1 + 1 + 5 and "_conflicts" not in after
-    assert {"mine", "another", "theirs"} <= set(after["cm_counted"])
+    assert {"mine", "another", "theirs"} <= set(after["cm_counted"].split())
 
 
 def test_a_loser_owed_after_a_refused_winner_is_not_merged_twice(
@@ -526,8 +526,9 @@ def test_a_loser_owed_after_a_refused_winner_is_not_merged_twice(
     if is_pouchdb(request, backend):
         # pouchdb-server keeps the refused winner as a leaf without a body (conformance case
         # bulk_refused_beside_another_leaf): listed in _conflicts, answered as missing.
-        phantoms: Any = backend.get("doc", open_revs=after["_conflicts"])
-        assert [row.get("missing") for row in phantoms] == after["_conflicts"]
+        listed = after.get("_conflicts", [])  # pouchdb lists a phantom, or none
+        phantoms: Any = backend.get("doc", open_revs=listed) if listed else []
+        assert [row.get("missing") for row in phantoms] == listed
     else:
         assert "_conflicts" not in after
 
@@ -782,8 +783,9 @@ def test_a_second_round_refused_keeps_the_deleted_loser_owed(
     after = stored(backend)
     assert after["count"] == 10 + 5 + 3 + 2 + 100 and result.rev == after["_rev"]
     if is_pouchdb(request, backend):  # the refused winner is a leaf without a body there
-        phantoms: Any = backend.get("doc", open_revs=after["_conflicts"])
-        assert [row.get("missing") for row in phantoms] == after["_conflicts"]
+        listed = after.get("_conflicts", [])  # pouchdb lists a phantom, or none
+        phantoms: Any = backend.get("doc", open_revs=listed) if listed else []
+        assert [row.get("missing") for row in phantoms] == listed
     else:
         assert "_conflicts" not in after
 
@@ -968,7 +970,7 @@ def test_a_refused_write_that_surfaces_after_the_retry_is_counted_once(backend: 
     after = resolve_elsewhere(backend)
     assert after["count"] == 2 and "_conflicts" not in after  # +1 each: not 3
     assert after["cm_merged"] == [stray]
-    assert retry["cm_write"] in after["cm_counted"]
+    assert retry["cm_write"] in after["cm_counted"].split()
 
 
 def test_a_refused_write_merged_before_the_retry_is_not_sent_again(backend: Backend) -> None:
@@ -994,7 +996,7 @@ def test_a_refused_write_merged_before_the_retry_is_not_sent_again(backend: Back
     (result,) = s.flush()
     (attempt,), resolution = sent  # the refused write, the other session's: nothing again
     assert [d.get("_deleted", False) for d in resolution] == [False, True]
-    assert attempt["cm_write"] in resolution[0]["cm_counted"]
+    assert attempt["cm_write"] in resolution[0]["cm_counted"].split()
     (merged,) = resolved
     assert merged["count"] == 2 and "_conflicts" not in merged
     assert (result.rev, tally.rev, tally.count) == (merged["_rev"], merged["_rev"], 2)
@@ -1026,5 +1028,5 @@ def test_edits_made_after_a_refused_write_was_merged_are_added_alone(backend: Ba
     s.flush()
     assert [d["count"] for docs in sent for d in docs][-1] == 3
     assert sent[-1][0]["cm_write"] != refused[0]["cm_write"]  # other edits: another token
-    assert refused[0]["cm_write"] in sent[-1][0]["cm_counted"]
+    assert refused[0]["cm_write"] in sent[-1][0]["cm_counted"].split()
     assert tally.count == 3 and stored(backend, "t")["count"] == 3

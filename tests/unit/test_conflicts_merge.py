@@ -130,9 +130,10 @@ def test_meta_resolve_is_checked() -> None:
 
 
 def test_edits_are_the_own_token_then_the_ledger() -> None:
-    """A body's edits: its cm_write, then its cm_counted; anything else is ignored."""
+    """A body's edits: its cm_write, then its cm_counted (a string, or a list); else none."""
+    assert edits({"cm_write": "w", "cm_counted": "a b"}) == ["w", "a", "b"]
     assert edits({"cm_write": "w", "cm_counted": ["a", "b", 3]}) == ["w", "a", "b"]
-    assert edits({"cm_counted": "not a list"}) == []
+    assert edits({"cm_counted": 7}) == []
     assert edits({}) == []
 
 
